@@ -1,0 +1,522 @@
+"""The pure planner: given a run's graph and what just happened, decide every change.
+
+No IO here. The store loads a :class:`RunGraph`, calls these functions, and writes back what
+they marked dirty plus the :class:`Effects` they collected, all in one transaction.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from legato.model.definition import StepDefinition, WorkflowDefinition
+from legato.model.durations import parse_duration
+from legato.model.expressions import ExpressionError, evaluate_condition, render
+from legato.model.records import RunState, StepResult, StepState
+from legato.model.states import RUN_TERMINAL, STEP_TERMINAL, RunStatus, StepStatus
+
+__all__ = [
+    "CRASH_RETRIES",
+    "ChildRequest",
+    "Effects",
+    "ParentNotice",
+    "RunGraph",
+    "apply_result",
+    "cancel_run",
+    "new_steps",
+    "resume",
+    "retry_run",
+    "start_run",
+]
+
+S = StepStatus
+R = RunStatus
+CRASH_RETRIES = 2  # a step whose worker died is taken over this many times beyond its policy
+FAILED_LIKE = frozenset({S.FAILED, S.TIMED_OUT, S.CANCELED})
+
+
+@dataclass(frozen=True)
+class ChildRequest:
+    """Start a sub-workflow run for ``step``."""
+
+    step: StepState
+    run: RunState
+    workflow: str
+    version: int | None
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ParentNotice:
+    """A child run ended: its parent step gets this result."""
+
+    parent_run_id: int
+    result: StepResult
+
+
+@dataclass
+class Effects:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    values: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    new_steps: list[StepState] = field(default_factory=list)
+    removed_steps: list[StepState] = field(default_factory=list)
+    children: list[ChildRequest] = field(default_factory=list)
+    parent_notices: list[ParentNotice] = field(default_factory=list)
+    cancel_runs: list[tuple[int, str]] = field(default_factory=list)
+    durations: list[tuple[RunState, str, float]] = field(default_factory=list)
+    finished_runs: list[RunState] = field(default_factory=list)
+    ready: bool = False
+
+    def event(
+        self, run: RunState, kind: str, status: str | None, message: str, now: float,
+        step: StepState | None = None, data: dict[str, Any] | None = None,
+    ) -> None:
+        self.events.append(
+            {"run": run, "step": step, "type": kind, "status": status, "message": message,
+             "time": now, "data": data}
+        )
+
+
+@dataclass
+class RunGraph:
+    run: RunState
+    definition: WorkflowDefinition
+    steps: list[StepState]
+
+    def top(self) -> list[StepState]:
+        return [s for s in self.steps if s.parent_step_id is None and s.parent is None]
+
+    def by_key(self) -> dict[str, StepState]:
+        return {s.key: s for s in self.top()}
+
+    def by_id(self, step_id: int) -> StepState | None:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        return None
+
+    def children(self, parent: StepState) -> list[StepState]:
+        return sorted(
+            (s for s in self.steps
+             if s.parent is parent or (parent.id and s.parent_step_id == parent.id)),
+            key=lambda s: s.rank,
+        )
+
+    def scope(self, item: Any = None) -> dict[str, Any]:
+        run = self.run
+        return {
+            "inputs": run.inputs,
+            "vars": run.vars,
+            "steps": {s.key: {"outputs": s.outputs or {}, "status": s.status} for s in self.top()},
+            "run": {"id": run.id, "uuid": run.uuid, "workflow": run.workflow_name,
+                    "version": run.workflow_version, "labels": run.labels},
+            "item": item,
+        }
+
+
+# -- creating a run -----------------------------------------------------------------------
+
+
+def new_steps(definition: WorkflowDefinition, run: RunState, now: float) -> list[StepState]:
+    """The top-level step rows of a new run, all PENDING until :func:`start_run`."""
+    out = []
+    for rank, sd in enumerate(definition.steps):
+        out.append(
+            StepState(
+                run_id=run.id, key=sd.id, name=sd.display_name, kind=sd.uses, rank=rank,
+                needs=list(sd.needs), status=S.PENDING, type_label=sd.type,
+                max_attempts=sd.retry.attempts if sd.retry else 1, priority=run.priority,
+                timeout_s=sd.timeout, created_at=now, dirty=True,
+            )
+        )
+    return out
+
+
+def start_run(graph: RunGraph, now: float, fx: Effects) -> None:
+    run = graph.run
+    run.total_steps = len(graph.top())
+    if graph.definition.timeout:
+        run.deadline_at = now + graph.definition.timeout
+    run.status_message = "Queued"
+    fx.event(run, "run.queued", R.QUEUED, "Run queued", now)
+    for name, value in run.inputs.items():
+        fx.values.append({"run": run, "step": None, "scope": "input", "name": name, "value": value})
+    _release(graph, now, fx)
+    _finish_if_done(graph, now, fx)
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+def apply_result(
+    graph: RunGraph, result: StepResult, now: float, fx: Effects,
+    rand: Callable[[], float] = random.random,
+) -> bool:
+    """Record one attempt's result; False when the result is stale (fenced off)."""
+    step = graph.by_id(result.step_id)
+    if step is None or step.status != S.RUNNING or step.attempt != result.attempt:
+        return False
+    if result.worker is not None and step.lease_owner != result.worker:
+        return False
+    run = graph.run
+    step.lease_owner = None
+    step.lease_expires_at = None
+    step.dirty = True
+    if result.status == S.SUCCEEDED:
+        _succeed(graph, step, result.outputs or {}, now, fx)
+    else:
+        error = result.error or {"code": "failed", "message": "step failed"}
+        allowed = step.max_attempts + result.extra_attempts
+        if (result.retryable and result.status != S.CANCELED and step.attempt < allowed
+                and run.status not in (R.CANCELING, *RUN_TERMINAL) and not step.cancel_requested):
+            delay = _retry_delay(graph, step, rand)
+            step.not_before = now + delay
+            step.error = error
+            step.move(S.READY, f"Retrying in {delay:.1f}s after attempt {step.attempt} "
+                               f"of {step.max_attempts}: {error['message']}")
+            fx.ready = True
+            fx.event(run, "step.retrying", S.READY, step.status_message, now, step,
+                     {"attempt": step.attempt, "error": error, "not_before": step.not_before})
+        else:
+            _fail(graph, step, result.status, error, now, fx)
+    _after_step(graph, step, now, fx)
+    return True
+
+
+def _retry_delay(graph: RunGraph, step: StepState, rand: Callable[[], float]) -> float:
+    sd = _definition_of(graph, step)
+    if sd is None or sd.retry is None:
+        return 0.0
+    return float(sd.retry.delay(step.attempt, rand()))
+
+
+def _succeed(
+    graph: RunGraph, step: StepState, outputs: dict[str, Any], now: float, fx: Effects
+) -> None:
+    step.outputs = outputs
+    step.error = None
+    step.progress = 1.0
+    step.finished_at = now
+    step.move(S.SUCCEEDED, "Succeeded")
+    fx.event(graph.run, "step.succeeded", S.SUCCEEDED, f"{step.name} succeeded", now, step)
+    for name, value in outputs.items():
+        fx.values.append({"run": graph.run, "step": step, "scope": "output", "name": name,
+                          "value": value})
+    if step.started_at is not None and step.parent is None and step.parent_step_id is None:
+        fx.durations.append((graph.run, step.key, now - step.started_at))
+
+
+def _fail(
+    graph: RunGraph, step: StepState, status: str, error: dict[str, Any], now: float,
+    fx: Effects,
+) -> None:
+    step.error = error
+    step.finished_at = now
+    word = {S.FAILED: "failed", S.TIMED_OUT: "timed out", S.CANCELED: "canceled"}[S(status)]
+    step.move(status, f"{word.capitalize()}: {error['message']}" if status != S.CANCELED
+              else "Canceled")
+    fx.event(graph.run, f"step.{status.lower()}", status, f"{step.name} {word}", now, step,
+             {"error": error})
+    if status != S.CANCELED:
+        fx.errors.append({"run": graph.run, "step": step, "code": error.get("code", "failed"),
+                          "message": error["message"], "time": now})
+
+
+def _after_step(graph: RunGraph, step: StepState, now: float, fx: Effects) -> None:
+    """Propagate a terminal step: to its foreach parent, its successors, the run."""
+    if step.status not in STEP_TERMINAL:
+        return
+    parent = step.parent or (graph.by_id(step.parent_step_id) if step.parent_step_id else None)
+    if parent is not None:
+        _advance_parent(graph, parent, now, fx)
+        return
+    graph.run.finished_steps = sum(1 for s in graph.top() if s.status in STEP_TERMINAL)
+    graph.run.dirty = True
+    _release(graph, now, fx)
+    _finish_if_done(graph, now, fx)
+
+
+def _advance_parent(graph: RunGraph, parent: StepState, now: float, fx: Effects) -> None:
+    kids = graph.children(parent)
+    done = [k for k in kids if k.status in STEP_TERMINAL]
+    if parent.status != S.RUNNING:
+        return
+    running = [k for k in kids if k.status in (S.READY, S.RUNNING)]
+    sd = _definition_of(graph, parent)
+    limit = (sd.max_parallel if sd and sd.max_parallel else len(kids)) - len(running)
+    cancelling = graph.run.status == R.CANCELING
+    for kid in kids:
+        if kid.status == S.PENDING and (cancelling or limit > 0):
+            if cancelling:
+                kid.move(S.CANCELED, "Canceled")
+                done.append(kid)
+            else:
+                kid.move(S.READY, "Ready")
+                fx.ready = True
+                limit -= 1
+    parent.progress = len(done) / len(kids) if kids else 1.0
+    parent.status_message = f"{len(done)} of {len(kids)} items finished"
+    parent.dirty = True
+    if len(done) < len(kids):
+        return
+    bad = [k for k in kids if k.status != S.SUCCEEDED]
+    if not bad:
+        _succeed(graph, parent, {"items": [k.outputs or {} for k in kids]}, now, fx)
+    else:
+        status = S.CANCELED if all(k.status == S.CANCELED for k in bad) else S.FAILED
+        first = next((k for k in bad if k.error), bad[0])
+        _fail(graph, parent, status,
+              {"code": "items_failed",
+               "message": f"{len(bad)} of {len(kids)} items did not succeed; first: "
+                          f"{first.key}: {(first.error or {}).get('message', first.status)}"},
+              now, fx)
+    _after_step(graph, parent, now, fx)
+
+
+# -- releasing steps ----------------------------------------------------------------------
+
+
+def _definition_of(graph: RunGraph, step: StepState) -> StepDefinition | None:
+    key = step.key
+    if step.parent is not None or step.parent_step_id is not None:
+        key = key.split("[", 1)[0]
+    try:
+        return graph.definition.step(key)
+    except KeyError:
+        return None
+
+
+def _release(graph: RunGraph, now: float, fx: Effects) -> None:
+    """Move every PENDING top-level step whose needs are all finished."""
+    by_key = graph.by_key()
+    run = graph.run
+    for step in graph.top():
+        if step.status != S.PENDING:
+            continue
+        deps = [by_key[n] for n in step.needs if n in by_key]
+        if any(d.status not in STEP_TERMINAL for d in deps):
+            continue
+        if run.status in (R.CANCELING, *RUN_TERMINAL):
+            step.move(S.CANCELED, "Canceled")
+            continue
+        broken = [d.key for d in deps if d.status != S.SUCCEEDED]
+        if broken:
+            _skip(graph, step, f"Skipped: upstream {', '.join(broken)} did not succeed", now, fx)
+            continue
+        sd = graph.definition.step(step.key)
+        scope = graph.scope()
+        try:
+            if sd.if_ is not None and not evaluate_condition(sd.if_, scope):
+                _skip(graph, step, "Skipped: condition is false", now, fx)
+                continue
+            _dispatch(graph, step, sd, scope, now, fx)
+        except (ExpressionError, ValueError, TypeError) as exc:
+            step.attempt = max(step.attempt, 1)
+            _fail(graph, step, S.FAILED, {"code": "bad_expression", "message": str(exc)}, now, fx)
+            _after_step(graph, step, now, fx)
+            return  # _after_step released the rest already
+
+
+def _skip(graph: RunGraph, step: StepState, message: str, now: float, fx: Effects) -> None:
+    step.finished_at = now
+    step.move(S.SKIPPED, message)
+    fx.event(graph.run, "step.skipped", S.SKIPPED, f"{step.name}: {message}", now, step)
+    graph.run.finished_steps += 1
+
+
+def _mark_running(run: RunState, now: float, fx: Effects) -> None:
+    if run.status == R.QUEUED:
+        run.started_at = now
+        run.move(R.RUNNING, "Running")
+        fx.event(run, "run.started", R.RUNNING, "Run started", now)
+
+
+def _dispatch(
+    graph: RunGraph, step: StepState, sd: StepDefinition, scope: dict[str, Any], now: float,
+    fx: Effects,
+) -> None:
+    if sd.foreach is not None:
+        items = render(sd.foreach, scope)
+        if not isinstance(items, list):
+            raise ValueError(f"foreach of step '{sd.id}' must give a list, got {type(items).__name__}")
+        step.started_at = now
+        step.attempt = 1
+        step.move(S.RUNNING, f"0 of {len(items)} items finished")
+        _mark_running(graph.run, now, fx)
+        fx.event(graph.run, "step.started", S.RUNNING, f"{step.name} started", now, step)
+        limit = sd.max_parallel or len(items)
+        for index, item in enumerate(items):
+            kid = StepState(
+                run_id=step.run_id, key=f"{step.key}[{index}]", name=f"{step.name} [{index}]",
+                kind=step.kind, rank=index, needs=[], status=S.PENDING, type_label=step.type_label,
+                max_attempts=step.max_attempts, priority=step.priority, timeout_s=step.timeout_s,
+                item=item, created_at=now, dirty=True, parent=step,
+                parent_step_id=step.id or None,
+            )
+            kid.args = render(sd.with_, graph.scope(item))
+            if index < limit:
+                kid.status = S.READY
+                kid.status_message = "Ready"
+                fx.ready = True
+            graph.steps.append(kid)
+            fx.new_steps.append(kid)
+        if not items:
+            _succeed(graph, step, {"items": []}, now, fx)
+            _after_step(graph, step, now, fx)
+        return
+    args = render(sd.with_, scope)
+    step.args = args
+    if sd.uses == "workflow":
+        step.started_at = now
+        step.attempt = 1
+        step.move(S.RUNNING, f"Waiting for sub-workflow {args.get('workflow')}")
+        _mark_running(graph.run, now, fx)
+        fx.event(graph.run, "step.started", S.RUNNING, f"{step.name} started", now, step)
+        fx.children.append(ChildRequest(step, graph.run, str(args["workflow"]),
+                                        args.get("version"), dict(args.get("inputs") or {})))
+    elif sd.uses == "approval":
+        step.started_at = now
+        step.attempt = 1
+        step.move(S.RUNNING, str(args.get("message") or "Waiting for approval"))
+        _mark_running(graph.run, now, fx)
+        fx.event(graph.run, "step.waiting", S.RUNNING, f"{step.name} waits for approval", now,
+                 step)
+    else:
+        if sd.uses == "sleep":
+            step.not_before = now + parse_duration(args["duration"])
+            step.move(S.READY, "Sleeping")
+        else:
+            step.move(S.READY, "Ready")
+        fx.ready = True
+
+
+# -- finishing ----------------------------------------------------------------------------
+
+
+def _finish_if_done(graph: RunGraph, now: float, fx: Effects) -> None:
+    run = graph.run
+    top = graph.top()
+    if run.status in RUN_TERMINAL or any(s.status not in STEP_TERMINAL for s in top):
+        return
+    run.finished_at = now
+    run.dirty = True
+    if run.status == R.CANCELING:
+        timed_out = (run.error or {}).get("code") == "run_timeout"
+        final = R.TIMED_OUT if timed_out else R.CANCELED
+        run.move(final, "Timed out" if timed_out else "Canceled")
+    else:
+        failed = [s for s in top if s.status in FAILED_LIKE]
+        if failed:
+            first = failed[0]
+            err = first.error or {"code": "failed", "message": first.status}
+            run.error = {"code": err.get("code", "failed"), "message": err["message"],
+                         "step": first.key}
+            run.move(R.FAILED, f"Failed: step {first.key}: {err['message']}")
+        else:
+            try:
+                outputs = render(graph.definition.outputs, graph.scope())
+                run.outputs = outputs if isinstance(outputs, dict) else {"result": outputs}
+                run.move(R.SUCCEEDED, "Succeeded")
+                for name, value in run.outputs.items():
+                    fx.values.append({"run": run, "step": None, "scope": "run_output",
+                                      "name": name, "value": value})
+            except ExpressionError as exc:
+                run.error = {"code": "bad_expression", "message": str(exc), "step": None}
+                fx.errors.append({"run": run, "step": None, "code": "bad_expression",
+                                  "message": str(exc), "time": now})
+                run.move(R.FAILED, f"Failed: outputs: {exc}")
+    if run.started_at is None:
+        run.started_at = now
+    fx.event(run, f"run.{run.status.lower()}", run.status, run.status_message, now)
+    fx.finished_runs.append(run)
+    if run.parent_run_id is not None and run.parent_step_id is not None:
+        fx.parent_notices.append(ParentNotice(run.parent_run_id, _child_result(run)))
+
+
+def _child_result(run: RunState) -> StepResult:
+    status = {R.SUCCEEDED: S.SUCCEEDED, R.CANCELED: S.CANCELED,
+              R.TIMED_OUT: S.TIMED_OUT}.get(R(run.status), S.FAILED)
+    error = None
+    if status != S.SUCCEEDED:
+        error = dict(run.error or {"code": run.status.lower(),
+                                   "message": f"sub-workflow run {run.id} {run.status.lower()}"})
+        error.pop("step", None)
+    assert run.parent_step_id is not None
+    return StepResult(step_id=run.parent_step_id, attempt=1, status=status,
+                      outputs=run.outputs or {}, error=error, retryable=False)
+
+
+def resume(graph: RunGraph, step_id: int, outputs: dict[str, Any], now: float,
+           fx: Effects) -> bool:
+    """Complete a step that waits on the outside world (approval), with a payload."""
+    step = graph.by_id(step_id)
+    if step is None or step.status != S.RUNNING or step.lease_owner is not None:
+        return False
+    return apply_result(graph, StepResult(step.id, step.attempt, S.SUCCEEDED, outputs), now, fx)
+
+
+# -- cancel and retry ---------------------------------------------------------------------
+
+
+def cancel_run(graph: RunGraph, now: float, fx: Effects, *, reason: str = "Canceled by request",
+               code: str = "canceled") -> bool:
+    run = graph.run
+    if run.status in RUN_TERMINAL or run.status == R.CANCELING:
+        return False
+    run.error = {"code": code, "message": reason, "step": None}
+    run.move(R.CANCELING, f"Canceling: {reason}")
+    fx.event(run, "run.canceling", R.CANCELING, reason, now)
+    for step in graph.steps:
+        if step.status in (S.PENDING, S.READY):
+            step.finished_at = now
+            step.move(S.CANCELED, "Canceled")
+            fx.event(run, "step.canceled", S.CANCELED, f"{step.name} canceled", now, step)
+        elif step.status == S.RUNNING:
+            if step.child_run_id is not None:
+                fx.cancel_runs.append((step.child_run_id, reason))
+            elif step.lease_owner is not None:
+                step.cancel_requested = True
+                step.status_message = "Canceling"
+                step.dirty = True
+            elif step.kind == "approval" or step.kind == "workflow":
+                step.finished_at = now
+                step.move(S.CANCELED, "Canceled")
+                fx.event(run, "step.canceled", S.CANCELED, f"{step.name} canceled", now, step)
+    for step in graph.steps:  # foreach parents whose items are all canceled now
+        if step.status == S.RUNNING and step.kind != "workflow" and graph.children(step):
+            _advance_parent(graph, step, now, fx)
+    graph.run.finished_steps = sum(1 for s in graph.top() if s.status in STEP_TERMINAL)
+    _finish_if_done(graph, now, fx)
+    return True
+
+
+def retry_run(graph: RunGraph, now: float, fx: Effects) -> bool:
+    """Run a failed run again from its failed steps; succeeded steps keep their outputs."""
+    run = graph.run
+    if run.status not in (R.FAILED, R.TIMED_OUT, R.CANCELED) or run.status == R.CANCELED:
+        return False
+    for step in list(graph.steps):
+        if step.status in (S.FAILED, S.TIMED_OUT, S.CANCELED, S.SKIPPED):
+            if step.parent is not None or step.parent_step_id is not None:
+                graph.steps.remove(step)
+                fx.removed_steps.append(step)
+                continue
+            step.attempt = 0
+            step.error = None
+            step.outputs = None
+            step.progress = None
+            step.started_at = step.finished_at = None
+            step.cancel_requested = False
+            step.move(S.PENDING, "Waiting for upstream steps")
+    run.error = None
+    run.outputs = None
+    run.finished_at = None
+    run.move(R.RUNNING, "Retrying from failed steps")
+    fx.event(run, "run.retrying", R.RUNNING, "Retrying from failed steps", now)
+    run.finished_steps = sum(1 for s in graph.top() if s.status in STEP_TERMINAL)
+    _release(graph, now, fx)
+    _finish_if_done(graph, now, fx)
+    return True

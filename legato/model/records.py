@@ -1,0 +1,128 @@
+"""In-memory records of a run and its steps, as the planner and the engine see them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from legato.model.states import check_run_transition, check_step_transition
+
+__all__ = ["RunState", "StepResult", "StepState", "value_type"]
+
+
+def value_type(value: Any) -> str:
+    """The type word a value carries everywhere (API, dialects, XML)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    return "object"
+
+
+@dataclass(eq=False)
+class StepState:
+    run_id: int
+    key: str
+    name: str
+    kind: str
+    rank: int
+    needs: list[str]
+    status: str
+    id: int = 0  # 0 until inserted
+    parent_step_id: int | None = None
+    type_label: str | None = None
+    status_message: str = ""
+    attempt: int = 0
+    max_attempts: int = 1
+    priority: int = 0
+    not_before: float = 0.0
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    cancel_requested: bool = False
+    args: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    progress: float | None = None
+    child_run_id: int | None = None
+    timeout_s: float | None = None
+    item: Any = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    # Bookkeeping, not columns.
+    dirty: bool = field(default=False, repr=False)
+    parent: StepState | None = field(default=None, repr=False)
+
+    def move(self, status: str, message: str | None = None) -> None:
+        check_step_transition(self.status, status)
+        self.status = status
+        if message is not None:
+            self.status_message = message
+        self.dirty = True
+
+    @property
+    def is_new(self) -> bool:
+        return self.id == 0
+
+
+@dataclass(eq=False)
+class RunState:
+    id: int
+    uuid: str
+    namespace_id: int
+    workflow_id: int
+    workflow_name: str
+    workflow_version: int
+    status: str
+    inputs: dict[str, Any]
+    vars: dict[str, Any]
+    labels: dict[str, str]
+    priority: int
+    operation_type: str
+    created_at: float
+    updated_at: float
+    status_message: str = ""
+    outputs: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    requestor: str | None = None
+    external_id: str | None = None
+    idempotency_key: str | None = None
+    notify_url: str | None = None
+    parent_run_id: int | None = None
+    parent_step_id: int | None = None
+    total_steps: int = 0
+    finished_steps: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    deadline_at: float | None = None
+    change_seq: int = 0
+    dirty: bool = field(default=False, repr=False)
+
+    def move(self, status: str, message: str | None = None) -> None:
+        check_run_transition(self.status, status)
+        self.status = status
+        if message is not None:
+            self.status_message = message
+        self.dirty = True
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What happened to one attempt of a step, as reported by a worker or the engine."""
+
+    step_id: int
+    attempt: int
+    status: str  # SUCCEEDED | FAILED | TIMED_OUT | CANCELED
+    outputs: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    worker: str | None = None  # the lease owner, for fencing; None for engine-made results
+    retryable: bool = True
+    extra_attempts: int = 0  # crash take-overs allowed beyond the retry policy

@@ -1,0 +1,183 @@
+"""Connections, transactions and wake-ups for both stores.
+
+SQLite: WAL, a busy timeout, and one writer at a time inside the process (an asyncio lock plus
+``BEGIN IMMEDIATE``), so "database is locked" never reaches a user. PostgreSQL: asyncpg, with
+LISTEN/NOTIFY carrying wake-ups between processes. Either way, code that waits for something to
+change subscribes to a channel here and is woken after the commit that changed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+__all__ = ["Database", "Tx", "normalize_url"]
+
+log = logging.getLogger("legato.store")
+T = TypeVar("T")
+
+CHANNEL = "legato"
+_RETRYABLE_PG = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain ``sqlite:///`` and ``postgresql://`` URLs and pick the async drivers."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif backend in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    else:
+        raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+@dataclass
+class Tx:
+    """A write transaction: the connection plus the wake-ups to send once it commits."""
+
+    conn: AsyncConnection
+    wakeups: set[str] = field(default_factory=set)
+
+    def wake(self, topic: str) -> None:
+        self.wakeups.add(topic)
+
+
+class Database:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._pg_listener: Any = None
+        json_args: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
+        if self.is_sqlite:
+            memory = ":memory:" in self.url or self.url.rstrip("/").endswith("sqlite+aiosqlite:")
+            if memory:
+                raise ValueError("an in-memory SQLite database cannot be shared; use a file")
+            self.writer = create_async_engine(self.url, pool_size=1, max_overflow=0, **json_args)
+            self.reader = create_async_engine(self.url, pool_size=4, max_overflow=4, **json_args)
+            _configure_sqlite(self.writer, immediate=True, synchronous=sqlite_synchronous)
+            _configure_sqlite(self.reader, immediate=False, synchronous=sqlite_synchronous)
+        else:
+            self.writer = create_async_engine(
+                self.url, pool_size=8, max_overflow=8, pool_pre_ping=True, **json_args
+            )
+            self.reader = self.writer
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.is_sqlite else "postgresql"
+
+    async def close(self) -> None:
+        if self._pg_listener is not None:
+            with contextlib.suppress(Exception):
+                await self._pg_listener.close()
+            self._pg_listener = None
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+    # -- transactions -------------------------------------------------------------------
+
+    async def write(self, fn: Callable[[Tx], Awaitable[T]], *, retries: int = 5) -> T:
+        """Run ``fn`` in one write transaction; retried on deadlocks and serialization errors."""
+        for attempt in range(retries + 1):
+            try:
+                return await self._write_once(fn)
+            except (OperationalError, DBAPIError) as exc:
+                if attempt == retries or not self._retryable(exc):
+                    raise
+                await asyncio.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _write_once(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+        lock = self._write_lock or contextlib.nullcontext()
+        async with lock:  # type: ignore[attr-defined]
+            async with self.writer.begin() as conn:
+                tx = Tx(conn)
+                result = await fn(tx)
+                if tx.wakeups and not self.is_sqlite:
+                    for topic in sorted(tx.wakeups):
+                        await conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{topic}')")
+        if tx.wakeups:
+            self._wake_local(tx.wakeups)
+        return result
+
+    def _retryable(self, exc: DBAPIError) -> bool:
+        if self.is_sqlite:
+            return "locked" in str(exc.orig) or "busy" in str(exc.orig)
+        code = getattr(exc.orig, "sqlstate", None) or getattr(
+            getattr(exc.orig, "__cause__", None), "sqlstate", None
+        )
+        return code in _RETRYABLE_PG
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.reader.connect() as conn:
+            yield conn
+
+    # -- wake-ups -----------------------------------------------------------------------
+
+    def subscribe(self, topic: str) -> asyncio.Event:
+        ev = asyncio.Event()
+        self._listeners[topic].add(ev)
+        return ev
+
+    def unsubscribe(self, topic: str, ev: asyncio.Event) -> None:
+        self._listeners[topic].discard(ev)
+
+    def _wake_local(self, topics: set[str]) -> None:
+        for topic in topics:
+            for ev in list(self._listeners.get(topic, ())):
+                ev.set()
+            if topic.startswith("run:"):
+                for ev in list(self._listeners.get("run:*", ())):
+                    ev.set()
+
+    async def start_listening(self) -> None:
+        """On PostgreSQL, relay NOTIFYs from other processes to local subscribers."""
+        if self.is_sqlite or self._pg_listener is not None:
+            return
+        import asyncpg
+
+        dsn = self.url.replace("postgresql+asyncpg", "postgresql", 1)
+        self._pg_listener = await asyncpg.connect(dsn)
+
+        def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            self._wake_local({payload})
+
+        await self._pg_listener.add_listener(CHANNEL, on_notify)
+
+
+def _configure_sqlite(engine: AsyncEngine, *, immediate: bool, synchronous: str) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below decide how a transaction starts.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

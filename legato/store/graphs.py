@@ -1,0 +1,194 @@
+"""Load run graphs (locked) and write back what the planner changed: the one door through which
+every step and run state change reaches the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from legato.model.advance import Effects, RunGraph
+from legato.model.definition import WorkflowDefinition, definition_from_data
+from legato.model.records import RunState, StepState, value_type
+from legato.store.tables import events, run_errors, run_values, runs, step_stats, steps, workflows
+
+__all__ = ["DefinitionCache", "insert_steps", "load_graphs", "persist", "run_row", "step_row"]
+
+_RUN_FIELDS = [f.name for f in fields(RunState) if f.name != "dirty"]
+_STEP_FIELDS = [f.name for f in fields(StepState) if f.name not in ("dirty", "parent")]
+_RUN_MUTABLE = [n for n in _RUN_FIELDS if n not in ("id", "uuid", "namespace_id", "workflow_id")]
+_STEP_MUTABLE = [n for n in _STEP_FIELDS if n not in ("id", "run_id", "key", "created_at")]
+
+_update_runs = (
+    update(runs)
+    .where(runs.c.id == bindparam("b_id"))
+    .values({n: bindparam(f"b_{n}") for n in _RUN_MUTABLE})
+)
+_update_steps = (
+    update(steps)
+    .where(steps.c.id == bindparam("b_id"))
+    .values({n: bindparam(f"b_{n}") for n in _STEP_MUTABLE})
+)
+
+
+class DefinitionCache:
+    """Workflow versions are immutable, so their parsed definitions are cached by row id."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, WorkflowDefinition] = {}
+
+    def put(self, workflow_id: int, definition: WorkflowDefinition) -> None:
+        self._by_id[workflow_id] = definition
+
+    async def get_many(
+        self, conn: AsyncConnection, ids: Iterable[int]
+    ) -> dict[int, WorkflowDefinition]:
+        wanted = set(ids)
+        missing = wanted - self._by_id.keys()
+        if missing:
+            rows = await conn.execute(
+                select(workflows.c.id, workflows.c.definition).where(workflows.c.id.in_(missing))
+            )
+            for row in rows:
+                self._by_id[row.id] = definition_from_data(row.definition)
+        return {i: self._by_id[i] for i in wanted}
+
+
+def run_row(run: RunState) -> dict[str, Any]:
+    return {n: getattr(run, n) for n in _RUN_FIELDS if n != "id" or run.id}
+
+
+def step_row(step: StepState) -> dict[str, Any]:
+    row = {n: getattr(step, n) for n in _STEP_FIELDS if n != "id"}
+    if step.parent is not None:
+        row["parent_step_id"] = step.parent.id
+    return row
+
+
+async def load_graphs(
+    conn: AsyncConnection, run_ids: Iterable[int], definitions: DefinitionCache, *, lock: bool
+) -> dict[int, RunGraph]:
+    ids = sorted(set(run_ids))
+    if not ids:
+        return {}
+    query = select(runs).where(runs.c.id.in_(ids)).order_by(runs.c.id)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # serialises advancement of one run across workers
+    run_states = [RunState(**{n: row._mapping[n] for n in _RUN_FIELDS})
+                  for row in await conn.execute(query)]
+    defs = await definitions.get_many(conn, {r.workflow_id for r in run_states})
+    graphs = {r.id: RunGraph(r, defs[r.workflow_id], []) for r in run_states}
+    rows = await conn.execute(
+        select(steps).where(steps.c.run_id.in_(list(graphs))).order_by(steps.c.id)
+    )
+    for row in rows:
+        m = row._mapping
+        graphs[m["run_id"]].steps.append(StepState(**{n: m[n] for n in _STEP_FIELDS}))
+    return graphs
+
+
+async def insert_steps(conn: AsyncConnection, new: list[StepState]) -> None:
+    """Insert steps and give them their ids; parents before their foreach items."""
+    for layer in ([s for s in new if s.parent is None], [s for s in new if s.parent is not None]):
+        todo = [s for s in layer if s.is_new]
+        if not todo:
+            continue
+        result = await conn.execute(
+            insert(steps).returning(steps.c.id, sort_by_parameter_order=True),
+            [step_row(s) for s in todo],
+        )
+        for step, row in zip(todo, result, strict=True):
+            step.id = row.id
+            step.parent_step_id = step.parent.id if step.parent else step.parent_step_id
+            step.dirty = False
+
+
+async def persist(
+    conn: AsyncConnection, graphs: Iterable[RunGraph], fx: Effects, now: float
+) -> None:
+    graphs = list(graphs)
+    await insert_steps(conn, [s for g in graphs for s in g.steps if s.is_new])
+    if fx.removed_steps:
+        await conn.execute(delete(steps).where(steps.c.id.in_([s.id for s in fx.removed_steps])))
+    step_updates = [
+        {"b_id": s.id, **{f"b_{n}": getattr(s, n) for n in _STEP_MUTABLE}}
+        for g in graphs for s in g.steps if s.dirty
+    ]
+    if step_updates:
+        await conn.execute(_update_steps, step_updates)
+    run_updates = []
+    for g in graphs:
+        if g.run.dirty:
+            g.run.updated_at = now
+            g.run.change_seq += 1
+            run_updates.append({"b_id": g.run.id, **{f"b_{n}": getattr(g.run, n)
+                                                     for n in _RUN_MUTABLE}})
+    if run_updates:
+        await conn.execute(_update_runs, run_updates)
+    for g in graphs:
+        g.run.dirty = False
+        for s in g.steps:
+            s.dirty = False
+    await write_effects(conn, fx)
+
+
+async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
+    if fx.events:
+        await conn.execute(insert(events), [
+            {"run_id": e["run"].id, "step_id": e["step"].id if e["step"] else None,
+             "step_key": e["step"].key if e["step"] else None, "type": e["type"],
+             "status": e["status"], "message": e["message"], "time": e["time"],
+             "data": e["data"]}
+            for e in fx.events
+        ])
+        fx.events.clear()
+    if fx.values:
+        await conn.execute(insert(run_values), [
+            {"run_id": v["run"].id, "step_id": v["step"].id if v["step"] else None,
+             "scope": v["scope"], "name": v["name"], "type": value_type(v["value"]),
+             "value": v["value"], "created_at": v["run"].updated_at}
+            for v in fx.values
+        ])
+        fx.values.clear()
+    if fx.errors:
+        await conn.execute(insert(run_errors), [
+            {"run_id": e["run"].id, "step_id": e["step"].id if e["step"] else None,
+             "step_key": e["step"].key if e["step"] else None, "code": e["code"],
+             "message": e["message"], "time": e["time"]}
+            for e in fx.errors
+        ])
+        fx.errors.clear()
+    if fx.durations:
+        await _record_durations(conn, fx.durations)
+        fx.durations.clear()
+
+
+async def _record_durations(conn: AsyncConnection, items: list[tuple[RunState, str, float]]) -> None:
+    """Keep a running mean of each workflow step's duration (for progress and time left)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+    merged: dict[tuple[int, str, str], tuple[int, float]] = {}
+    for run, key, seconds in items:
+        k = (run.namespace_id, run.workflow_name, key)
+        count, total = merged.get(k, (0, 0.0))
+        merged[k] = (count + 1, total + seconds)
+    stmt = upsert(step_stats)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["namespace_id", "workflow_name", "step_key"],
+        set_={
+            "mean_s": (step_stats.c.mean_s * step_stats.c.count + stmt.excluded.mean_s
+                       * stmt.excluded.count) / (step_stats.c.count + stmt.excluded.count),
+            "count": step_stats.c.count + stmt.excluded.count,
+            "updated_at": stmt.excluded.updated_at,
+        },
+    )
+    await conn.execute(stmt, [
+        {"namespace_id": ns, "workflow_name": wf, "step_key": key, "count": count,
+         "mean_s": total / count, "updated_at": 0.0}
+        for (ns, wf, key), (count, total) in sorted(merged.items())
+    ])

@@ -1,0 +1,26 @@
+"""Alembic, driven from code: ``legato db upgrade`` and the start of ``legato serve``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from legato.store.database import normalize_url
+
+__all__ = ["alembic_config", "upgrade"]
+
+_HERE = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_HERE))
+    cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` to ``revision``. Call it outside a running event loop."""
+    command.upgrade(alembic_config(url), revision)

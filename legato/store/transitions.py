@@ -1,0 +1,226 @@
+"""Apply the planner to the database: complete-and-advance, start, cancel, resume, retry.
+
+Each public call is one transaction. Work spreads through a work list inside it: a child run
+that ends completes its parent step, a cancel reaches child runs, a sub-workflow step starts its
+child run; everything commits together or not at all.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert
+
+from legato.model.advance import (
+    CRASH_RETRIES,
+    ChildRequest,
+    Effects,
+    RunGraph,
+    apply_result,
+    cancel_run,
+    new_steps,
+    resume,
+    retry_run,
+    start_run,
+)
+from legato.model.definition import WorkflowDefinition
+from legato.model.inputs import InputError, resolve_inputs
+from legato.model.records import RunState, StepResult
+from legato.model.states import RunStatus, StepStatus
+from legato.store.database import Database, Tx
+from legato.store.graphs import DefinitionCache, insert_steps, load_graphs, persist, run_row
+from legato.store.tables import runs
+from legato.store.workflows import find_workflow
+
+__all__ = ["NewRun", "Transitions"]
+
+READY_TOPIC = "steps"
+
+
+@dataclass(frozen=True)
+class NewRun:
+    namespace_id: int
+    workflow_id: int
+    definition: WorkflowDefinition
+    workflow_version: int
+    inputs: dict[str, Any]
+    labels: dict[str, str]
+    priority: int = 0
+    operation_type: str | None = None
+    requestor: str | None = None
+    external_id: str | None = None
+    idempotency_key: str | None = None
+    notify_url: str | None = None
+    parent_run_id: int | None = None
+    parent_step_id: int | None = None
+
+
+@dataclass
+class _Item:
+    run_id: int
+    kind: str  # result | cancel | resume | retry
+    result: StepResult | None = None
+    reason: str = ""
+    code: str = "canceled"
+    step_id: int = 0
+    payload: dict[str, Any] | None = None
+
+
+class Transitions:
+    def __init__(self, db: Database, definitions: DefinitionCache) -> None:
+        self.db = db
+        self.definitions = definitions
+
+    # -- public operations (one transaction each) ---------------------------------------
+
+    async def complete(self, results: Sequence[StepResult], run_ids: Sequence[int]) -> int:
+        """Record step results (fenced on the lease) and advance their runs."""
+        items = [_Item(run_id, "result", result=r) for r, run_id in zip(results, run_ids,
+                                                                          strict=True)]
+        return await self.db.write(lambda tx: self._process(tx, items))
+
+    async def cancel(self, run_id: int, reason: str = "Canceled by request",
+                     code: str = "canceled") -> int:
+        return await self.db.write(
+            lambda tx: self._process(tx, [_Item(run_id, "cancel", reason=reason, code=code)])
+        )
+
+    async def resume(self, run_id: int, step_id: int, payload: dict[str, Any]) -> int:
+        return await self.db.write(
+            lambda tx: self._process(tx, [_Item(run_id, "resume", step_id=step_id,
+                                                payload=payload)])
+        )
+
+    async def retry(self, run_id: int) -> int:
+        return await self.db.write(lambda tx: self._process(tx, [_Item(run_id, "retry")]))
+
+    async def create_run(self, tx: Tx, new: NewRun) -> RunGraph:
+        """Insert a run with its steps, release its first steps, start its children."""
+        fx = Effects()
+        now = time.time()
+        graph = await self._insert_run(tx, new, now, fx)
+        await self._drain(tx, {graph.run.id: graph}, fx, [], now)
+        return graph
+
+    # -- the work list ------------------------------------------------------------------
+
+    async def _process(self, tx: Tx, items: list[_Item]) -> int:
+        now = time.time()
+        fx = Effects()
+        graphs: dict[int, RunGraph] = {}
+        return await self._drain(tx, graphs, fx, items, now)
+
+    async def _drain(self, tx: Tx, graphs: dict[int, RunGraph], fx: Effects,
+                     items: list[_Item], now: float) -> int:
+        applied = 0
+        children_done = notices_done = cancels_done = 0
+        while True:
+            missing = {it.run_id for it in items} - graphs.keys()
+            if missing:
+                graphs.update(await load_graphs(tx.conn, missing, self.definitions, lock=True))
+            for it in items:
+                graph = graphs.get(it.run_id)
+                if graph is not None and self._apply(graph, it, now, fx):
+                    applied += 1
+            items = []
+            if len(fx.children) > children_done:
+                await insert_steps(tx.conn, [s for s in fx.new_steps if s.is_new])
+                for req in fx.children[children_done:]:
+                    outcome = await self._start_child(tx, req, now, fx)
+                    if isinstance(outcome, RunGraph):
+                        graphs[outcome.run.id] = outcome
+                    else:
+                        items.append(outcome)
+                children_done = len(fx.children)
+            for notice in fx.parent_notices[notices_done:]:
+                items.append(_Item(notice.parent_run_id, "result", result=notice.result))
+            notices_done = len(fx.parent_notices)
+            for run_id, reason in fx.cancel_runs[cancels_done:]:
+                items.append(_Item(run_id, "cancel", reason=reason))
+            cancels_done = len(fx.cancel_runs)
+            if not items:
+                break
+        await persist(tx.conn, graphs.values(), fx, now)
+        if fx.ready:
+            tx.wake(READY_TOPIC)
+        for g in graphs.values():
+            tx.wake(f"run:{g.run.id}")
+        return applied
+
+    def _apply(self, graph: RunGraph, it: _Item, now: float, fx: Effects) -> bool:
+        if it.kind == "result":
+            assert it.result is not None
+            return apply_result(graph, it.result, now, fx)
+        if it.kind == "cancel":
+            return cancel_run(graph, now, fx, reason=it.reason, code=it.code)
+        if it.kind == "resume":
+            return resume(graph, it.step_id, it.payload or {}, now, fx)
+        if it.kind == "retry":
+            return retry_run(graph, now, fx)
+        raise ValueError(it.kind)
+
+    # -- creating runs ------------------------------------------------------------------
+
+    async def _insert_run(self, tx: Tx, new: NewRun, now: float, fx: Effects) -> RunGraph:
+        d = new.definition
+        run = RunState(
+            id=0, uuid=str(uuid.uuid4()), namespace_id=new.namespace_id,
+            workflow_id=new.workflow_id, workflow_name=d.name,
+            workflow_version=new.workflow_version, status=RunStatus.QUEUED,
+            inputs=new.inputs, vars={}, labels=new.labels, priority=new.priority,
+            operation_type=new.operation_type or d.operation_type or d.name,
+            created_at=now, updated_at=now, requestor=new.requestor,
+            external_id=new.external_id, idempotency_key=new.idempotency_key,
+            notify_url=new.notify_url, parent_run_id=new.parent_run_id,
+            parent_step_id=new.parent_step_id, total_steps=len(d.steps),
+            deadline_at=now + d.timeout if d.timeout else None,
+        )
+        row = run_row(run)
+        run.id = (await tx.conn.execute(insert(runs).returning(runs.c.id), row)).scalar_one()
+        self.definitions.put(new.workflow_id, d)
+        graph = RunGraph(run, d, new_steps(d, run, now))
+        start_run(graph, now, fx)
+        await insert_steps(tx.conn, graph.steps)
+        run.dirty = True  # start_run's changes to the run row are written by persist
+        return graph
+
+    async def _start_child(self, tx: Tx, req: ChildRequest, now: float,
+                           fx: Effects) -> RunGraph | _Item:
+        parent = req.run
+        row = await find_workflow(tx.conn, parent.namespace_id, req.workflow, req.version)
+        problem: dict[str, Any] | None = None
+        if row is None:
+            which = f"version {req.version} of " if req.version else ""
+            problem = {"code": "workflow_not_found",
+                       "message": f"{which}workflow '{req.workflow}' does not exist"}
+        else:
+            definition = (await self.definitions.get_many(tx.conn, [row.id]))[row.id]
+            try:
+                inputs = resolve_inputs(definition, req.inputs)
+            except InputError as exc:
+                problem = {"code": "invalid_inputs", "message": str(exc)}
+        if problem is not None or row is None:
+            return _Item(parent.id, "result", result=StepResult(
+                req.step.id, req.step.attempt, StepStatus.FAILED, error=problem,
+                retryable=False))
+        graph = await self._insert_run(tx, NewRun(
+            namespace_id=parent.namespace_id, workflow_id=row.id, definition=definition,
+            workflow_version=row.version, inputs=inputs, labels=dict(parent.labels),
+            priority=parent.priority, requestor=parent.requestor,
+            parent_run_id=parent.id, parent_step_id=req.step.id,
+        ), now, fx)
+        req.step.child_run_id = graph.run.id
+        req.step.dirty = True
+        return graph
+
+
+def lease_lost(step_id: int, attempt: int, worker: str) -> StepResult:
+    """The result the reaper records for a step whose worker stopped renewing its lease."""
+    return StepResult(step_id, attempt, StepStatus.FAILED, worker=worker,
+                      error={"code": "lease_expired",
+                             "message": f"worker {worker} stopped responding"},
+                      extra_attempts=CRASH_RETRIES)

@@ -1,0 +1,65 @@
+"""Workflow definitions: immutable versions per namespace and name."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from legato.model.definition import WorkflowDefinition
+from legato.store.tables import workflows
+
+__all__ = ["find_workflow", "insert_version", "list_latest"]
+
+
+async def find_workflow(
+    conn: AsyncConnection, namespace_id: int, name: str, version: int | None = None
+) -> Row[Any] | None:
+    query = select(workflows).where(
+        workflows.c.namespace_id == namespace_id, workflows.c.name == name
+    )
+    if version is not None:
+        query = query.where(workflows.c.version == version)
+    else:
+        query = query.order_by(workflows.c.version.desc()).limit(1)
+    return (await conn.execute(query)).first()
+
+
+async def list_latest(conn: AsyncConnection, namespace_id: int) -> list[Row[Any]]:
+    latest = (
+        select(workflows.c.name, func.max(workflows.c.version).label("version"))
+        .where(workflows.c.namespace_id == namespace_id)
+        .group_by(workflows.c.name)
+        .subquery()
+    )
+    query = (
+        select(workflows)
+        .join(latest, (workflows.c.name == latest.c.name)
+              & (workflows.c.version == latest.c.version))
+        .where(workflows.c.namespace_id == namespace_id)
+        .order_by(workflows.c.name)
+    )
+    return list(await conn.execute(query))
+
+
+async def insert_version(
+    conn: AsyncConnection, namespace_id: int, definition: WorkflowDefinition, source: str,
+    now: float,
+) -> tuple[Row[Any], bool]:
+    """Store ``definition`` as version n+1 unless it equals the latest version."""
+    content_hash = definition.content_hash()
+    latest = await find_workflow(conn, namespace_id, definition.name)
+    if latest is not None and latest.content_hash == content_hash:
+        return latest, False
+    version = 1 if latest is None else latest.version + 1
+    row = (await conn.execute(
+        insert(workflows).returning(*workflows.c),
+        {"uuid": str(uuid.uuid4()), "namespace_id": namespace_id, "name": definition.name,
+         "version": version, "description": definition.description,
+         "operation_type": definition.operation_type, "definition": definition.canonical(),
+         "source": source, "content_hash": content_hash, "created_at": now},
+    )).one()
+    return row, True
