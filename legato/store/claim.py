@@ -63,7 +63,7 @@ async def claim(db: Database, worker: str, limit: int, lease_seconds: float) -> 
     async def tx_claim(tx: Tx) -> list[ClaimedStep]:
         now = time.time()
         expires = now + lease_seconds
-        stmt = text(_CLAIM_SQL[db.dialect]).columns(steps.c.args, steps.c.item)
+        stmt = text(_CLAIM_SQL[db.dialect]).columns(args=steps.c.args.type, item=steps.c.item.type)
         rows = (await tx.conn.execute(
             stmt, {"worker": worker, "expires": expires, "now": now, "limit": limit}
         )).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from alembic import command
@@ -22,5 +24,15 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision``. Call it outside a running event loop."""
-    command.upgrade(alembic_config(url), revision)
+    """Bring the database at ``url`` to ``revision``.
+
+    Migrations run on the async drivers in their own event loop; called from inside a running
+    loop, they run on a helper thread so that loop is not blocked from the inside.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(alembic_config(url), revision)
+        return
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(command.upgrade, alembic_config(url), revision).result()

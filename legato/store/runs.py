@@ -43,6 +43,15 @@ async def find_run_by_key(
     )).first()
 
 
+async def find_run_by_external_id(
+    conn: AsyncConnection, namespace_id: int, external_id: str
+) -> Row[Any] | None:
+    return (await conn.execute(
+        select(runs).where(runs.c.namespace_id == namespace_id,
+                           runs.c.external_id == external_id)
+    )).first()
+
+
 async def run_steps(
     conn: AsyncConnection, run_id: int, *, parent: int | None = None, all_levels: bool = False
 ) -> list[Row[Any]]:

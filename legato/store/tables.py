@@ -60,7 +60,7 @@ api_keys = Table(
     Column("namespace_id", Id, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(200), nullable=False),
     Column("role", String(20), nullable=False),
-    Column("secret_hash", String(128), nullable=False),
+    Column("secret_hash", String(128), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
     Column("last_used_at", Float),
     Column("revoked_at", Float),

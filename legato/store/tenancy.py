@@ -43,11 +43,11 @@ async def insert_key(
     )).one()
 
 
-async def find_key(conn: AsyncConnection, key_id: int) -> Row[Any] | None:
+async def find_key(conn: AsyncConnection, secret_hash: str) -> Row[Any] | None:
     return (await conn.execute(
         select(api_keys, namespaces.c.name.label("namespace"))
         .join(namespaces, namespaces.c.id == api_keys.c.namespace_id)
-        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .where(api_keys.c.secret_hash == secret_hash, api_keys.c.revoked_at.is_(None))
     )).first()
 
 

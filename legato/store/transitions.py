@@ -39,6 +39,7 @@ from legato.store.workflows import find_workflow
 __all__ = ["NewRun", "Transitions"]
 
 READY_TOPIC = "steps"
+CANCEL_TOPIC = "cancel"
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,9 @@ class Transitions:
         await persist(tx.conn, graphs.values(), fx, now)
         if fx.ready:
             tx.wake(READY_TOPIC)
+        if any(s.cancel_requested and s.status == "RUNNING" for g in graphs.values()
+               for s in g.steps):
+            tx.wake(CANCEL_TOPIC)
         for g in graphs.values():
             tx.wake(f"run:{g.run.id}")
         return applied

@@ -124,6 +124,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
+        sa.UniqueConstraint("secret_hash", name=op.f("uq_api_keys_secret_hash")),
     )
     op.create_table(
         "workflows",

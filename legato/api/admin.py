@@ -1,0 +1,42 @@
+"""Administration: API keys, namespaces, workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from legato.api.deps import App, Caller
+from legato.http.responses import JSONResponse
+from legato.service.views import iso
+from legato.store.workers import live_workers
+
+router = APIRouter(prefix="/api/v1", tags=["administration"])
+
+
+class NewKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field("operator", pattern="^(viewer|operator|admin)$")
+    namespace: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+
+
+@router.post("/keys", status_code=201)
+async def create_key(body: NewKey, caller: Caller, app: App) -> JSONResponse:
+    view = await app.tenancy.create_key(caller, body.name, body.role, body.namespace)
+    view["created_at"] = iso(view["created_at"])
+    return JSONResponse(view, status_code=201)
+
+
+@router.get("/namespaces")
+async def namespaces(caller: Caller, app: App) -> dict[str, Any]:
+    return {"namespaces": await app.tenancy.namespaces(caller)}
+
+
+@router.get("/workers")
+async def workers(caller: Caller, app: App) -> dict[str, Any]:
+    rows = await live_workers(app.db)
+    return {"workers": [{**w, "started_at": iso(w["started_at"]),  # type: ignore[arg-type]
+                         "heartbeat_at": iso(w["heartbeat_at"])} for w in rows]}  # type: ignore[arg-type]

@@ -1,0 +1,146 @@
+"""``/api/v1/runs``: start, list, read, logs, events, cancel, retry, signal, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from legato.api.deps import App, Caller, parse_run_ref
+from legato.http.responses import JSONResponse, NDJSONStream
+from legato.model.errors import InvalidInput
+from legato.service.runs import StartRun
+from legato.store.runs import RunFilter
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+
+
+class StartRunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str = Field(min_length=1, max_length=100)
+    version: int | None = Field(None, ge=1)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    labels: dict[str, Annotated[str, Field(max_length=200)]] = Field(default_factory=dict)
+    priority: int = Field(0, ge=-1000, le=1000)
+    external_id: str | None = Field(None, min_length=1, max_length=200)
+    notify_url: AnyHttpUrl | None = None
+    operation_type: str | None = Field(None, max_length=200)
+    requestor: str | None = Field(None, max_length=200)
+
+
+@router.post("", status_code=201)
+async def start_run(body: StartRunBody, caller: Caller, app: App,
+                    idempotency_key: str | None = Header(None, max_length=200)) -> JSONResponse:
+    view, created = await app.runs.start(caller, StartRun(
+        workflow=body.workflow, version=body.version, inputs=body.inputs, labels=body.labels,
+        priority=body.priority, external_id=body.external_id,
+        notify_url=str(body.notify_url) if body.notify_url else None,
+        operation_type=body.operation_type, requestor=body.requestor,
+        idempotency_key=idempotency_key,
+    ))
+    return JSONResponse(view, status_code=201 if created else 200,
+                        headers={"Location": f"/api/v1/runs/{view['id']}"})
+
+
+def _labels(values: list[str]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"label filter {item!r} must look like key=value",
+                               errors=[{"path": "label", "message": "expected key=value"}])
+        out[key] = value
+    return out
+
+
+@router.get("")
+async def list_runs(
+    caller: Caller, app: App,
+    status: Annotated[list[str], Query()] = [],  # noqa: B006
+    workflow: str | None = None,
+    label: Annotated[list[str], Query()] = [],  # noqa: B006
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    parent: int | None = None,
+    page_size: int | None = Query(None, ge=1, le=500),
+    page_token: str | None = None,
+) -> JSONResponse:
+    statuses = [s.strip().upper() for item in status for s in item.split(",") if s.strip()]
+    from legato.model.states import RunStatus
+
+    for s in statuses:
+        if s not in RunStatus.__members__:
+            raise InvalidInput(f"unknown status {s!r}", errors=[{
+                "path": "status", "message": f"one of {', '.join(RunStatus.__members__)}"}])
+    flt = RunFilter(
+        namespace_id=caller.namespace_id, statuses=statuses, workflow=workflow,
+        labels=_labels(label), parent_run_id=parent,
+        created_after=created_after.timestamp() if created_after else None,
+        created_before=created_before.timestamp() if created_before else None,
+    )
+    return JSONResponse(await app.runs.list(caller, flt, page_size, page_token))
+
+
+@router.get("/{run_id}")
+async def get_run(run_id: str, caller: Caller, app: App) -> JSONResponse:
+    return JSONResponse(await app.runs.get(caller, parse_run_ref(run_id)))
+
+
+@router.get("/{run_id}/steps")
+async def list_steps(run_id: str, caller: Caller, app: App,
+                     parent: int | None = None) -> JSONResponse:
+    return JSONResponse({"steps": await app.runs.steps(caller, parse_run_ref(run_id), parent)})
+
+
+@router.get("/{run_id}/steps/{step}")
+async def get_step(run_id: str, step: str, caller: Caller, app: App) -> JSONResponse:
+    return JSONResponse(await app.runs.step(caller, parse_run_ref(run_id), step))
+
+
+@router.get("/{run_id}/logs", response_class=Response, responses={
+    200: {"content": {"application/x-ndjson": {}}}})
+async def run_logs(run_id: str, caller: Caller, app: App, step: str | None = None,
+                   after: int = Query(0, ge=0), follow: bool = False) -> Response:
+    ref = parse_run_ref(run_id)
+    if follow:
+        await app.runs.get(caller, ref)  # 404 before the stream starts
+        return NDJSONStream(app.runs.follow_logs(caller, ref, after=after, step=step))
+    lines = await app.runs.logs(caller, ref, after=after, step=step)
+
+    async def gen() -> Any:
+        for line in lines:
+            yield line
+
+    return NDJSONStream(gen())
+
+
+@router.get("/{run_id}/events")
+async def run_events(run_id: str, caller: Caller, app: App) -> JSONResponse:
+    return JSONResponse({"events": await app.runs.events(caller, parse_run_ref(run_id))})
+
+
+@router.post("/{run_id}/cancel")
+async def cancel_run(run_id: str, caller: Caller, app: App) -> JSONResponse:
+    return JSONResponse(await app.runs.cancel(caller, parse_run_ref(run_id)))
+
+
+@router.post("/{run_id}/retry")
+async def retry_run(run_id: str, caller: Caller, app: App) -> JSONResponse:
+    return JSONResponse(await app.runs.retry(caller, parse_run_ref(run_id)))
+
+
+@router.post("/{run_id}/steps/{step_key}/signal")
+async def signal_step(run_id: str, step_key: str, caller: Caller, app: App,
+                      payload: dict[str, Any] | None = None) -> JSONResponse:
+    return JSONResponse(await app.runs.signal(caller, parse_run_ref(run_id), step_key,
+                                              payload or {}))
+
+
+@router.delete("/{run_id}", status_code=204)
+async def delete_run(run_id: str, caller: Caller, app: App) -> Response:
+    await app.runs.delete(caller, parse_run_ref(run_id))
+    return Response(status_code=204)

@@ -1,0 +1,47 @@
+"""``/api/v1/workflows``: apply a definition (YAML or JSON), list, get."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from legato.api.deps import App, Caller
+from legato.http.responses import JSONResponse
+from legato.model.errors import LegatoError
+
+router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
+MAX_DEFINITION_BYTES = 1_000_000
+
+
+class PayloadTooLarge(LegatoError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+@router.put("/{name}", status_code=201, openapi_extra={
+    "requestBody": {"required": True, "content": {
+        "application/yaml": {"schema": {"type": "string"}},
+        "application/json": {"schema": {"type": "object"}}}}})
+async def put_workflow(name: str, request: Request, caller: Caller, app: App) -> JSONResponse:
+    """Store a definition; a changed definition becomes a new version (201), an unchanged one
+    answers the current version (200)."""
+    body = await request.body()
+    if len(body) > MAX_DEFINITION_BYTES:
+        raise PayloadTooLarge(f"a definition may be at most {MAX_DEFINITION_BYTES} bytes")
+    try:
+        source = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LegatoError("the definition must be UTF-8 text", code="bad_encoding") from None
+    view, created = await app.workflows.apply(caller, source, name)
+    return JSONResponse(view, status_code=201 if created else 200)
+
+
+@router.get("")
+async def list_workflows(caller: Caller, app: App) -> dict[str, Any]:
+    return {"workflows": await app.workflows.list(caller)}
+
+
+@router.get("/{name}")
+async def get_workflow(name: str, caller: Caller, app: App,
+                       version: int | None = Query(None, ge=1)) -> JSONResponse:
+    return JSONResponse(await app.workflows.get(caller, name, version))

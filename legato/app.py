@@ -1,0 +1,91 @@
+"""The ASGI app: mounts the routers; its lifespan opens the store and, in ``serve``, the
+in-process workers."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from legato import __version__
+from legato.api import admin, runs, workflows
+from legato.http.problems import install_problem_handlers
+from legato.http.responses import JSONResponse
+from legato.runtime import Legato, load_examples
+
+__all__ = ["create_app", "serve_app"]
+
+log = logging.getLogger("legato")
+
+
+def create_app(legato: Legato, *, workers: int = 0, examples: bool = False,
+               announce: bool = False) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await legato.open()
+        secret = await legato.tenancy.bootstrap(os.environ.get("LEGATO_ADMIN_KEY"))
+        if secret is not None:
+            _remember_key(secret)
+        if examples:
+            loaded = await load_examples(legato)
+            log.info("examples loaded: %s", ", ".join(loaded))
+        if workers:
+            legato.start_engine(workers=workers)
+        if announce:
+            _announce(secret)
+        try:
+            yield
+        finally:
+            await legato.close()
+
+    app = FastAPI(title="Legato", version=__version__, lifespan=lifespan,
+                  default_response_class=JSONResponse,
+                  description="Workflow orchestration: start runs, watch every step.")
+    app.state.legato = legato
+    install_problem_handlers(app)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(workflows.router)
+    app.include_router(runs.router)
+    app.include_router(admin.router)
+    return app
+
+
+KEY_FILE = Path(".legato") / "admin.key"
+
+
+def _remember_key(secret: str) -> None:
+    """Keep the generated admin key where the CLI on this machine finds it (mode 0600)."""
+    KEY_FILE.parent.mkdir(exist_ok=True)
+    KEY_FILE.touch(mode=0o600)
+    KEY_FILE.write_text(secret + "\n")
+
+
+def _announce(secret: str | None) -> None:
+    url = f"http://{os.environ.get('LEGATO_HOST', '127.0.0.1')}:" \
+          f"{os.environ.get('LEGATO_PORT', '8080')}"
+    lines = ["", "Legato is running.", f"  API      {url}/api/v1", f"  API docs {url}/docs",
+             f"  Health   {url}/healthz"]
+    if secret:
+        lines += [f"  Admin API key (shown once, also saved to {KEY_FILE}):", f"    {secret}"]
+    elif KEY_FILE.exists():
+        lines += [f"  Admin API key: see {KEY_FILE}"]
+    lines += ["", "In another shell:", "  source .venv/bin/activate",
+              "  legato run start hello --wait", ""]
+    print("\n".join(lines), flush=True)
+
+
+def serve_app(database_url: str, host: str, port: int, *, workers: int,
+              examples: bool) -> None:
+    import uvicorn
+
+    os.environ["LEGATO_HOST"], os.environ["LEGATO_PORT"] = host, str(port)
+    app = create_app(Legato(database_url), workers=workers, examples=examples, announce=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")

@@ -1,0 +1,36 @@
+"""``uses: http`` — one HTTP request; a 4xx/5xx answer fails the step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from legato.engine.context import StepContext
+from legato.engine.kinds.errors import StepFailure
+
+__all__ = ["run_http"]
+
+
+async def run_http(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
+    method = str(args.get("method", "GET")).upper()
+    url = str(args["url"])
+    ctx.log.info("%s %s", method, url)
+    try:
+        async with httpx.AsyncClient(timeout=float(args.get("timeout", 30.0))) as client:
+            response = await client.request(
+                method, url, headers=args.get("headers"), json=args.get("json"),
+                content=args.get("body"),
+            )
+    except httpx.HTTPError as exc:
+        raise StepFailure("http_error", f"{method} {url}: {exc}") from exc
+    ctx.log.info("%s %s -> %d", method, url, response.status_code)
+    outputs: dict[str, Any] = {"status": response.status_code, "headers": dict(response.headers)}
+    try:
+        outputs["json"] = response.json()
+    except ValueError:
+        outputs["text"] = response.text
+    if response.status_code >= 400:
+        raise StepFailure("http_status", f"{method} {url} answered {response.status_code}",
+                          retryable=response.status_code >= 500 or response.status_code == 429)
+    return outputs

@@ -1,0 +1,61 @@
+"""``uses: python`` — call ``module:function`` with the step's ``with`` values."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from typing import Any
+
+from legato.engine.context import StepContext
+from legato.engine.kinds.errors import StepFailure
+
+__all__ = ["load_function", "run_python", "set_thread_pool"]
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def set_thread_pool(pool: ThreadPoolExecutor) -> None:
+    """Sync functions run on this pool (sized to the worker's concurrency)."""
+    global _pool
+    _pool = pool
+
+
+@cache
+def load_function(path: str) -> Callable[..., Any]:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StepFailure("import_error", f"cannot import {module_name!r}: {exc}",
+                          retryable=False) from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise StepFailure("import_error", f"{module_name!r} has no function {attr!r}",
+                          retryable=False)
+    return fn  # type: ignore[no-any-return]
+
+
+@cache
+def _wants_ctx(fn: Callable[..., Any]) -> bool:
+    return "ctx" in inspect.signature(fn).parameters
+
+
+async def run_python(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
+    fn = load_function(str(args["function"]))
+    kwargs = {k: v for k, v in args.items() if k != "function"}
+    if _wants_ctx(fn):
+        kwargs["ctx"] = ctx
+    if inspect.iscoroutinefunction(fn):
+        result = await fn(**kwargs)
+    else:
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(_pool, lambda: fn(**kwargs))
+    if result is None:
+        return {}
+    if isinstance(result, dict):
+        return result
+    return {"result": result}

@@ -1,0 +1,61 @@
+"""The reaper: takes over steps whose worker died, and enforces step and run deadlines.
+
+Any node may run it; every change it makes goes through the fenced complete-and-advance path,
+so two reapers racing (or a reaper racing a slow worker) record each outcome once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from legato.model.records import StepResult
+from legato.model.states import StepStatus
+from legato.store.claim import expired_steps, overdue_runs
+from legato.store.database import Database
+from legato.store.transitions import Transitions, lease_lost
+
+__all__ = ["Reaper"]
+
+log = logging.getLogger("legato.reaper")
+
+
+class Reaper:
+    def __init__(self, db: Database, transitions: Transitions, *, interval: float = 1.0,
+                 timeout_grace: float = 5.0) -> None:
+        self.db = db
+        self.transitions = transitions
+        self.interval = interval
+        self.timeout_grace = timeout_grace
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("reaper sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+
+    async def sweep(self) -> int:
+        """One pass; answers how many steps and runs it changed."""
+        changed = 0
+        rows = await expired_steps(self.db, self.timeout_grace)
+        if rows:
+            results = []
+            for row in rows:
+                if row.lapsed:
+                    results.append(lease_lost(row.id, row.attempt, row.lease_owner))
+                else:
+                    results.append(StepResult(
+                        row.id, row.attempt, StepStatus.TIMED_OUT, worker=row.lease_owner,
+                        error={"code": "step_timeout",
+                               "message": "step exceeded its timeout (enforced by the reaper)"}))
+            changed += await self.transitions.complete(results, [r.run_id for r in rows])
+        for run_id in await overdue_runs(self.db):
+            changed += await self.transitions.cancel(run_id, "run exceeded its timeout",
+                                                     code="run_timeout")
+        return changed
+
+

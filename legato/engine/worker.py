@@ -1,0 +1,221 @@
+"""A worker: claims ready steps, runs them, reports results in batches, renews its leases.
+
+One loop claims as many steps as it has free slots (one statement), each step runs as a task,
+and finished results are committed together (group commit): while one batch is being written,
+the next one gathers. Logs and progress ride along or are flushed a few times a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import traceback
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from legato.engine.context import ActivitySink, StepContext
+from legato.engine.kinds import StepFailure, runner_for
+from legato.engine.kinds.python import set_thread_pool
+from legato.model.durations import format_duration
+from legato.model.records import StepResult
+from legato.model.states import StepStatus
+from legato.store.activity import write_activity
+from legato.store.claim import ClaimedStep, claim, heartbeat
+from legato.store.database import Database
+from legato.store.transitions import CANCEL_TOPIC, READY_TOPIC, Transitions
+from legato.store.workers import register_worker, unregister_worker
+
+__all__ = ["CANCEL_TOPIC", "Worker", "WorkerConfig"]
+
+log = logging.getLogger("legato.worker")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    concurrency: int = 32
+    lease_seconds: float = 30.0
+    poll_interval: float = 0.5
+    flush_interval: float = 0.25
+    cancel_grace: float = 5.0
+
+
+class Worker:
+    def __init__(self, db: Database, transitions: Transitions, config: WorkerConfig | None = None,
+                 name: str | None = None) -> None:
+        self.db = db
+        self.transitions = transitions
+        self.config = config or WorkerConfig()
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.sink = ActivitySink()
+        self._inflight: dict[int, tuple[StepContext, asyncio.Task[None]]] = {}
+        self._done: list[tuple[StepResult, int]] = []
+        self._done_event = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="legato-step")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        set_thread_pool(self._pool)
+        await register_worker(self.db, self.name, self.config.concurrency)
+        loops = [
+            asyncio.create_task(self._claim_loop(stop), name="claim"),
+            asyncio.create_task(self._flush_loop(stop), name="flush"),
+            asyncio.create_task(self._lease_loop(stop), name="lease"),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._drain()
+            await unregister_worker(self.db, self.name)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _drain(self) -> None:
+        """On shutdown: stop running steps; their results go back to the queue via the lease."""
+        for ctx, task in list(self._inflight.values()):
+            ctx.cancel()
+            task.cancel()
+        if self._inflight:
+            await asyncio.gather(*(t for _c, t in self._inflight.values()),
+                                 return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._flush()
+
+    # -- claiming -----------------------------------------------------------------------
+
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        wake = self.db.subscribe(READY_TOPIC)
+        try:
+            while not stop.is_set():
+                free = self.config.concurrency - len(self._inflight)
+                if free <= 0:
+                    self._slot_free.clear()
+                    await self._slot_free.wait()
+                    continue
+                wake.clear()
+                try:
+                    claimed = await claim(self.db, self.name, free, self.config.lease_seconds)
+                except Exception:
+                    log.exception("claim failed; retrying")
+                    await asyncio.sleep(self.config.poll_interval)
+                    continue
+                for step in claimed:
+                    ctx = StepContext(self.sink, run_id=step.run_id, step_id=step.id,
+                                      step_key=step.key, attempt=step.attempt, item=step.item)
+                    task = asyncio.create_task(self._execute(step, ctx))
+                    self._inflight[step.id] = (ctx, task)
+                if len(claimed) < free:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self.config.poll_interval)
+        finally:
+            self.db.unsubscribe(READY_TOPIC, wake)
+
+    # -- running ------------------------------------------------------------------------
+
+    async def _execute(self, step: ClaimedStep, ctx: StepContext) -> None:
+        result = await self._outcome(step, ctx)
+        self._done.append((result, step.run_id))
+        self._done_event.set()
+
+    async def _outcome(self, step: ClaimedStep, ctx: StepContext) -> StepResult:
+        def failed(status: str, code: str, message: str, retryable: bool = True) -> StepResult:
+            return StepResult(step.id, step.attempt, status, error={"code": code,
+                              "message": message}, worker=self.name, retryable=retryable)
+
+        runner = runner_for(step.kind)
+        if runner is None:
+            return failed(StepStatus.FAILED, "unknown_kind", f"no runner for kind {step.kind!r}",
+                          retryable=False)
+        try:
+            async with asyncio.timeout(step.timeout_s):
+                outputs = await runner(ctx, step.args)
+        except TimeoutError:
+            ctx.cancel()
+            assert step.timeout_s is not None
+            message = f"step exceeded its timeout of {format_duration(step.timeout_s)}"
+            ctx.log.error(message)
+            return failed(StepStatus.TIMED_OUT, "step_timeout", message)
+        except StepFailure as exc:
+            if exc.code == "canceled" or ctx.cancelled.is_set():
+                return failed(StepStatus.CANCELED, "canceled", exc.message, retryable=False)
+            ctx.log.error(exc.message)
+            return failed(StepStatus.FAILED, exc.code, exc.message, exc.retryable)
+        except asyncio.CancelledError:
+            if ctx.cancelled.is_set():
+                return failed(StepStatus.CANCELED, "canceled", "canceled while running", False)
+            raise
+        except Exception as exc:
+            ctx.log.error("".join(traceback.format_exception(exc)).rstrip())
+            return failed(StepStatus.FAILED, "exception", f"{type(exc).__name__}: {exc}")
+        if not isinstance(outputs, dict):
+            return failed(StepStatus.FAILED, "bad_outputs", "outputs must be a JSON object")
+        return StepResult(step.id, step.attempt, StepStatus.SUCCEEDED, outputs=outputs,
+                          worker=self.name)
+
+    # -- reporting ----------------------------------------------------------------------
+
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done_event.wait(), self.config.flush_interval)
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("could not record results; will retry")
+                await asyncio.sleep(self.config.poll_interval)
+
+    async def _flush(self) -> None:
+        self._done_event.clear()
+        batch, self._done = self._done, []
+        activity = self.sink.take()
+        try:
+            if activity:
+                await self.db.write(lambda tx: write_activity(tx, activity))
+            if batch:
+                await self.transitions.complete([r for r, _ in batch], [rid for _, rid in batch])
+        except BaseException:
+            self._done[:0] = batch  # nothing acknowledged is dropped: try again next round
+            raise
+        for result, _run in batch:
+            self._inflight.pop(result.step_id, None)
+        if batch:
+            self._slot_free.set()
+
+    # -- leases -------------------------------------------------------------------------
+
+    async def _lease_loop(self, stop: asyncio.Event) -> None:
+        wake = self.db.subscribe(CANCEL_TOPIC)
+        interval = self.config.lease_seconds / 3
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), interval)
+                wake.clear()
+                if not self._inflight:
+                    continue
+                try:
+                    cancel_ids = await heartbeat(self.db, self.name, self.config.lease_seconds)
+                except Exception:
+                    log.exception("heartbeat failed")
+                    continue
+                for step_id in cancel_ids:
+                    entry = self._inflight.get(step_id)
+                    if entry and not entry[0].cancelled.is_set():
+                        entry[0].cancel()
+                        asyncio.get_running_loop().call_later(
+                            self.config.cancel_grace, self._force_cancel, step_id)
+        finally:
+            self.db.unsubscribe(CANCEL_TOPIC, wake)
+
+    def _force_cancel(self, step_id: int) -> None:
+        """An async step that ignored ``ctx.cancelled`` for the grace period is cancelled."""
+        entry = self._inflight.get(step_id)
+        if entry and not entry[1].done():
+            entry[1].cancel()
+
+

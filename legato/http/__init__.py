@@ -1,0 +1,1 @@
+"""HTTP plumbing every face shares: auth, problem+json, responses, content negotiation."""

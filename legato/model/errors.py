@@ -1,0 +1,53 @@
+"""Errors every face renders its own way, each with a stable machine-readable code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "InvalidInput",
+    "LegatoError",
+    "NotFound",
+    "QueueLimit",
+    "Unauthorized",
+]
+
+
+class LegatoError(Exception):
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, code: str | None = None,
+                 errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+        self.errors = errors or []
+
+
+class Unauthorized(LegatoError):
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+
+class Forbidden(LegatoError):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(LegatoError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(LegatoError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class InvalidInput(LegatoError):
+    status, code, title = 422, "validation_error", "Invalid input"
+
+
+class QueueLimit(LegatoError):
+    status, code, title = 429, "queue_limit", "Queue limit reached"

@@ -1,0 +1,147 @@
+"""Composition root: the CLI, the app and the tests build the same object graph here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from legato.engine.reaper import Reaper
+from legato.engine.worker import Worker, WorkerConfig
+from legato.service.runs import RunService
+from legato.service.tenancy import TenancyService
+from legato.service.workflows import WorkflowService
+from legato.store.database import Database
+from legato.store.graphs import DefinitionCache
+from legato.store.migrate import upgrade
+from legato.store.transitions import Transitions
+
+__all__ = ["Legato", "run_api", "run_worker", "serve", "upgrade_database"]
+
+log = logging.getLogger("legato")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@dataclass
+class Legato:
+    """Everything one process needs, wired once."""
+
+    database_url: str
+    db: Database = field(init=False)
+    definitions: DefinitionCache = field(init=False)
+    transitions: Transitions = field(init=False)
+    runs: RunService = field(init=False)
+    workflows: WorkflowService = field(init=False)
+    tenancy: TenancyService = field(init=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _stop: asyncio.Event | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.db = Database(self.database_url)
+        self.definitions = DefinitionCache()
+        self.transitions = Transitions(self.db, self.definitions)
+        self.runs = RunService(self.db, self.transitions, self.definitions)
+        self.workflows = WorkflowService(self.db, self.definitions)
+        self.tenancy = TenancyService(self.db)
+
+    async def open(self) -> None:
+        await self.db.start_listening()
+
+    def start_engine(self, *, workers: int = 1, config: WorkerConfig | None = None,
+                     reaper_interval: float = 1.0) -> list[Worker]:
+        """Run workers and a reaper as tasks of the current event loop."""
+        self._stop = self._stop or asyncio.Event()
+        started = []
+        for _ in range(workers):
+            worker = Worker(self.db, self.transitions, config)
+            self._tasks.append(asyncio.create_task(worker.run(self._stop)))
+            started.append(worker)
+        reaper = Reaper(self.db, self.transitions, interval=reaper_interval)
+        self._tasks.append(asyncio.create_task(reaper.run(self._stop)))
+        return started
+
+    async def close(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+        await self.db.close()
+
+
+def upgrade_database(database_url: str) -> None:
+    upgrade(database_url)
+
+
+def add_step_paths(paths: list[str] | None = None) -> None:
+    """Make Python steps importable: the current directory and ``examples/``."""
+    for p in [os.getcwd(), str(EXAMPLES), *(paths or [])]:
+        if p not in sys.path and Path(p).is_dir():
+            sys.path.insert(0, p)
+
+
+async def load_examples(app: Legato) -> list[str]:
+    """Apply every workflow under ``examples/`` (top level) to namespace ``default``."""
+    from legato.service.tenancy import Principal
+
+    ns_id = await app.tenancy.namespace_id("default")
+    admin = Principal(ns_id, "default", "admin")
+    loaded = []
+    for path in sorted(EXAMPLES.glob("*.y*ml")):
+        view, _created = await app.workflows.apply(admin, path.read_text())
+        loaded.append(f"{view['name']} v{view['version']}")
+    return loaded
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=os.environ.get("LEGATO_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve(database_url: str, host: str, port: int, workers: int, load_examples: bool) -> None:
+    """Migrate, bootstrap, load examples, and serve API + workers in one process."""
+    _configure_logging()
+    from legato.app import serve_app
+
+    upgrade(database_url)
+    add_step_paths()
+    serve_app(database_url, host, port, workers=workers, examples=load_examples)
+
+
+def run_api(database_url: str, host: str, port: int) -> None:
+    _configure_logging()
+    from legato.app import serve_app
+
+    serve_app(database_url, host, port, workers=0, examples=False)
+
+
+def run_worker(database_url: str, concurrency: int, name: str | None) -> None:
+    """A worker process (any host) sharing the database with API servers and other workers."""
+    _configure_logging()
+    add_step_paths()
+
+    async def main() -> None:
+        app = Legato(database_url)
+        await app.open()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        worker = Worker(app.db, app.transitions, WorkerConfig(
+            concurrency=concurrency,
+            lease_seconds=float(os.environ.get("LEGATO_LEASE_SECONDS", "30")),
+        ), name=name)
+        reaper = Reaper(app.db, app.transitions)
+        log.info("worker %s started (concurrency %d)", worker.name, concurrency)
+        try:
+            await asyncio.gather(worker.run(stop), reaper.run(stop))
+        finally:
+            await app.db.close()
+
+    asyncio.run(main())

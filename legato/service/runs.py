@@ -1,0 +1,287 @@
+"""Use cases on runs: start, read, list, cancel, delete, retry, signal, logs and history."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from legato.model.errors import Conflict, InvalidInput, NotFound, QueueLimit
+from legato.model.inputs import InputError, resolve_inputs
+from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
+from legato.service.tenancy import Principal
+from legato.service.views import iso, run_view, step_view
+from legato.store import activity as activity_store
+from legato.store import runs as run_store
+from legato.store.database import Database, Tx
+from legato.store.graphs import DefinitionCache
+from legato.store.tenancy import namespace_by_id
+from legato.store.transitions import NewRun, Transitions
+from legato.store.workflows import find_workflow
+
+__all__ = ["RunService", "StartRun"]
+
+MAX_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class StartRun:
+    workflow: str
+    version: int | None = None
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    priority: int = 0
+    external_id: str | None = None
+    notify_url: str | None = None
+    operation_type: str | None = None
+    requestor: str | None = None
+    idempotency_key: str | None = None
+
+
+class RunService:
+    def __init__(self, db: Database, transitions: Transitions, definitions: DefinitionCache):
+        self.db = db
+        self.transitions = transitions
+        self.definitions = definitions
+
+    # -- start ---------------------------------------------------------------------------
+
+    async def start(self, p: Principal, req: StartRun) -> tuple[dict[str, Any], bool]:
+        """Answers the run and whether it is new (False: an earlier request with the same
+        idempotency key or external id made it)."""
+        p.require("operator")
+        if req.idempotency_key:
+            existing = await self._existing(p, req)
+            if existing is not None:
+                return existing, False
+
+        async def tx_fn(tx: Tx) -> dict[str, Any]:
+            row = await find_workflow(tx.conn, p.namespace_id, req.workflow, req.version)
+            if row is None:
+                which = f"version {req.version} of " if req.version else ""
+                raise NotFound(f"{which}workflow '{req.workflow}' does not exist",
+                               code="workflow_not_found")
+            definition = (await self.definitions.get_many(tx.conn, [row.id]))[row.id]
+            try:
+                inputs = resolve_inputs(definition, req.inputs)
+            except InputError as exc:
+                raise InvalidInput(str(exc), code="invalid_inputs",
+                                   errors=exc.problems) from exc
+            await self._check_limits(tx, p)
+            graph = await self.transitions.create_run(tx, NewRun(
+                namespace_id=p.namespace_id, workflow_id=row.id, definition=definition,
+                workflow_version=row.version, inputs=inputs,
+                labels={**definition.labels, **req.labels}, priority=req.priority,
+                operation_type=req.operation_type, requestor=req.requestor,
+                external_id=req.external_id, idempotency_key=req.idempotency_key,
+                notify_url=req.notify_url,
+            ))
+            return run_view(graph.run, p.namespace, graph.steps)
+
+        try:
+            return await self.db.write(tx_fn), True
+        except IntegrityError:
+            existing = await self._existing(p, req)
+            if existing is None:
+                raise
+            if req.idempotency_key is None:
+                raise Conflict(f"a run with external_id '{req.external_id}' exists already",
+                               code="duplicate_external_id") from None
+            return existing, False
+
+    async def _existing(self, p: Principal, req: StartRun) -> dict[str, Any] | None:
+        async with self.db.read() as conn:
+            row = None
+            if req.idempotency_key:
+                row = await run_store.find_run_by_key(conn, p.namespace_id, req.idempotency_key)
+            if row is None and req.external_id:
+                row = await run_store.find_run_by_external_id(conn, p.namespace_id,
+                                                              req.external_id)
+        return None if row is None else await self.get(p, row.id)
+
+    async def _check_limits(self, tx: Tx, p: Principal) -> None:
+        ns = await namespace_by_id(tx.conn, p.namespace_id)
+        if ns is not None and ns.max_queued_runs is not None:
+            queued = await run_store.count_queued(tx.conn, p.namespace_id)
+            if queued >= ns.max_queued_runs:
+                raise QueueLimit(f"namespace '{p.namespace}' already has {queued} queued runs "
+                                 f"(limit {ns.max_queued_runs})")
+
+    # -- read ----------------------------------------------------------------------------
+
+    async def _row(self, p: Principal, ref: int | str) -> Any:
+        async with self.db.read() as conn:
+            row = await run_store.find_run(conn, p.namespace_id, ref)
+        if row is None:
+            raise NotFound(f"run {ref} does not exist", code="run_not_found")
+        return row
+
+    async def get(self, p: Principal, ref: int | str) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            row = await run_store.find_run(conn, p.namespace_id, ref)
+            if row is None:
+                raise NotFound(f"run {ref} does not exist", code="run_not_found")
+            steps = await run_store.run_steps(conn, row.id)
+        return run_view(row, p.namespace, steps)
+
+    async def steps(self, p: Principal, ref: int | str,
+                    parent: int | None = None) -> list[dict[str, Any]]:
+        run = await self._row(p, ref)
+        async with self.db.read() as conn:
+            rows = await run_store.run_steps(conn, run.id, parent=parent)
+        return [step_view(s) for s in rows]
+
+    async def step(self, p: Principal, ref: int | str, step_ref: str) -> dict[str, Any]:
+        run = await self._row(p, ref)
+        async with self.db.read() as conn:
+            rows = await run_store.run_steps(conn, run.id, all_levels=True)
+        for s in rows:
+            if s.key == step_ref or str(s.id) == step_ref:
+                return step_view(s)
+        raise NotFound(f"run {ref} has no step '{step_ref}'", code="step_not_found")
+
+    async def list(self, p: Principal, flt: run_store.RunFilter, page_size: int | None,
+                   page_token: str | None) -> dict[str, Any]:
+        size = page_size or 50
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE_SIZE}",
+                               errors=[{"path": "page_size", "message": "out of range"}])
+        after = _decode_token(page_token) if page_token else None
+        async with self.db.read() as conn:
+            rows = await run_store.list_runs(conn, flt, limit=size + 1, after=after)
+        more = len(rows) > size
+        rows = rows[:size]
+        token = _encode_token(rows[-1].created_at, rows[-1].id) if more else None
+        return {"runs": [run_view(r, p.namespace) for r in rows], "next_page_token": token}
+
+    async def events(self, p: Principal, ref: int | str) -> list[dict[str, Any]]:
+        run = await self._row(p, ref)
+        async with self.db.read() as conn:
+            rows = await run_store.list_events(conn, run.id)
+        return [{"seq": e.id, "time": iso(e.time), "type": e.type, "step": e.step_key,
+                 "step_id": e.step_id, "status": e.status, "message": e.message,
+                 "data": e.data} for e in rows]
+
+    # -- logs ----------------------------------------------------------------------------
+
+    async def logs(self, p: Principal, ref: int | str, *, after: int = 0,
+                   step: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        run = await self._row(p, ref)
+        async with self.db.read() as conn:
+            rows = await activity_store.read_logs(conn, run.id, after=after, step_key=step,
+                                                  limit=limit)
+        return [_log_view(r) for r in rows]
+
+    async def follow_logs(self, p: Principal, ref: int | str, *, after: int = 0,
+                          step: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Every log line from ``after`` on, live, until the run has ended."""
+        run = await self._row(p, ref)
+        topic = f"run:{run.id}"
+        changed = self.db.subscribe(topic)
+        try:
+            while True:
+                changed.clear()
+                async with self.db.read() as conn:
+                    rows = await activity_store.read_logs(conn, run.id, after=after,
+                                                          step_key=step)
+                    status = (await run_store.find_run(conn, p.namespace_id, run.id))
+                for r in rows:
+                    after = r.id
+                    yield _log_view(r)
+                if rows:
+                    continue
+                if status is None or status.status in RUN_TERMINAL:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), 1.0)
+        finally:
+            self.db.unsubscribe(topic, changed)
+
+    # -- control -------------------------------------------------------------------------
+
+    async def cancel(self, p: Principal, ref: int | str) -> dict[str, Any]:
+        p.require("operator")
+        run = await self._row(p, ref)
+        if run.status in RUN_TERMINAL:
+            raise Conflict(f"run {run.id} has already ended ({run.status})",
+                           code="run_finished")
+        await self.transitions.cancel(run.id)
+        return await self.get(p, run.id)
+
+    async def retry(self, p: Principal, ref: int | str) -> dict[str, Any]:
+        p.require("operator")
+        run = await self._row(p, ref)
+        if run.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT):
+            raise Conflict(f"only a failed or timed-out run can be retried; run {run.id} is "
+                           f"{run.status}", code="run_not_failed")
+        await self.transitions.retry(run.id)
+        return await self.get(p, run.id)
+
+    async def signal(self, p: Principal, ref: int | str, step_key: str,
+                     payload: dict[str, Any]) -> dict[str, Any]:
+        p.require("operator")
+        run = await self._row(p, ref)
+        async with self.db.read() as conn:
+            steps = await run_store.run_steps(conn, run.id, all_levels=True)
+        step = next((s for s in steps if s.key == step_key), None)
+        if step is None:
+            raise NotFound(f"run {run.id} has no step '{step_key}'", code="step_not_found")
+        if step.kind != "approval" or step.status != StepStatus.RUNNING:
+            raise Conflict(f"step '{step_key}' is not waiting for a signal ({step.status})",
+                           code="step_not_waiting")
+        await self.transitions.resume(run.id, step.id, payload)
+        return await self.get(p, run.id)
+
+    async def delete(self, p: Principal, ref: int | str) -> None:
+        p.require("operator")
+        run = await self._row(p, ref)
+        if run.status not in RUN_TERMINAL:
+            raise Conflict(f"run {run.id} is {run.status}; cancel it and wait for it to end "
+                           "before deleting it", code="run_not_finished")
+        if run.parent_run_id is not None:
+            raise Conflict(f"run {run.id} is a sub-workflow of run {run.parent_run_id}; delete "
+                           "that run instead", code="child_run")
+
+        async def tx_fn(tx: Tx) -> None:
+            await run_store.delete_run(tx.conn, run.id)
+            tx.wake(f"run:{run.id}")
+
+        await self.db.write(tx_fn)
+
+    async def wait_for_change(self, run_id: int, timeout: float) -> None:
+        """Returns when the run changed (or after ``timeout``): the base of long-polls."""
+        topic = f"run:{run_id}"
+        ev = self.db.subscribe(topic)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ev.wait(), timeout)
+        finally:
+            self.db.unsubscribe(topic, ev)
+
+
+def _log_view(r: Any) -> dict[str, Any]:
+    return {"seq": r.id, "time": iso(r.time), "level": r.level, "step": r.step_key,
+            "attempt": r.attempt, "message": r.message}
+
+
+def _encode_token(created_at: float, run_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{created_at!r}:{run_id}".encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> tuple[float, int]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        created, _, run_id = raw.partition(":")
+        return float(created), int(run_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("page_token is not valid", code="bad_page_token",
+                           errors=[{"path": "page_token", "message": "not a token this server "
+                                    "gave"}]) from None
+
+

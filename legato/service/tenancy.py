@@ -1,0 +1,136 @@
+"""Namespaces, API keys and who is asking."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from legato.model.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from legato.store.database import Database, Tx
+from legato.store.tenancy import (
+    count_keys,
+    find_key,
+    find_namespace,
+    insert_key,
+    insert_namespace,
+    list_namespaces,
+)
+
+__all__ = ["ROLES", "Principal", "TenancyService", "hash_secret"]
+
+ROLES = ("viewer", "operator", "admin")
+DEFAULT_NAMESPACE = "default"
+_CACHE_SECONDS = 10.0
+
+
+def hash_secret(secret: str) -> str:
+    # API keys are 256-bit random tokens, so a fast hash is safe and keeps auth cheap;
+    # user passwords (low entropy) get argon2id instead.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    namespace_id: int
+    namespace: str
+    role: str
+    key_id: int | None = None
+    name: str = ""
+
+    def require(self, role: str) -> None:
+        if ROLES.index(self.role) < ROLES.index(role):
+            raise Forbidden(f"this needs the {role} role; your key has {self.role}")
+
+
+class TenancyService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._cache: dict[str, tuple[float, Principal]] = {}
+
+    async def authenticate(self, token: str | None) -> Principal:
+        if not token:
+            raise Unauthorized("missing credentials: send 'Authorization: Bearer <api key>'")
+        digest = hash_secret(token)
+        hit = self._cache.get(digest)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return hit[1]
+        async with self.db.read() as conn:
+            row = await find_key(conn, digest)
+        if row is None or not hmac.compare_digest(row.secret_hash, digest):
+            raise Unauthorized("invalid or revoked API key")
+        principal = Principal(row.namespace_id, row.namespace, row.role, row.id, row.name)
+        self._cache[digest] = (now + _CACHE_SECONDS, principal)
+        return principal
+
+    async def bootstrap(self, admin_key: str | None = None) -> str | None:
+        """Create namespace ``default`` and an admin key on an empty store.
+
+        Answers the new key's secret (to print once), or None when keys existed already.
+        """
+
+        async def tx_fn(tx: Tx) -> str | None:
+            now = time.time()
+            ns = await find_namespace(tx.conn, DEFAULT_NAMESPACE)
+            if ns is None:
+                ns = await insert_namespace(tx.conn, DEFAULT_NAMESPACE, now)
+            if admin_key:
+                if len(admin_key) < 16:
+                    raise InvalidInput("LEGATO_ADMIN_KEY must be at least 16 characters")
+                if await find_key(tx.conn, hash_secret(admin_key)) is None:
+                    await insert_key(tx.conn, ns.id, "admin (LEGATO_ADMIN_KEY)", "admin",
+                                     hash_secret(admin_key), now)
+                return None
+            if await count_keys(tx.conn):
+                return None
+            secret = new_secret()
+            await insert_key(tx.conn, ns.id, "admin", "admin", hash_secret(secret), now)
+            return secret
+
+        return await self.db.write(tx_fn)
+
+    async def create_key(self, principal: Principal, name: str, role: str,
+                         namespace: str | None = None) -> dict[str, Any]:
+        principal.require("admin")
+        if role not in ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(ROLES)}",
+                               errors=[{"path": "role", "message": "unknown role"}])
+        if not name.strip():
+            raise InvalidInput("name must not be empty", errors=[{"path": "name",
+                                                                  "message": "empty"}])
+        secret = new_secret()
+
+        async def tx_fn(tx: Tx) -> dict[str, Any]:
+            now = time.time()
+            ns_name = namespace or principal.namespace
+            ns = await find_namespace(tx.conn, ns_name)
+            if ns is None:
+                ns = await insert_namespace(tx.conn, ns_name, now)
+            row = await insert_key(tx.conn, ns.id, name, role, hash_secret(secret), now)
+            return {"id": row.id, "name": name, "role": role, "namespace": ns.name,
+                    "key": secret, "created_at": now}
+
+        return await self.db.write(tx_fn)
+
+    async def namespaces(self, principal: Principal) -> list[dict[str, Any]]:
+        principal.require("admin")
+        async with self.db.read() as conn:
+            rows = await list_namespaces(conn)
+        return [{"name": r.name, "max_queued_runs": r.max_queued_runs,
+                 "max_concurrent_runs": r.max_concurrent_runs,
+                 "retention_days": r.retention_days} for r in rows]
+
+    async def namespace_id(self, name: str) -> int:
+        async with self.db.read() as conn:
+            row = await find_namespace(conn, name)
+        if row is None:
+            raise NotFound(f"namespace '{name}' does not exist")
+        return int(row.id)
+
+
+def new_secret() -> str:
+    return "lg_" + secrets.token_urlsafe(32)

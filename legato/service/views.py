@@ -1,0 +1,104 @@
+"""The native representation of runs, steps, workflows and their parts (plain dicts), built
+from store rows or in-memory records alike (both expose the same attribute names)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from legato.model.states import STEP_TERMINAL, StepStatus
+
+__all__ = ["iso", "progress", "run_view", "step_view", "workflow_view"]
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def _duration_ms(start: float | None, end: float | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return round((end - start) * 1000)
+
+
+def step_view(s: Any) -> dict[str, Any]:
+    return {
+        "id": s.id, "key": s.key, "name": s.name, "kind": s.kind, "type": s.type_label,
+        "rank": s.rank, "parent_step_id": s.parent_step_id, "needs": list(s.needs or []),
+        "status": s.status, "status_message": s.status_message, "attempt": s.attempt,
+        "max_attempts": s.max_attempts,
+        "not_before": iso(s.not_before) if s.status == StepStatus.READY and s.not_before
+        else None,
+        "outputs": s.outputs, "error": s.error, "progress": s.progress,
+        "child_run_id": s.child_run_id, "created_at": iso(s.created_at),
+        "started_at": iso(s.started_at), "finished_at": iso(s.finished_at),
+        "duration_ms": _duration_ms(s.started_at, s.finished_at),
+    }
+
+
+def progress(run: Any, steps: list[Any] | None) -> dict[str, Any]:
+    """Percent complete from the top-level steps: finished ones count whole, running ones by
+    what they reported."""
+    total = run.total_steps or 0
+    finished = run.finished_steps or 0
+    if steps is not None:
+        top = [s for s in steps if s.parent_step_id is None]
+        total = len(top)
+        done = sum(1.0 for s in top if s.status in STEP_TERMINAL)
+        finished = int(done)
+        partial = sum(s.progress or 0.0 for s in top
+                      if s.status == StepStatus.RUNNING and s.progress)
+        percent = 100.0 * (done + partial) / total if total else 100.0
+    else:
+        percent = 100.0 * finished / total if total else 100.0
+    if run.status == "SUCCEEDED":
+        percent = 100.0
+    return {"percent": round(percent, 1), "finished_steps": finished, "total_steps": total}
+
+
+def run_view(run: Any, namespace: str, steps: list[Any] | None = None,
+             counts: dict[str, int] | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": run.id, "uuid": run.uuid, "namespace": namespace, "workflow": run.workflow_name,
+        "workflow_version": run.workflow_version, "status": run.status,
+        "status_message": run.status_message,
+    }
+    if hasattr(run, "inputs"):
+        view["inputs"] = run.inputs
+        view["outputs"] = run.outputs
+        view["vars"] = run.vars
+    view.update({
+        "labels": run.labels, "priority": run.priority, "operation_type": run.operation_type,
+        "requestor": run.requestor, "external_id": run.external_id,
+        "parent_run_id": run.parent_run_id, "parent_step_id": run.parent_step_id,
+        "progress": progress(run, steps),
+    })
+    if steps is not None:
+        counts = {}
+        for s in steps:
+            if s.parent_step_id is None:
+                counts[s.status] = counts.get(s.status, 0) + 1
+    if counts is not None:
+        view["counts_by_status"] = counts
+    view.update({
+        "error": run.error, "created_at": iso(run.created_at), "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at), "updated_at": iso(run.updated_at),
+        "duration_ms": _duration_ms(run.started_at, run.finished_at),
+    })
+    if steps is not None:
+        view["steps"] = [step_view(s) for s in steps if s.parent_step_id is None]
+    return view
+
+
+def workflow_view(row: Any, namespace: str, *, definition: bool = True) -> dict[str, Any]:
+    view = {
+        "name": row.name, "version": row.version, "uuid": row.uuid, "namespace": namespace,
+        "description": row.description, "operation_type": row.operation_type,
+        "created_at": iso(row.created_at),
+    }
+    if definition:
+        view["definition"] = row.definition
+    return view

@@ -1,0 +1,64 @@
+"""Use cases on workflow definitions: apply (new version when changed), list, get."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from legato.model.definition import DefinitionError, load_definition
+from legato.model.errors import InvalidInput, NotFound
+from legato.service.tenancy import Principal
+from legato.service.views import workflow_view
+from legato.store.database import Database, Tx
+from legato.store.graphs import DefinitionCache
+from legato.store.workflows import find_workflow, insert_version, list_latest
+
+__all__ = ["WorkflowService"]
+
+
+class WorkflowService:
+    def __init__(self, db: Database, definitions: DefinitionCache) -> None:
+        self.db = db
+        self.definitions = definitions
+
+    async def apply(self, p: Principal, source: str,
+                    name: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Store a definition; answers the version and whether it is new."""
+        p.require("operator")
+        try:
+            definition = load_definition(source)
+        except DefinitionError as exc:
+            raise InvalidInput(
+                f"the workflow definition has {len(exc.problems)} problem(s)",
+                code="invalid_definition", errors=[pr.as_dict() for pr in exc.problems],
+            ) from exc
+        if name is not None and definition.name != name:
+            raise InvalidInput(
+                f"the URL names workflow '{name}' but the definition is named "
+                f"'{definition.name}'", code="name_mismatch",
+                errors=[{"path": "name", "line": None, "message": "does not match the URL",
+                         "code": "name_mismatch"}])
+
+        async def tx_fn(tx: Tx) -> tuple[dict[str, Any], bool]:
+            row, created = await insert_version(tx.conn, p.namespace_id, definition, source,
+                                                time.time())
+            self.definitions.put(row.id, definition)
+            return workflow_view(row, p.namespace), created
+
+        return await self.db.write(tx_fn)
+
+    async def list(self, p: Principal) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            rows = await list_latest(conn, p.namespace_id)
+        return [workflow_view(r, p.namespace, definition=False) for r in rows]
+
+    async def get(self, p: Principal, name: str, version: int | None = None) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            row = await find_workflow(conn, p.namespace_id, name, version)
+        if row is None:
+            which = f"version {version} of " if version else ""
+            raise NotFound(f"{which}workflow '{name}' does not exist",
+                           code="workflow_not_found")
+        view = workflow_view(row, p.namespace)
+        view["source"] = row.source
+        return view
