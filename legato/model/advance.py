@@ -71,12 +71,25 @@ class Effects:
     ready: bool = False
 
     def event(
-        self, run: RunState, kind: str, status: str | None, message: str, now: float,
-        step: StepState | None = None, data: dict[str, Any] | None = None,
+        self,
+        run: RunState,
+        kind: str,
+        status: str | None,
+        message: str,
+        now: float,
+        step: StepState | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         self.events.append(
-            {"run": run, "step": step, "type": kind, "status": status, "message": message,
-             "time": now, "data": data}
+            {
+                "run": run,
+                "step": step,
+                "type": kind,
+                "status": status,
+                "message": message,
+                "time": now,
+                "data": data,
+            }
         )
 
 
@@ -100,8 +113,11 @@ class RunGraph:
 
     def children(self, parent: StepState) -> list[StepState]:
         return sorted(
-            (s for s in self.steps
-             if s.parent is parent or (parent.id and s.parent_step_id == parent.id)),
+            (
+                s
+                for s in self.steps
+                if s.parent is parent or (parent.id and s.parent_step_id == parent.id)
+            ),
             key=lambda s: s.rank,
         )
 
@@ -111,8 +127,13 @@ class RunGraph:
             "inputs": run.inputs,
             "vars": run.vars,
             "steps": {s.key: {"outputs": s.outputs or {}, "status": s.status} for s in self.top()},
-            "run": {"id": run.id, "uuid": run.uuid, "workflow": run.workflow_name,
-                    "version": run.workflow_version, "labels": run.labels},
+            "run": {
+                "id": run.id,
+                "uuid": run.uuid,
+                "workflow": run.workflow_name,
+                "version": run.workflow_version,
+                "labels": run.labels,
+            },
             "item": item,
         }
 
@@ -126,10 +147,19 @@ def new_steps(definition: WorkflowDefinition, run: RunState, now: float) -> list
     for rank, sd in enumerate(definition.steps):
         out.append(
             StepState(
-                run_id=run.id, key=sd.id, name=sd.display_name, kind=sd.uses, rank=rank,
-                needs=list(sd.needs), status=S.PENDING, type_label=sd.type,
-                max_attempts=sd.retry.attempts if sd.retry else 1, priority=run.priority,
-                timeout_s=sd.timeout, created_at=now, dirty=True,
+                run_id=run.id,
+                key=sd.id,
+                name=sd.display_name,
+                kind=sd.uses,
+                rank=rank,
+                needs=list(sd.needs),
+                status=S.PENDING,
+                type_label=sd.type,
+                max_attempts=sd.retry.attempts if sd.retry else 1,
+                priority=run.priority,
+                timeout_s=sd.timeout,
+                created_at=now,
+                dirty=True,
             )
         )
     return out
@@ -152,7 +182,10 @@ def start_run(graph: RunGraph, now: float, fx: Effects) -> None:
 
 
 def apply_result(
-    graph: RunGraph, result: StepResult, now: float, fx: Effects,
+    graph: RunGraph,
+    result: StepResult,
+    now: float,
+    fx: Effects,
     rand: Callable[[], float] = random.random,
 ) -> bool:
     """Record one attempt's result; False when the result is stale (fenced off)."""
@@ -170,16 +203,31 @@ def apply_result(
     else:
         error = result.error or {"code": "failed", "message": "step failed"}
         allowed = step.max_attempts + result.extra_attempts
-        if (result.retryable and result.status != S.CANCELED and step.attempt < allowed
-                and run.status not in (R.CANCELING, *RUN_TERMINAL) and not step.cancel_requested):
+        if (
+            result.retryable
+            and result.status != S.CANCELED
+            and step.attempt < allowed
+            and run.status not in (R.CANCELING, *RUN_TERMINAL)
+            and not step.cancel_requested
+        ):
             delay = _retry_delay(graph, step, rand)
             step.not_before = now + delay
             step.error = error
-            step.move(S.READY, f"Retrying in {delay:.1f}s after attempt {step.attempt} "
-                               f"of {step.max_attempts}: {error['message']}")
+            step.move(
+                S.READY,
+                f"Retrying in {delay:.1f}s after attempt {step.attempt} "
+                f"of {step.max_attempts}: {error['message']}",
+            )
             fx.ready = True
-            fx.event(run, "step.retrying", S.READY, step.status_message, now, step,
-                     {"attempt": step.attempt, "error": error, "not_before": step.not_before})
+            fx.event(
+                run,
+                "step.retrying",
+                S.READY,
+                step.status_message,
+                now,
+                step,
+                {"attempt": step.attempt, "error": error, "not_before": step.not_before},
+            )
         else:
             _fail(graph, step, result.status, error, now, fx)
     _after_step(graph, step, now, fx)
@@ -203,26 +251,46 @@ def _succeed(
     step.move(S.SUCCEEDED, "Succeeded")
     fx.event(graph.run, "step.succeeded", S.SUCCEEDED, f"{step.name} succeeded", now, step)
     for name, value in outputs.items():
-        fx.values.append({"run": graph.run, "step": step, "scope": "output", "name": name,
-                          "value": value})
+        fx.values.append(
+            {"run": graph.run, "step": step, "scope": "output", "name": name, "value": value}
+        )
     if step.started_at is not None and step.parent is None and step.parent_step_id is None:
         fx.durations.append((graph.run, step.key, now - step.started_at))
 
 
 def _fail(
-    graph: RunGraph, step: StepState, status: str, error: dict[str, Any], now: float,
+    graph: RunGraph,
+    step: StepState,
+    status: str,
+    error: dict[str, Any],
+    now: float,
     fx: Effects,
 ) -> None:
     step.error = error
     step.finished_at = now
     word = {S.FAILED: "failed", S.TIMED_OUT: "timed out", S.CANCELED: "canceled"}[S(status)]
-    step.move(status, f"{word.capitalize()}: {error['message']}" if status != S.CANCELED
-              else "Canceled")
-    fx.event(graph.run, f"step.{status.lower()}", status, f"{step.name} {word}", now, step,
-             {"error": error})
+    step.move(
+        status, f"{word.capitalize()}: {error['message']}" if status != S.CANCELED else "Canceled"
+    )
+    fx.event(
+        graph.run,
+        f"step.{status.lower()}",
+        status,
+        f"{step.name} {word}",
+        now,
+        step,
+        {"error": error},
+    )
     if status != S.CANCELED:
-        fx.errors.append({"run": graph.run, "step": step, "code": error.get("code", "failed"),
-                          "message": error["message"], "time": now})
+        fx.errors.append(
+            {
+                "run": graph.run,
+                "step": step,
+                "code": error.get("code", "failed"),
+                "message": error["message"],
+                "time": now,
+            }
+        )
 
 
 def _after_step(graph: RunGraph, step: StepState, now: float, fx: Effects) -> None:
@@ -268,11 +336,18 @@ def _advance_parent(graph: RunGraph, parent: StepState, now: float, fx: Effects)
     else:
         status = S.CANCELED if all(k.status == S.CANCELED for k in bad) else S.FAILED
         first = next((k for k in bad if k.error), bad[0])
-        _fail(graph, parent, status,
-              {"code": "items_failed",
-               "message": f"{len(bad)} of {len(kids)} items did not succeed; first: "
-                          f"{first.key}: {(first.error or {}).get('message', first.status)}"},
-              now, fx)
+        _fail(
+            graph,
+            parent,
+            status,
+            {
+                "code": "items_failed",
+                "message": f"{len(bad)} of {len(kids)} items did not succeed; first: "
+                f"{first.key}: {(first.error or {}).get('message', first.status)}",
+            },
+            now,
+            fx,
+        )
     _after_step(graph, parent, now, fx)
 
 
@@ -335,13 +410,19 @@ def _mark_running(run: RunState, now: float, fx: Effects) -> None:
 
 
 def _dispatch(
-    graph: RunGraph, step: StepState, sd: StepDefinition, scope: dict[str, Any], now: float,
+    graph: RunGraph,
+    step: StepState,
+    sd: StepDefinition,
+    scope: dict[str, Any],
+    now: float,
     fx: Effects,
 ) -> None:
     if sd.foreach is not None:
         items = render(sd.foreach, scope)
         if not isinstance(items, list):
-            raise ValueError(f"foreach of step '{sd.id}' must give a list, got {type(items).__name__}")
+            raise ValueError(
+                f"foreach of step '{sd.id}' must give a list, got {type(items).__name__}"
+            )
         step.started_at = now
         step.attempt = 1
         step.move(S.RUNNING, f"0 of {len(items)} items finished")
@@ -350,10 +431,21 @@ def _dispatch(
         limit = sd.max_parallel or len(items)
         for index, item in enumerate(items):
             kid = StepState(
-                run_id=step.run_id, key=f"{step.key}[{index}]", name=f"{step.name} [{index}]",
-                kind=step.kind, rank=index, needs=[], status=S.PENDING, type_label=step.type_label,
-                max_attempts=step.max_attempts, priority=step.priority, timeout_s=step.timeout_s,
-                item=item, created_at=now, dirty=True, parent=step,
+                run_id=step.run_id,
+                key=f"{step.key}[{index}]",
+                name=f"{step.name} [{index}]",
+                kind=step.kind,
+                rank=index,
+                needs=[],
+                status=S.PENDING,
+                type_label=step.type_label,
+                max_attempts=step.max_attempts,
+                priority=step.priority,
+                timeout_s=step.timeout_s,
+                item=item,
+                created_at=now,
+                dirty=True,
+                parent=step,
                 parent_step_id=step.id or None,
             )
             kid.args = render(sd.with_, graph.scope(item))
@@ -375,15 +467,21 @@ def _dispatch(
         step.move(S.RUNNING, f"Waiting for sub-workflow {args.get('workflow')}")
         _mark_running(graph.run, now, fx)
         fx.event(graph.run, "step.started", S.RUNNING, f"{step.name} started", now, step)
-        fx.children.append(ChildRequest(step, graph.run, str(args["workflow"]),
-                                        args.get("version"), dict(args.get("inputs") or {})))
+        fx.children.append(
+            ChildRequest(
+                step,
+                graph.run,
+                str(args["workflow"]),
+                args.get("version"),
+                dict(args.get("inputs") or {}),
+            )
+        )
     elif sd.uses == "approval":
         step.started_at = now
         step.attempt = 1
         step.move(S.RUNNING, str(args.get("message") or "Waiting for approval"))
         _mark_running(graph.run, now, fx)
-        fx.event(graph.run, "step.waiting", S.RUNNING, f"{step.name} waits for approval", now,
-                 step)
+        fx.event(graph.run, "step.waiting", S.RUNNING, f"{step.name} waits for approval", now, step)
     else:
         if sd.uses == "sleep":
             step.not_before = now + parse_duration(args["duration"])
@@ -412,8 +510,11 @@ def _finish_if_done(graph: RunGraph, now: float, fx: Effects) -> None:
         if failed:
             first = failed[0]
             err = first.error or {"code": "failed", "message": first.status}
-            run.error = {"code": err.get("code", "failed"), "message": err["message"],
-                         "step": first.key}
+            run.error = {
+                "code": err.get("code", "failed"),
+                "message": err["message"],
+                "step": first.key,
+            }
             run.move(R.FAILED, f"Failed: step {first.key}: {err['message']}")
         else:
             try:
@@ -421,12 +522,26 @@ def _finish_if_done(graph: RunGraph, now: float, fx: Effects) -> None:
                 run.outputs = outputs if isinstance(outputs, dict) else {"result": outputs}
                 run.move(R.SUCCEEDED, "Succeeded")
                 for name, value in run.outputs.items():
-                    fx.values.append({"run": run, "step": None, "scope": "run_output",
-                                      "name": name, "value": value})
+                    fx.values.append(
+                        {
+                            "run": run,
+                            "step": None,
+                            "scope": "run_output",
+                            "name": name,
+                            "value": value,
+                        }
+                    )
             except ExpressionError as exc:
                 run.error = {"code": "bad_expression", "message": str(exc), "step": None}
-                fx.errors.append({"run": run, "step": None, "code": "bad_expression",
-                                  "message": str(exc), "time": now})
+                fx.errors.append(
+                    {
+                        "run": run,
+                        "step": None,
+                        "code": "bad_expression",
+                        "message": str(exc),
+                        "time": now,
+                    }
+                )
                 run.move(R.FAILED, f"Failed: outputs: {exc}")
     if run.started_at is None:
         run.started_at = now
@@ -437,20 +552,31 @@ def _finish_if_done(graph: RunGraph, now: float, fx: Effects) -> None:
 
 
 def _child_result(run: RunState) -> StepResult:
-    status = {R.SUCCEEDED: S.SUCCEEDED, R.CANCELED: S.CANCELED,
-              R.TIMED_OUT: S.TIMED_OUT}.get(R(run.status), S.FAILED)
+    status = {R.SUCCEEDED: S.SUCCEEDED, R.CANCELED: S.CANCELED, R.TIMED_OUT: S.TIMED_OUT}.get(
+        R(run.status), S.FAILED
+    )
     error = None
     if status != S.SUCCEEDED:
-        error = dict(run.error or {"code": run.status.lower(),
-                                   "message": f"sub-workflow run {run.id} {run.status.lower()}"})
+        error = dict(
+            run.error
+            or {
+                "code": run.status.lower(),
+                "message": f"sub-workflow run {run.id} {run.status.lower()}",
+            }
+        )
         error.pop("step", None)
     assert run.parent_step_id is not None
-    return StepResult(step_id=run.parent_step_id, attempt=1, status=status,
-                      outputs=run.outputs or {}, error=error, retryable=False)
+    return StepResult(
+        step_id=run.parent_step_id,
+        attempt=1,
+        status=status,
+        outputs=run.outputs or {},
+        error=error,
+        retryable=False,
+    )
 
 
-def resume(graph: RunGraph, step_id: int, outputs: dict[str, Any], now: float,
-           fx: Effects) -> bool:
+def resume(graph: RunGraph, step_id: int, outputs: dict[str, Any], now: float, fx: Effects) -> bool:
     """Complete a step that waits on the outside world (approval), with a payload."""
     step = graph.by_id(step_id)
     if step is None or step.status != S.RUNNING or step.lease_owner is not None:
@@ -461,8 +587,14 @@ def resume(graph: RunGraph, step_id: int, outputs: dict[str, Any], now: float,
 # -- cancel and retry ---------------------------------------------------------------------
 
 
-def cancel_run(graph: RunGraph, now: float, fx: Effects, *, reason: str = "Canceled by request",
-               code: str = "canceled") -> bool:
+def cancel_run(
+    graph: RunGraph,
+    now: float,
+    fx: Effects,
+    *,
+    reason: str = "Canceled by request",
+    code: str = "canceled",
+) -> bool:
     run = graph.run
     if run.status in RUN_TERMINAL or run.status == R.CANCELING:
         return False

@@ -32,20 +32,35 @@ def resolve_inputs(definition: WorkflowDefinition, given: Mapping[str, Any]) -> 
     for name in given:
         if name not in declared:
             known = ", ".join(sorted(declared)) or "none"
-            problems.append({"path": f"inputs.{name}", "code": "unknown_input",
-                             "message": f"unknown input '{name}' (declared: {known})"})
+            problems.append(
+                {
+                    "path": f"inputs.{name}",
+                    "code": "unknown_input",
+                    "message": f"unknown input '{name}' (declared: {known})",
+                }
+            )
     resolved: dict[str, Any] = {}
     for name, spec in declared.items():
         if name in given:
             value = given[name]
             wanted = _ACCEPTS.get(spec.type)
             if wanted is not None and value_type(value) not in wanted:
-                problems.append({"path": f"inputs.{name}", "code": "wrong_type",
-                                 "message": f"expected {spec.type}, got {value_type(value)}"})
+                problems.append(
+                    {
+                        "path": f"inputs.{name}",
+                        "code": "wrong_type",
+                        "message": f"expected {spec.type}, got {value_type(value)}",
+                    }
+                )
             resolved[name] = value
         elif spec.required:
-            problems.append({"path": f"inputs.{name}", "code": "missing",
-                             "message": f"input '{name}' is required"})
+            problems.append(
+                {
+                    "path": f"inputs.{name}",
+                    "code": "missing",
+                    "message": f"input '{name}' is required",
+                }
+            )
         else:
             resolved[name] = spec.default
     if problems:

@@ -51,7 +51,9 @@ STEP_TERMINAL = frozenset(
 
 _R = RunStatus
 _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
-    _R.QUEUED: frozenset({_R.RUNNING, _R.CANCELING, _R.CANCELED, _R.FAILED, _R.TIMED_OUT, _R.SUCCEEDED}),
+    _R.QUEUED: frozenset(
+        {_R.RUNNING, _R.CANCELING, _R.CANCELED, _R.FAILED, _R.TIMED_OUT, _R.SUCCEEDED}
+    ),
     _R.RUNNING: frozenset({_R.SUCCEEDED, _R.FAILED, _R.CANCELING, _R.CANCELED, _R.TIMED_OUT}),
     _R.CANCELING: frozenset({_R.CANCELED}),
     # A failed or timed-out run may be retried from its failed steps.
@@ -65,9 +67,7 @@ _S = StepStatus
 _STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
     _S.PENDING: frozenset({_S.READY, _S.RUNNING, _S.SKIPPED, _S.CANCELED}),
     _S.READY: frozenset({_S.RUNNING, _S.CANCELED, _S.SKIPPED, _S.SUCCEEDED, _S.TIMED_OUT}),
-    _S.RUNNING: frozenset(
-        {_S.SUCCEEDED, _S.FAILED, _S.READY, _S.CANCELED, _S.TIMED_OUT}
-    ),
+    _S.RUNNING: frozenset({_S.SUCCEEDED, _S.FAILED, _S.READY, _S.CANCELED, _S.TIMED_OUT}),
     # Retry of a failed run puts its failed, canceled and skipped steps back.
     _S.FAILED: frozenset({_S.PENDING, _S.READY}),
     _S.TIMED_OUT: frozenset({_S.PENDING, _S.READY}),

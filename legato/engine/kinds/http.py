@@ -8,6 +8,7 @@ import httpx
 
 from legato.engine.context import StepContext
 from legato.engine.kinds.errors import StepFailure
+from legato.model.durations import parse_duration
 
 __all__ = ["run_http"]
 
@@ -17,7 +18,7 @@ async def run_http(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
     url = str(args["url"])
     ctx.log.info("%s %s", method, url)
     try:
-        async with httpx.AsyncClient(timeout=float(args.get("timeout", 30.0))) as client:
+        async with httpx.AsyncClient(timeout=parse_duration(args.get("timeout", 30.0))) as client:
             response = await client.request(
                 method, url, headers=args.get("headers"), json=args.get("json"),
                 content=args.get("body"),

@@ -16,6 +16,7 @@ from typing import Any
 
 from legato.engine.context import StepContext
 from legato.engine.kinds.errors import StepFailure
+from legato.model.durations import parse_duration
 
 __all__ = ["KILL_GRACE_SECONDS", "run_shell"]
 
@@ -70,6 +71,11 @@ async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
         await proc.wait()
 
 
+def _grace(args: dict[str, Any]) -> float:
+    value = args.get("kill_grace")
+    return KILL_GRACE_SECONDS if value is None else parse_duration(value)
+
+
 async def run_shell(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
     argv = [str(a) for a in args["argv"]]
     env = {**os.environ, **{k: str(v) for k, v in (args.get("env") or {}).items()},
@@ -94,12 +100,12 @@ async def run_shell(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
         done, _ = await asyncio.wait({pumps, cancel_watch}, return_when=asyncio.FIRST_COMPLETED)
         if cancel_watch in done:
             ctx.log.warning("cancel requested: sending SIGTERM to %s", argv[0])
-            await _terminate(proc, float(args.get("kill_grace", KILL_GRACE_SECONDS)))
+            await _terminate(proc, _grace(args))
             raise StepFailure("canceled", "canceled while running", retryable=False)
         code = await proc.wait()
     finally:
         if proc.returncode is None:  # timeout or worker shutdown: no orphans
-            await _terminate(proc, float(args.get("kill_grace", KILL_GRACE_SECONDS)))
+            await _terminate(proc, _grace(args))
         cancel_watch.cancel()
         with contextlib.suppress(BaseException):
             await pumps

@@ -1,0 +1,1 @@
+"""The domain model: pure data and rules, no IO."""
