@@ -13,17 +13,27 @@ from fastapi import FastAPI
 
 from legato import __version__
 from legato.api import admin, runs, workflows
+from legato.engine.worker import WorkerConfig
 from legato.http.problems import install_problem_handlers
 from legato.http.responses import JSONResponse
-from legato.runtime import Legato, load_examples
+from legato.runtime import (
+    Legato,
+    add_step_paths,
+    configure_logging,
+    load_examples,
+    upgrade_database,
+)
 
-__all__ = ["create_app", "serve_app"]
+__all__ = ["create_app", "run_api", "serve", "serve_app"]
 
 log = logging.getLogger("legato")
 
 
-def create_app(legato: Legato, *, workers: int = 0, examples: bool = False,
-               announce: bool = False) -> FastAPI:
+def create_app(
+    legato: Legato, *, concurrency: int = 0, examples: bool = False, announce: bool = False
+) -> FastAPI:
+    """``concurrency`` > 0 runs an in-process worker with that many step slots."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await legato.open()
@@ -33,8 +43,13 @@ def create_app(legato: Legato, *, workers: int = 0, examples: bool = False,
         if examples:
             loaded = await load_examples(legato)
             log.info("examples loaded: %s", ", ".join(loaded))
-        if workers:
-            legato.start_engine(workers=workers)
+        if concurrency:
+            legato.start_engine(
+                config=WorkerConfig(
+                    concurrency=concurrency,
+                    lease_seconds=float(os.environ.get("LEGATO_LEASE_SECONDS", "30")),
+                )
+            )
         if announce:
             _announce(secret)
         try:
@@ -42,9 +57,13 @@ def create_app(legato: Legato, *, workers: int = 0, examples: bool = False,
         finally:
             await legato.close()
 
-    app = FastAPI(title="Legato", version=__version__, lifespan=lifespan,
-                  default_response_class=JSONResponse,
-                  description="Workflow orchestration: start runs, watch every step.")
+    app = FastAPI(
+        title="Legato",
+        version=__version__,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+        description="Workflow orchestration: start runs, watch every step.",
+    )
     app.state.legato = legato
     install_problem_handlers(app)
 
@@ -69,23 +88,50 @@ def _remember_key(secret: str) -> None:
 
 
 def _announce(secret: str | None) -> None:
-    url = f"http://{os.environ.get('LEGATO_HOST', '127.0.0.1')}:" \
-          f"{os.environ.get('LEGATO_PORT', '8080')}"
-    lines = ["", "Legato is running.", f"  API      {url}/api/v1", f"  API docs {url}/docs",
-             f"  Health   {url}/healthz"]
+    url = (
+        f"http://{os.environ.get('LEGATO_HOST', '127.0.0.1')}:"
+        f"{os.environ.get('LEGATO_PORT', '8080')}"
+    )
+    lines = [
+        "",
+        "Legato is running.",
+        f"  API      {url}/api/v1",
+        f"  API docs {url}/docs",
+        f"  Health   {url}/healthz",
+    ]
     if secret:
         lines += [f"  Admin API key (shown once, also saved to {KEY_FILE}):", f"    {secret}"]
     elif KEY_FILE.exists():
         lines += [f"  Admin API key: see {KEY_FILE}"]
-    lines += ["", "In another shell:", "  source .venv/bin/activate",
-              "  legato run start hello --wait", ""]
+    lines += [
+        "",
+        "In another shell:",
+        "  source .venv/bin/activate",
+        "  legato run start hello --wait",
+        "",
+    ]
     print("\n".join(lines), flush=True)
 
 
-def serve_app(database_url: str, host: str, port: int, *, workers: int,
-              examples: bool) -> None:
+def serve(database_url: str, host: str, port: int, workers: int, load_examples: bool) -> None:
+    """Migrate, bootstrap, load examples, and serve API + an in-process worker."""
+    configure_logging()
+    upgrade_database(database_url)
+    add_step_paths()
+    serve_app(database_url, host, port, concurrency=workers, examples=load_examples)
+
+
+def run_api(database_url: str, host: str, port: int) -> None:
+    """The API alone; workers run in other processes (PostgreSQL)."""
+    configure_logging()
+    serve_app(database_url, host, port, concurrency=0, examples=False)
+
+
+def serve_app(database_url: str, host: str, port: int, *, concurrency: int, examples: bool) -> None:
     import uvicorn
 
     os.environ["LEGATO_HOST"], os.environ["LEGATO_PORT"] = host, str(port)
-    app = create_app(Legato(database_url), workers=workers, examples=examples, announce=True)
+    app = create_app(
+        Legato(database_url), concurrency=concurrency, examples=examples, announce=True
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")

@@ -10,18 +10,21 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from legato.engine.reaper import Reaper
 from legato.engine.worker import Worker, WorkerConfig
 from legato.service.runs import RunService
 from legato.service.tenancy import TenancyService
+from legato.service.views import iso
 from legato.service.workflows import WorkflowService
 from legato.store.database import Database
 from legato.store.graphs import DefinitionCache
 from legato.store.migrate import upgrade
 from legato.store.transitions import Transitions
+from legato.store.workers import live_workers
 
-__all__ = ["Legato", "run_api", "run_worker", "serve", "upgrade_database"]
+__all__ = ["Legato", "add_step_paths", "configure_logging", "run_worker", "upgrade_database"]
 
 log = logging.getLogger("legato")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -52,8 +55,16 @@ class Legato:
     async def open(self) -> None:
         await self.db.start_listening()
 
-    def start_engine(self, *, workers: int = 1, config: WorkerConfig | None = None,
-                     reaper_interval: float = 1.0) -> list[Worker]:
+    async def workers(self) -> list[dict[str, Any]]:
+        rows = await live_workers(self.db)
+        return [
+            {**w, "started_at": iso(w["started_at"]), "heartbeat_at": iso(w["heartbeat_at"])}
+            for w in rows
+        ]
+
+    def start_engine(
+        self, *, workers: int = 1, config: WorkerConfig | None = None, reaper_interval: float = 1.0
+    ) -> list[Worker]:
         """Run workers and a reaper as tasks of the current event loop."""
         self._stop = self._stop or asyncio.Event()
         started = []
@@ -98,31 +109,16 @@ async def load_examples(app: Legato) -> list[str]:
     return loaded
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=os.environ.get("LEGATO_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def serve(database_url: str, host: str, port: int, workers: int, load_examples: bool) -> None:
-    """Migrate, bootstrap, load examples, and serve API + workers in one process."""
-    _configure_logging()
-    from legato.app import serve_app
-
-    upgrade(database_url)
-    add_step_paths()
-    serve_app(database_url, host, port, workers=workers, examples=load_examples)
-
-
-def run_api(database_url: str, host: str, port: int) -> None:
-    _configure_logging()
-    from legato.app import serve_app
-
-    serve_app(database_url, host, port, workers=0, examples=False)
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LEGATO_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def run_worker(database_url: str, concurrency: int, name: str | None) -> None:
     """A worker process (any host) sharing the database with API servers and other workers."""
-    _configure_logging()
+    configure_logging()
     add_step_paths()
 
     async def main() -> None:
@@ -133,10 +129,15 @@ def run_worker(database_url: str, concurrency: int, name: str | None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        worker = Worker(app.db, app.transitions, WorkerConfig(
-            concurrency=concurrency,
-            lease_seconds=float(os.environ.get("LEGATO_LEASE_SECONDS", "30")),
-        ), name=name)
+        worker = Worker(
+            app.db,
+            app.transitions,
+            WorkerConfig(
+                concurrency=concurrency,
+                lease_seconds=float(os.environ.get("LEGATO_LEASE_SECONDS", "30")),
+            ),
+            name=name,
+        )
         reaper = Reaper(app.db, app.transitions)
         log.info("worker %s started (concurrency %d)", worker.name, concurrency)
         try:

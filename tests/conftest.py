@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT / "examples"))
 
 ADMIN_KEY = "lg_test_admin_key_0123456789"
 PG_BASE = os.environ.get("LEGATO_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
-FAST = WorkerConfig(concurrency=16, lease_seconds=2.0, poll_interval=0.05, flush_interval=0.05,
-                    cancel_grace=1.0)
+FAST = WorkerConfig(
+    concurrency=16, lease_seconds=2.0, poll_interval=0.05, flush_interval=0.05, cancel_grace=1.0
+)
 
 
 def _worker_id(config: pytest.Config) -> str:
@@ -56,8 +57,11 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """One migrated PostgreSQL database per test process; CI must have PostgreSQL."""
     name = f"legato_test_{_worker_id(request.config)}"
     try:
-        _outside_loop(_pg_admin([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-                                 f'CREATE DATABASE "{name}"']))
+        _outside_loop(
+            _pg_admin(
+                [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"']
+            )
+        )
     except OSError as exc:
         if os.environ.get("CI"):
             raise
@@ -123,8 +127,11 @@ async def api(engine: Legato) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(engine)
     app.router.lifespan_context = _no_lifespan  # the fixtures own open/close
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://legato.test",
-                                 headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as client:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://legato.test",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ) as client:
         yield client
 
 

@@ -28,8 +28,12 @@ async def start(legato: Legato, workflow: str, **inputs: Any) -> dict[str, Any]:
     return view
 
 
-async def wait_for(legato: Legato, run_id: int, timeout: float = 20.0,
-                   statuses: frozenset[str] | set[str] = RUN_TERMINAL) -> dict[str, Any]:
+async def wait_for(
+    legato: Legato,
+    run_id: int,
+    timeout: float = 20.0,
+    statuses: frozenset[str] | set[str] = RUN_TERMINAL,
+) -> dict[str, Any]:
     p = await admin(legato)
     deadline = time.monotonic() + timeout
     while True:
@@ -41,8 +45,9 @@ async def wait_for(legato: Legato, run_id: int, timeout: float = 20.0,
         await legato.runs.wait_for_change(run_id, 0.2)
 
 
-async def run_workflow(legato: Legato, source: str, timeout: float = 20.0,
-                       **inputs: Any) -> dict[str, Any]:
+async def run_workflow(
+    legato: Legato, source: str, timeout: float = 20.0, **inputs: Any
+) -> dict[str, Any]:
     wf = await apply(legato, source)
     run = await start(legato, wf["name"], **inputs)
     return await wait_for(legato, run["id"], timeout)

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from legato.api.deps import App, Caller
 from legato.http.responses import JSONResponse
 from legato.service.views import iso
-from legato.store.workers import live_workers
 
 router = APIRouter(prefix="/api/v1", tags=["administration"])
 
@@ -37,6 +36,5 @@ async def namespaces(caller: Caller, app: App) -> dict[str, Any]:
 
 @router.get("/workers")
 async def workers(caller: Caller, app: App) -> dict[str, Any]:
-    rows = await live_workers(app.db)
-    return {"workers": [{**w, "started_at": iso(w["started_at"]),  # type: ignore[arg-type]
-                         "heartbeat_at": iso(w["heartbeat_at"])} for w in rows]}  # type: ignore[arg-type]
+    caller.require("viewer")
+    return {"workers": await app.workers()}

@@ -7,19 +7,19 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from legato.http.auth import principal
-from legato.runtime import Legato
+from legato.service.hub import Services
 from legato.service.tenancy import Principal
 
-__all__ = ["Caller", "get_legato", "parse_run_ref"]
+__all__ = ["App", "Caller", "get_services", "parse_run_ref"]
 
 Caller = Annotated[Principal, Depends(principal)]
 
 
-def get_legato(request: Request) -> Legato:
+def get_services(request: Request) -> Services:
     return request.app.state.legato  # type: ignore[no-any-return]
 
 
-App = Annotated[Legato, Depends(get_legato)]
+App = Annotated[Services, Depends(get_services)]
 
 
 def parse_run_ref(run_id: str) -> int | str:

@@ -12,8 +12,8 @@ from starlette.responses import Response
 from legato.api.deps import App, Caller, parse_run_ref
 from legato.http.responses import JSONResponse, NDJSONStream
 from legato.model.errors import InvalidInput
+from legato.model.filters import RunFilter
 from legato.service.runs import StartRun
-from legato.store.runs import RunFilter
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
@@ -33,17 +33,32 @@ class StartRunBody(BaseModel):
 
 
 @router.post("", status_code=201)
-async def start_run(body: StartRunBody, caller: Caller, app: App,
-                    idempotency_key: str | None = Header(None, max_length=200)) -> JSONResponse:
-    view, created = await app.runs.start(caller, StartRun(
-        workflow=body.workflow, version=body.version, inputs=body.inputs, labels=body.labels,
-        priority=body.priority, external_id=body.external_id,
-        notify_url=str(body.notify_url) if body.notify_url else None,
-        operation_type=body.operation_type, requestor=body.requestor,
-        idempotency_key=idempotency_key,
-    ))
-    return JSONResponse(view, status_code=201 if created else 200,
-                        headers={"Location": f"/api/v1/runs/{view['id']}"})
+async def start_run(
+    body: StartRunBody,
+    caller: Caller,
+    app: App,
+    idempotency_key: str | None = Header(None, max_length=200),
+) -> JSONResponse:
+    view, created = await app.runs.start(
+        caller,
+        StartRun(
+            workflow=body.workflow,
+            version=body.version,
+            inputs=body.inputs,
+            labels=body.labels,
+            priority=body.priority,
+            external_id=body.external_id,
+            notify_url=str(body.notify_url) if body.notify_url else None,
+            operation_type=body.operation_type,
+            requestor=body.requestor,
+            idempotency_key=idempotency_key,
+        ),
+    )
+    return JSONResponse(
+        view,
+        status_code=201 if created else 200,
+        headers={"Location": f"/api/v1/runs/{view['id']}"},
+    )
 
 
 def _labels(values: list[str]) -> dict[str, str]:
@@ -51,15 +66,18 @@ def _labels(values: list[str]) -> dict[str, str]:
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise InvalidInput(f"label filter {item!r} must look like key=value",
-                               errors=[{"path": "label", "message": "expected key=value"}])
+            raise InvalidInput(
+                f"label filter {item!r} must look like key=value",
+                errors=[{"path": "label", "message": "expected key=value"}],
+            )
         out[key] = value
     return out
 
 
 @router.get("")
 async def list_runs(
-    caller: Caller, app: App,
+    caller: Caller,
+    app: App,
     status: Annotated[list[str], Query()] = [],  # noqa: B006
     workflow: str | None = None,
     label: Annotated[list[str], Query()] = [],  # noqa: B006
@@ -74,15 +92,22 @@ async def list_runs(
 
     for s in statuses:
         if s not in RunStatus.__members__:
-            raise InvalidInput(f"unknown status {s!r}", errors=[{
-                "path": "status", "message": f"one of {', '.join(RunStatus.__members__)}"}])
+            raise InvalidInput(
+                f"unknown status {s!r}",
+                errors=[
+                    {"path": "status", "message": f"one of {', '.join(RunStatus.__members__)}"}
+                ],
+            )
     flt = RunFilter(
-        namespace_id=caller.namespace_id, statuses=statuses, workflow=workflow,
-        labels=_labels(label), parent_run_id=parent,
+        namespace_id=caller.namespace_id,
+        statuses=statuses,
+        workflow=workflow,
+        labels=_labels(label),
+        parent_run_id=parent,
         created_after=created_after.timestamp() if created_after else None,
         created_before=created_before.timestamp() if created_before else None,
     )
-    return JSONResponse(await app.runs.list(caller, flt, page_size, page_token))
+    return JSONResponse(await app.runs.list_runs(caller, flt, page_size, page_token))
 
 
 @router.get("/{run_id}")
@@ -91,8 +116,9 @@ async def get_run(run_id: str, caller: Caller, app: App) -> JSONResponse:
 
 
 @router.get("/{run_id}/steps")
-async def list_steps(run_id: str, caller: Caller, app: App,
-                     parent: int | None = None) -> JSONResponse:
+async def list_steps(
+    run_id: str, caller: Caller, app: App, parent: int | None = None
+) -> JSONResponse:
     return JSONResponse({"steps": await app.runs.steps(caller, parse_run_ref(run_id), parent)})
 
 
@@ -101,10 +127,19 @@ async def get_step(run_id: str, step: str, caller: Caller, app: App) -> JSONResp
     return JSONResponse(await app.runs.step(caller, parse_run_ref(run_id), step))
 
 
-@router.get("/{run_id}/logs", response_class=Response, responses={
-    200: {"content": {"application/x-ndjson": {}}}})
-async def run_logs(run_id: str, caller: Caller, app: App, step: str | None = None,
-                   after: int = Query(0, ge=0), follow: bool = False) -> Response:
+@router.get(
+    "/{run_id}/logs",
+    response_class=Response,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+async def run_logs(
+    run_id: str,
+    caller: Caller,
+    app: App,
+    step: str | None = None,
+    after: int = Query(0, ge=0),
+    follow: bool = False,
+) -> Response:
     ref = parse_run_ref(run_id)
     if follow:
         await app.runs.get(caller, ref)  # 404 before the stream starts
@@ -134,10 +169,12 @@ async def retry_run(run_id: str, caller: Caller, app: App) -> JSONResponse:
 
 
 @router.post("/{run_id}/steps/{step_key}/signal")
-async def signal_step(run_id: str, step_key: str, caller: Caller, app: App,
-                      payload: dict[str, Any] | None = None) -> JSONResponse:
-    return JSONResponse(await app.runs.signal(caller, parse_run_ref(run_id), step_key,
-                                              payload or {}))
+async def signal_step(
+    run_id: str, step_key: str, caller: Caller, app: App, payload: dict[str, Any] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        await app.runs.signal(caller, parse_run_ref(run_id), step_key, payload or {})
+    )
 
 
 @router.delete("/{run_id}", status_code=204)

@@ -18,10 +18,19 @@ class PayloadTooLarge(LegatoError):
     status, code, title = 413, "payload_too_large", "Payload too large"
 
 
-@router.put("/{name}", status_code=201, openapi_extra={
-    "requestBody": {"required": True, "content": {
-        "application/yaml": {"schema": {"type": "string"}},
-        "application/json": {"schema": {"type": "object"}}}}})
+@router.put(
+    "/{name}",
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/yaml": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
 async def put_workflow(name: str, request: Request, caller: Caller, app: App) -> JSONResponse:
     """Store a definition; a changed definition becomes a new version (201), an unchanged one
     answers the current version (200)."""
@@ -42,6 +51,7 @@ async def list_workflows(caller: Caller, app: App) -> dict[str, Any]:
 
 
 @router.get("/{name}")
-async def get_workflow(name: str, caller: Caller, app: App,
-                       version: int | None = Query(None, ge=1)) -> JSONResponse:
+async def get_workflow(
+    name: str, caller: Caller, app: App, version: int | None = Query(None, ge=1)
+) -> JSONResponse:
     return JSONResponse(await app.workflows.get(caller, name, version))

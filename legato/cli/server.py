@@ -31,17 +31,20 @@ def serve(
     workers: Annotated[
         int,
         typer.Option(
-            "--workers", "--concurrency", min=0, help="Steps run at once by the built-in worker."
+            "--workers",
+            "--concurrency",
+            min=0,
+            help="Steps run at once by the built-in worker (0: no worker in this process).",
         ),
-    ] = 4,
+    ] = 32,
     examples: Annotated[
         bool, typer.Option("--examples/--no-examples", help="Load the example workflows.")
     ] = True,
 ) -> None:
     """Run the API, the dashboard and a worker in one process (creates the database)."""
-    import legato.runtime as runtime
+    import legato.app as app
 
-    runtime.serve(
+    app.serve(
         database_url=database_url, host=host, port=port, workers=workers, load_examples=examples
     )
 
@@ -52,9 +55,9 @@ def api(
     port: Port = 8080,
 ) -> None:
     """Run the API and the dashboard only (workers run elsewhere)."""
-    import legato.runtime as runtime
+    import legato.app as app
 
-    runtime.run_api(database_url=database_url, host=host, port=port)
+    app.run_api(database_url=database_url, host=host, port=port)
 
 
 def worker(
@@ -62,7 +65,7 @@ def worker(
     concurrency: Annotated[
         int,
         typer.Option("--concurrency", "--workers", min=1, help="Steps run at once."),
-    ] = 4,
+    ] = 32,
     name: Annotated[
         str | None, typer.Option("--name", help="Worker name (default: host and pid).")
     ] = None,

@@ -26,13 +26,21 @@ class ActivitySink:
             self.has_data.clear()
             return self._pending.take()
 
-    def log(self, run_id: int, step_id: int, step_key: str, attempt: int, level: str,
-            message: str) -> None:
+    def log(
+        self, run_id: int, step_id: int, step_key: str, attempt: int, level: str, message: str
+    ) -> None:
         with self._lock:
-            self._pending.logs.append({
-                "run_id": run_id, "step_id": step_id, "step_key": step_key, "attempt": attempt,
-                "level": level, "message": message, "time": time.time(),
-            })
+            self._pending.logs.append(
+                {
+                    "run_id": run_id,
+                    "step_id": step_id,
+                    "step_key": step_key,
+                    "attempt": attempt,
+                    "level": level,
+                    "message": message,
+                    "time": time.time(),
+                }
+            )
             self.has_data.set()
 
     def progress(self, run_id: int, step_id: int, fraction: float, message: str | None) -> None:
@@ -81,8 +89,16 @@ class StepLogger:
 class StepContext:
     """What a running step can see and report. Safe to use from threads."""
 
-    def __init__(self, sink: ActivitySink, *, run_id: int, step_id: int, step_key: str,
-                 attempt: int, item: Any = None) -> None:
+    def __init__(
+        self,
+        sink: ActivitySink,
+        *,
+        run_id: int,
+        step_id: int,
+        step_key: str,
+        attempt: int,
+        item: Any = None,
+    ) -> None:
         self.sink = sink
         self.run_id = run_id
         self.step_id = step_id
@@ -107,8 +123,20 @@ class StepContext:
     def set_var(self, name: str, value: Any) -> None:
         self.sink.var(self.run_id, self.step_id, name, value)
 
-    def add_resource(self, type: str, id: str, action_result: str = "CREATED",
-                     metadata: dict[str, Any] | None = None) -> None:
-        self.sink.resource({"run_id": self.run_id, "step_id": self.step_id, "type": type,
-                            "resource_id": str(id), "action_result": action_result,
-                            "metadata": metadata})
+    def add_resource(
+        self,
+        type: str,
+        id: str,
+        action_result: str = "CREATED",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.sink.resource(
+            {
+                "run_id": self.run_id,
+                "step_id": self.step_id,
+                "type": type,
+                "resource_id": str(id),
+                "action_result": action_result,
+                "metadata": metadata,
+            }
+        )

@@ -22,8 +22,14 @@ log = logging.getLogger("legato.reaper")
 
 
 class Reaper:
-    def __init__(self, db: Database, transitions: Transitions, *, interval: float = 1.0,
-                 timeout_grace: float = 5.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        transitions: Transitions,
+        *,
+        interval: float = 1.0,
+        timeout_grace: float = 5.0,
+    ) -> None:
         self.db = db
         self.transitions = transitions
         self.interval = interval
@@ -48,14 +54,21 @@ class Reaper:
                 if row.lapsed:
                     results.append(lease_lost(row.id, row.attempt, row.lease_owner))
                 else:
-                    results.append(StepResult(
-                        row.id, row.attempt, StepStatus.TIMED_OUT, worker=row.lease_owner,
-                        error={"code": "step_timeout",
-                               "message": "step exceeded its timeout (enforced by the reaper)"}))
+                    results.append(
+                        StepResult(
+                            row.id,
+                            row.attempt,
+                            StepStatus.TIMED_OUT,
+                            worker=row.lease_owner,
+                            error={
+                                "code": "step_timeout",
+                                "message": "step exceeded its timeout (enforced by the reaper)",
+                            },
+                        )
+                    )
             changed += await self.transitions.complete(results, [r.run_id for r in rows])
         for run_id in await overdue_runs(self.db):
-            changed += await self.transitions.cancel(run_id, "run exceeded its timeout",
-                                                     code="run_timeout")
+            changed += await self.transitions.cancel(
+                run_id, "run exceeded its timeout", code="run_timeout"
+            )
         return changed
-
-

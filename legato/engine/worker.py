@@ -44,8 +44,13 @@ class WorkerConfig:
 
 
 class Worker:
-    def __init__(self, db: Database, transitions: Transitions, config: WorkerConfig | None = None,
-                 name: str | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        transitions: Transitions,
+        config: WorkerConfig | None = None,
+        name: str | None = None,
+    ) -> None:
         self.db = db
         self.transitions = transitions
         self.config = config or WorkerConfig()
@@ -81,8 +86,7 @@ class Worker:
             ctx.cancel()
             task.cancel()
         if self._inflight:
-            await asyncio.gather(*(t for _c, t in self._inflight.values()),
-                                 return_exceptions=True)
+            await asyncio.gather(*(t for _c, t in self._inflight.values()), return_exceptions=True)
         with contextlib.suppress(Exception):
             await self._flush()
 
@@ -105,8 +109,14 @@ class Worker:
                     await asyncio.sleep(self.config.poll_interval)
                     continue
                 for step in claimed:
-                    ctx = StepContext(self.sink, run_id=step.run_id, step_id=step.id,
-                                      step_key=step.key, attempt=step.attempt, item=step.item)
+                    ctx = StepContext(
+                        self.sink,
+                        run_id=step.run_id,
+                        step_id=step.id,
+                        step_key=step.key,
+                        attempt=step.attempt,
+                        item=step.item,
+                    )
                     task = asyncio.create_task(self._execute(step, ctx))
                     self._inflight[step.id] = (ctx, task)
                 if len(claimed) < free:
@@ -124,13 +134,23 @@ class Worker:
 
     async def _outcome(self, step: ClaimedStep, ctx: StepContext) -> StepResult:
         def failed(status: str, code: str, message: str, retryable: bool = True) -> StepResult:
-            return StepResult(step.id, step.attempt, status, error={"code": code,
-                              "message": message}, worker=self.name, retryable=retryable)
+            return StepResult(
+                step.id,
+                step.attempt,
+                status,
+                error={"code": code, "message": message},
+                worker=self.name,
+                retryable=retryable,
+            )
 
         runner = runner_for(step.kind)
         if runner is None:
-            return failed(StepStatus.FAILED, "unknown_kind", f"no runner for kind {step.kind!r}",
-                          retryable=False)
+            return failed(
+                StepStatus.FAILED,
+                "unknown_kind",
+                f"no runner for kind {step.kind!r}",
+                retryable=False,
+            )
         try:
             async with asyncio.timeout(step.timeout_s):
                 outputs = await runner(ctx, step.args)
@@ -154,8 +174,9 @@ class Worker:
             return failed(StepStatus.FAILED, "exception", f"{type(exc).__name__}: {exc}")
         if not isinstance(outputs, dict):
             return failed(StepStatus.FAILED, "bad_outputs", "outputs must be a JSON object")
-        return StepResult(step.id, step.attempt, StepStatus.SUCCEEDED, outputs=outputs,
-                          worker=self.name)
+        return StepResult(
+            step.id, step.attempt, StepStatus.SUCCEEDED, outputs=outputs, worker=self.name
+        )
 
     # -- reporting ----------------------------------------------------------------------
 
@@ -208,7 +229,8 @@ class Worker:
                     if entry and not entry[0].cancelled.is_set():
                         entry[0].cancel()
                         asyncio.get_running_loop().call_later(
-                            self.config.cancel_grace, self._force_cancel, step_id)
+                            self.config.cancel_grace, self._force_cancel, step_id
+                        )
         finally:
             self.db.unsubscribe(CANCEL_TOPIC, wake)
 
@@ -217,5 +239,3 @@ class Worker:
         entry = self._inflight.get(step_id)
         if entry and not entry[1].done():
             entry[1].cancel()
-
-

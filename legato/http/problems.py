@@ -16,17 +16,36 @@ from legato.model.errors import LegatoError
 __all__ = ["install_problem_handlers", "problem"]
 
 log = logging.getLogger("legato.http")
-_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-          405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
-          413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
-          429: "too_many_requests"}
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+}
 
 
-def problem(status: int, code: str, title: str, detail: str,
-            errors: list[dict[str, Any]] | None = None,
-            headers: dict[str, str] | None = None) -> Response:
-    body: dict[str, Any] = {"type": f"https://legato.dev/problems/{code}", "title": title,
-                            "status": status, "detail": detail, "code": code}
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"https://legato.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
     if errors:
         body["errors"] = errors
     return ProblemResponse(body, status_code=status, headers=headers)
@@ -48,20 +67,32 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> Response:
-        errors = [{"path": _field_path(tuple(e["loc"])), "message": e["msg"],
-                   "code": e["type"]} for e in exc.errors()]
+        errors = [
+            {"path": _field_path(tuple(e["loc"])), "message": e["msg"], "code": e["type"]}
+            for e in exc.errors()
+        ]
         first = errors[0] if errors else {"path": "", "message": "invalid request"}
-        return problem(422, "validation_error", "Invalid input",
-                       f"{first['path']}: {first['message']}", errors)
+        return problem(
+            422, "validation_error", "Invalid input", f"{first['path']}: {first['message']}", errors
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> Response:
         code = _CODES.get(exc.status_code, "error")
-        return problem(exc.status_code, code, code.replace("_", " ").capitalize(),
-                       str(exc.detail), headers=getattr(exc, "headers", None))
+        return problem(
+            exc.status_code,
+            code,
+            code.replace("_", " ").capitalize(),
+            str(exc.detail),
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception) -> Response:
         log.exception("unexpected error", exc_info=exc)
-        return problem(500, "internal_error", "Internal error",
-                       "the server met an unexpected error; it has been logged")
+        return problem(
+            500,
+            "internal_error",
+            "Internal error",
+            "the server met an unexpected error; it has been logged",
+        )

@@ -22,10 +22,13 @@ class ProblemResponse(JSONResponse):
     media_type = "application/problem+json"
 
 
-def NDJSONStream(items: AsyncIterator[dict[str, Any]]) -> StreamingResponse:  # noqa: N802
+def NDJSONStream(items: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
     async def body() -> AsyncIterator[bytes]:
         async for item in items:
             yield orjson.dumps(item) + b"\n"
 
-    return StreamingResponse(body(), media_type="application/x-ndjson",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        body(),
+        media_type="application/x-ndjson",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

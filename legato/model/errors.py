@@ -20,8 +20,9 @@ class LegatoError(Exception):
     code = "bad_request"
     title = "Bad request"
 
-    def __init__(self, detail: str, *, code: str | None = None,
-                 errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, code: str | None = None, errors: list[dict[str, Any]] | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         if code is not None:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, InvalidInput, NotFound, QueueLimit
+from legato.model.filters import RunFilter
 from legato.model.inputs import InputError, resolve_inputs
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
 from legato.service.tenancy import Principal
@@ -65,23 +66,32 @@ class RunService:
             row = await find_workflow(tx.conn, p.namespace_id, req.workflow, req.version)
             if row is None:
                 which = f"version {req.version} of " if req.version else ""
-                raise NotFound(f"{which}workflow '{req.workflow}' does not exist",
-                               code="workflow_not_found")
+                raise NotFound(
+                    f"{which}workflow '{req.workflow}' does not exist", code="workflow_not_found"
+                )
             definition = (await self.definitions.get_many(tx.conn, [row.id]))[row.id]
             try:
                 inputs = resolve_inputs(definition, req.inputs)
             except InputError as exc:
-                raise InvalidInput(str(exc), code="invalid_inputs",
-                                   errors=exc.problems) from exc
+                raise InvalidInput(str(exc), code="invalid_inputs", errors=exc.problems) from exc
             await self._check_limits(tx, p)
-            graph = await self.transitions.create_run(tx, NewRun(
-                namespace_id=p.namespace_id, workflow_id=row.id, definition=definition,
-                workflow_version=row.version, inputs=inputs,
-                labels={**definition.labels, **req.labels}, priority=req.priority,
-                operation_type=req.operation_type, requestor=req.requestor,
-                external_id=req.external_id, idempotency_key=req.idempotency_key,
-                notify_url=req.notify_url,
-            ))
+            graph = await self.transitions.create_run(
+                tx,
+                NewRun(
+                    namespace_id=p.namespace_id,
+                    workflow_id=row.id,
+                    definition=definition,
+                    workflow_version=row.version,
+                    inputs=inputs,
+                    labels={**definition.labels, **req.labels},
+                    priority=req.priority,
+                    operation_type=req.operation_type,
+                    requestor=req.requestor,
+                    external_id=req.external_id,
+                    idempotency_key=req.idempotency_key,
+                    notify_url=req.notify_url,
+                ),
+            )
             return run_view(graph.run, p.namespace, graph.steps)
 
         try:
@@ -91,8 +101,10 @@ class RunService:
             if existing is None:
                 raise
             if req.idempotency_key is None:
-                raise Conflict(f"a run with external_id '{req.external_id}' exists already",
-                               code="duplicate_external_id") from None
+                raise Conflict(
+                    f"a run with external_id '{req.external_id}' exists already",
+                    code="duplicate_external_id",
+                ) from None
             return existing, False
 
     async def _existing(self, p: Principal, req: StartRun) -> dict[str, Any] | None:
@@ -101,8 +113,7 @@ class RunService:
             if req.idempotency_key:
                 row = await run_store.find_run_by_key(conn, p.namespace_id, req.idempotency_key)
             if row is None and req.external_id:
-                row = await run_store.find_run_by_external_id(conn, p.namespace_id,
-                                                              req.external_id)
+                row = await run_store.find_run_by_external_id(conn, p.namespace_id, req.external_id)
         return None if row is None else await self.get(p, row.id)
 
     async def _check_limits(self, tx: Tx, p: Principal) -> None:
@@ -110,8 +121,10 @@ class RunService:
         if ns is not None and ns.max_queued_runs is not None:
             queued = await run_store.count_queued(tx.conn, p.namespace_id)
             if queued >= ns.max_queued_runs:
-                raise QueueLimit(f"namespace '{p.namespace}' already has {queued} queued runs "
-                                 f"(limit {ns.max_queued_runs})")
+                raise QueueLimit(
+                    f"namespace '{p.namespace}' already has {queued} queued runs "
+                    f"(limit {ns.max_queued_runs})"
+                )
 
     # -- read ----------------------------------------------------------------------------
 
@@ -130,8 +143,9 @@ class RunService:
             steps = await run_store.run_steps(conn, row.id)
         return run_view(row, p.namespace, steps)
 
-    async def steps(self, p: Principal, ref: int | str,
-                    parent: int | None = None) -> list[dict[str, Any]]:
+    async def steps(
+        self, p: Principal, ref: int | str, parent: int | None = None
+    ) -> list[dict[str, Any]]:
         run = await self._row(p, ref)
         async with self.db.read() as conn:
             rows = await run_store.run_steps(conn, run.id, parent=parent)
@@ -146,12 +160,15 @@ class RunService:
                 return step_view(s)
         raise NotFound(f"run {ref} has no step '{step_ref}'", code="step_not_found")
 
-    async def list(self, p: Principal, flt: run_store.RunFilter, page_size: int | None,
-                   page_token: str | None) -> dict[str, Any]:
+    async def list_runs(
+        self, p: Principal, flt: RunFilter, page_size: int | None, page_token: str | None
+    ) -> dict[str, Any]:
         size = page_size or 50
         if not 1 <= size <= MAX_PAGE_SIZE:
-            raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE_SIZE}",
-                               errors=[{"path": "page_size", "message": "out of range"}])
+            raise InvalidInput(
+                f"page_size must be between 1 and {MAX_PAGE_SIZE}",
+                errors=[{"path": "page_size", "message": "out of range"}],
+            )
         after = _decode_token(page_token) if page_token else None
         async with self.db.read() as conn:
             rows = await run_store.list_runs(conn, flt, limit=size + 1, after=after)
@@ -164,22 +181,41 @@ class RunService:
         run = await self._row(p, ref)
         async with self.db.read() as conn:
             rows = await run_store.list_events(conn, run.id)
-        return [{"seq": e.id, "time": iso(e.time), "type": e.type, "step": e.step_key,
-                 "step_id": e.step_id, "status": e.status, "message": e.message,
-                 "data": e.data} for e in rows]
+        return [
+            {
+                "seq": e.id,
+                "time": iso(e.time),
+                "type": e.type,
+                "step": e.step_key,
+                "step_id": e.step_id,
+                "status": e.status,
+                "message": e.message,
+                "data": e.data,
+            }
+            for e in rows
+        ]
 
     # -- logs ----------------------------------------------------------------------------
 
-    async def logs(self, p: Principal, ref: int | str, *, after: int = 0,
-                   step: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    async def logs(
+        self,
+        p: Principal,
+        ref: int | str,
+        *,
+        after: int = 0,
+        step: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
         run = await self._row(p, ref)
         async with self.db.read() as conn:
-            rows = await activity_store.read_logs(conn, run.id, after=after, step_key=step,
-                                                  limit=limit)
+            rows = await activity_store.read_logs(
+                conn, run.id, after=after, step_key=step, limit=limit
+            )
         return [_log_view(r) for r in rows]
 
-    async def follow_logs(self, p: Principal, ref: int | str, *, after: int = 0,
-                          step: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def follow_logs(
+        self, p: Principal, ref: int | str, *, after: int = 0, step: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
         """Every log line from ``after`` on, live, until the run has ended."""
         run = await self._row(p, ref)
         topic = f"run:{run.id}"
@@ -188,9 +224,8 @@ class RunService:
             while True:
                 changed.clear()
                 async with self.db.read() as conn:
-                    rows = await activity_store.read_logs(conn, run.id, after=after,
-                                                          step_key=step)
-                    status = (await run_store.find_run(conn, p.namespace_id, run.id))
+                    rows = await activity_store.read_logs(conn, run.id, after=after, step_key=step)
+                    status = await run_store.find_run(conn, p.namespace_id, run.id)
                 for r in rows:
                     after = r.id
                     yield _log_view(r)
@@ -209,8 +244,7 @@ class RunService:
         p.require("operator")
         run = await self._row(p, ref)
         if run.status in RUN_TERMINAL:
-            raise Conflict(f"run {run.id} has already ended ({run.status})",
-                           code="run_finished")
+            raise Conflict(f"run {run.id} has already ended ({run.status})", code="run_finished")
         await self.transitions.cancel(run.id)
         return await self.get(p, run.id)
 
@@ -218,13 +252,16 @@ class RunService:
         p.require("operator")
         run = await self._row(p, ref)
         if run.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT):
-            raise Conflict(f"only a failed or timed-out run can be retried; run {run.id} is "
-                           f"{run.status}", code="run_not_failed")
+            raise Conflict(
+                f"only a failed or timed-out run can be retried; run {run.id} is {run.status}",
+                code="run_not_failed",
+            )
         await self.transitions.retry(run.id)
         return await self.get(p, run.id)
 
-    async def signal(self, p: Principal, ref: int | str, step_key: str,
-                     payload: dict[str, Any]) -> dict[str, Any]:
+    async def signal(
+        self, p: Principal, ref: int | str, step_key: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
         p.require("operator")
         run = await self._row(p, ref)
         async with self.db.read() as conn:
@@ -233,8 +270,10 @@ class RunService:
         if step is None:
             raise NotFound(f"run {run.id} has no step '{step_key}'", code="step_not_found")
         if step.kind != "approval" or step.status != StepStatus.RUNNING:
-            raise Conflict(f"step '{step_key}' is not waiting for a signal ({step.status})",
-                           code="step_not_waiting")
+            raise Conflict(
+                f"step '{step_key}' is not waiting for a signal ({step.status})",
+                code="step_not_waiting",
+            )
         await self.transitions.resume(run.id, step.id, payload)
         return await self.get(p, run.id)
 
@@ -242,11 +281,17 @@ class RunService:
         p.require("operator")
         run = await self._row(p, ref)
         if run.status not in RUN_TERMINAL:
-            raise Conflict(f"run {run.id} is {run.status}; cancel it and wait for it to end "
-                           "before deleting it", code="run_not_finished")
+            raise Conflict(
+                f"run {run.id} is {run.status}; cancel it and wait for it to end "
+                "before deleting it",
+                code="run_not_finished",
+            )
         if run.parent_run_id is not None:
-            raise Conflict(f"run {run.id} is a sub-workflow of run {run.parent_run_id}; delete "
-                           "that run instead", code="child_run")
+            raise Conflict(
+                f"run {run.id} is a sub-workflow of run {run.parent_run_id}; delete "
+                "that run instead",
+                code="child_run",
+            )
 
         async def tx_fn(tx: Tx) -> None:
             await run_store.delete_run(tx.conn, run.id)
@@ -266,8 +311,14 @@ class RunService:
 
 
 def _log_view(r: Any) -> dict[str, Any]:
-    return {"seq": r.id, "time": iso(r.time), "level": r.level, "step": r.step_key,
-            "attempt": r.attempt, "message": r.message}
+    return {
+        "seq": r.id,
+        "time": iso(r.time),
+        "level": r.level,
+        "step": r.step_key,
+        "attempt": r.attempt,
+        "message": r.message,
+    }
 
 
 def _encode_token(created_at: float, run_id: int) -> str:
@@ -280,8 +331,8 @@ def _decode_token(token: str) -> tuple[float, int]:
         created, _, run_id = raw.partition(":")
         return float(created), int(run_id)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("page_token is not valid", code="bad_page_token",
-                           errors=[{"path": "page_token", "message": "not a token this server "
-                                    "gave"}]) from None
-
-
+        raise InvalidInput(
+            "page_token is not valid",
+            code="bad_page_token",
+            errors=[{"path": "page_token", "message": "not a token this server gave"}],
+        ) from None

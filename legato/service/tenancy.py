@@ -82,8 +82,14 @@ class TenancyService:
                 if len(admin_key) < 16:
                     raise InvalidInput("LEGATO_ADMIN_KEY must be at least 16 characters")
                 if await find_key(tx.conn, hash_secret(admin_key)) is None:
-                    await insert_key(tx.conn, ns.id, "admin (LEGATO_ADMIN_KEY)", "admin",
-                                     hash_secret(admin_key), now)
+                    await insert_key(
+                        tx.conn,
+                        ns.id,
+                        "admin (LEGATO_ADMIN_KEY)",
+                        "admin",
+                        hash_secret(admin_key),
+                        now,
+                    )
                 return None
             if await count_keys(tx.conn):
                 return None
@@ -93,15 +99,19 @@ class TenancyService:
 
         return await self.db.write(tx_fn)
 
-    async def create_key(self, principal: Principal, name: str, role: str,
-                         namespace: str | None = None) -> dict[str, Any]:
+    async def create_key(
+        self, principal: Principal, name: str, role: str, namespace: str | None = None
+    ) -> dict[str, Any]:
         principal.require("admin")
         if role not in ROLES:
-            raise InvalidInput(f"role must be one of {', '.join(ROLES)}",
-                               errors=[{"path": "role", "message": "unknown role"}])
+            raise InvalidInput(
+                f"role must be one of {', '.join(ROLES)}",
+                errors=[{"path": "role", "message": "unknown role"}],
+            )
         if not name.strip():
-            raise InvalidInput("name must not be empty", errors=[{"path": "name",
-                                                                  "message": "empty"}])
+            raise InvalidInput(
+                "name must not be empty", errors=[{"path": "name", "message": "empty"}]
+            )
         secret = new_secret()
 
         async def tx_fn(tx: Tx) -> dict[str, Any]:
@@ -111,8 +121,14 @@ class TenancyService:
             if ns is None:
                 ns = await insert_namespace(tx.conn, ns_name, now)
             row = await insert_key(tx.conn, ns.id, name, role, hash_secret(secret), now)
-            return {"id": row.id, "name": name, "role": role, "namespace": ns.name,
-                    "key": secret, "created_at": now}
+            return {
+                "id": row.id,
+                "name": name,
+                "role": role,
+                "namespace": ns.name,
+                "key": secret,
+                "created_at": now,
+            }
 
         return await self.db.write(tx_fn)
 
@@ -120,9 +136,15 @@ class TenancyService:
         principal.require("admin")
         async with self.db.read() as conn:
             rows = await list_namespaces(conn)
-        return [{"name": r.name, "max_queued_runs": r.max_queued_runs,
-                 "max_concurrent_runs": r.max_concurrent_runs,
-                 "retention_days": r.retention_days} for r in rows]
+        return [
+            {
+                "name": r.name,
+                "max_queued_runs": r.max_queued_runs,
+                "max_concurrent_runs": r.max_concurrent_runs,
+                "retention_days": r.retention_days,
+            }
+            for r in rows
+        ]
 
     async def namespace_id(self, name: str) -> int:
         async with self.db.read() as conn:

@@ -14,8 +14,7 @@ __all__ = ["iso", "progress", "run_view", "step_view", "workflow_view"]
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _duration_ms(start: float | None, end: float | None) -> int | None:
@@ -26,15 +25,26 @@ def _duration_ms(start: float | None, end: float | None) -> int | None:
 
 def step_view(s: Any) -> dict[str, Any]:
     return {
-        "id": s.id, "key": s.key, "name": s.name, "kind": s.kind, "type": s.type_label,
-        "rank": s.rank, "parent_step_id": s.parent_step_id, "needs": list(s.needs or []),
-        "status": s.status, "status_message": s.status_message, "attempt": s.attempt,
+        "id": s.id,
+        "key": s.key,
+        "name": s.name,
+        "kind": s.kind,
+        "type": s.type_label,
+        "rank": s.rank,
+        "parent_step_id": s.parent_step_id,
+        "needs": list(s.needs or []),
+        "status": s.status,
+        "status_message": s.status_message,
+        "attempt": s.attempt,
         "max_attempts": s.max_attempts,
-        "not_before": iso(s.not_before) if s.status == StepStatus.READY and s.not_before
-        else None,
-        "outputs": s.outputs, "error": s.error, "progress": s.progress,
-        "child_run_id": s.child_run_id, "created_at": iso(s.created_at),
-        "started_at": iso(s.started_at), "finished_at": iso(s.finished_at),
+        "not_before": iso(s.not_before) if s.status == StepStatus.READY and s.not_before else None,
+        "outputs": s.outputs,
+        "error": s.error,
+        "progress": s.progress,
+        "child_run_id": s.child_run_id,
+        "created_at": iso(s.created_at),
+        "started_at": iso(s.started_at),
+        "finished_at": iso(s.finished_at),
         "duration_ms": _duration_ms(s.started_at, s.finished_at),
     }
 
@@ -49,8 +59,9 @@ def progress(run: Any, steps: list[Any] | None) -> dict[str, Any]:
         total = len(top)
         done = sum(1.0 for s in top if s.status in STEP_TERMINAL)
         finished = int(done)
-        partial = sum(s.progress or 0.0 for s in top
-                      if s.status == StepStatus.RUNNING and s.progress)
+        partial = sum(
+            s.progress or 0.0 for s in top if s.status == StepStatus.RUNNING and s.progress
+        )
         percent = 100.0 * (done + partial) / total if total else 100.0
     else:
         percent = 100.0 * finished / total if total else 100.0
@@ -59,23 +70,34 @@ def progress(run: Any, steps: list[Any] | None) -> dict[str, Any]:
     return {"percent": round(percent, 1), "finished_steps": finished, "total_steps": total}
 
 
-def run_view(run: Any, namespace: str, steps: list[Any] | None = None,
-             counts: dict[str, int] | None = None) -> dict[str, Any]:
+def run_view(
+    run: Any, namespace: str, steps: list[Any] | None = None, counts: dict[str, int] | None = None
+) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "id": run.id, "uuid": run.uuid, "namespace": namespace, "workflow": run.workflow_name,
-        "workflow_version": run.workflow_version, "status": run.status,
+        "id": run.id,
+        "uuid": run.uuid,
+        "namespace": namespace,
+        "workflow": run.workflow_name,
+        "workflow_version": run.workflow_version,
+        "status": run.status,
         "status_message": run.status_message,
     }
     if hasattr(run, "inputs"):
         view["inputs"] = run.inputs
         view["outputs"] = run.outputs
         view["vars"] = run.vars
-    view.update({
-        "labels": run.labels, "priority": run.priority, "operation_type": run.operation_type,
-        "requestor": run.requestor, "external_id": run.external_id,
-        "parent_run_id": run.parent_run_id, "parent_step_id": run.parent_step_id,
-        "progress": progress(run, steps),
-    })
+    view.update(
+        {
+            "labels": run.labels,
+            "priority": run.priority,
+            "operation_type": run.operation_type,
+            "requestor": run.requestor,
+            "external_id": run.external_id,
+            "parent_run_id": run.parent_run_id,
+            "parent_step_id": run.parent_step_id,
+            "progress": progress(run, steps),
+        }
+    )
     if steps is not None:
         counts = {}
         for s in steps:
@@ -83,11 +105,16 @@ def run_view(run: Any, namespace: str, steps: list[Any] | None = None,
                 counts[s.status] = counts.get(s.status, 0) + 1
     if counts is not None:
         view["counts_by_status"] = counts
-    view.update({
-        "error": run.error, "created_at": iso(run.created_at), "started_at": iso(run.started_at),
-        "finished_at": iso(run.finished_at), "updated_at": iso(run.updated_at),
-        "duration_ms": _duration_ms(run.started_at, run.finished_at),
-    })
+    view.update(
+        {
+            "error": run.error,
+            "created_at": iso(run.created_at),
+            "started_at": iso(run.started_at),
+            "finished_at": iso(run.finished_at),
+            "updated_at": iso(run.updated_at),
+            "duration_ms": _duration_ms(run.started_at, run.finished_at),
+        }
+    )
     if steps is not None:
         view["steps"] = [step_view(s) for s in steps if s.parent_step_id is None]
     return view
@@ -95,8 +122,12 @@ def run_view(run: Any, namespace: str, steps: list[Any] | None = None,
 
 def workflow_view(row: Any, namespace: str, *, definition: bool = True) -> dict[str, Any]:
     view = {
-        "name": row.name, "version": row.version, "uuid": row.uuid, "namespace": namespace,
-        "description": row.description, "operation_type": row.operation_type,
+        "name": row.name,
+        "version": row.version,
+        "uuid": row.uuid,
+        "namespace": namespace,
+        "description": row.description,
+        "operation_type": row.operation_type,
         "created_at": iso(row.created_at),
     }
     if definition:

@@ -21,8 +21,9 @@ class WorkflowService:
         self.db = db
         self.definitions = definitions
 
-    async def apply(self, p: Principal, source: str,
-                    name: str | None = None) -> tuple[dict[str, Any], bool]:
+    async def apply(
+        self, p: Principal, source: str, name: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
         """Store a definition; answers the version and whether it is new."""
         p.require("operator")
         try:
@@ -30,18 +31,27 @@ class WorkflowService:
         except DefinitionError as exc:
             raise InvalidInput(
                 f"the workflow definition has {len(exc.problems)} problem(s)",
-                code="invalid_definition", errors=[pr.as_dict() for pr in exc.problems],
+                code="invalid_definition",
+                errors=[pr.as_dict() for pr in exc.problems],
             ) from exc
         if name is not None and definition.name != name:
             raise InvalidInput(
-                f"the URL names workflow '{name}' but the definition is named "
-                f"'{definition.name}'", code="name_mismatch",
-                errors=[{"path": "name", "line": None, "message": "does not match the URL",
-                         "code": "name_mismatch"}])
+                f"the URL names workflow '{name}' but the definition is named '{definition.name}'",
+                code="name_mismatch",
+                errors=[
+                    {
+                        "path": "name",
+                        "line": None,
+                        "message": "does not match the URL",
+                        "code": "name_mismatch",
+                    }
+                ],
+            )
 
         async def tx_fn(tx: Tx) -> tuple[dict[str, Any], bool]:
-            row, created = await insert_version(tx.conn, p.namespace_id, definition, source,
-                                                time.time())
+            row, created = await insert_version(
+                tx.conn, p.namespace_id, definition, source, time.time()
+            )
             self.definitions.put(row.id, definition)
             return workflow_view(row, p.namespace), created
 
@@ -57,8 +67,7 @@ class WorkflowService:
             row = await find_workflow(conn, p.namespace_id, name, version)
         if row is None:
             which = f"version {version} of " if version else ""
-            raise NotFound(f"{which}workflow '{name}' does not exist",
-                           code="workflow_not_found")
+            raise NotFound(f"{which}workflow '{name}' does not exist", code="workflow_not_found")
         view = workflow_view(row, p.namespace)
         view["source"] = row.source
         return view

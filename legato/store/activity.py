@@ -35,7 +35,8 @@ class Activity:
 
 
 _set_progress = (
-    update(steps).where(steps.c.id == bindparam("b_id"), steps.c.status == "RUNNING")
+    update(steps)
+    .where(steps.c.id == bindparam("b_id"), steps.c.status == "RUNNING")
     .values(progress=bindparam("b_progress"), status_message=bindparam("b_message"))
 )
 
@@ -48,10 +49,13 @@ async def write_activity(tx: Tx, act: Activity) -> None:
         await conn.execute(insert(logs), act.logs)
         touched.update(line["run_id"] for line in act.logs)
     if act.progress:
-        await conn.execute(_set_progress, [
-            {"b_id": step_id, "b_progress": fraction, "b_message": message or "Running"}
-            for step_id, (_run, fraction, message) in act.progress.items()
-        ])
+        await conn.execute(
+            _set_progress,
+            [
+                {"b_id": step_id, "b_progress": fraction, "b_message": message or "Running"}
+                for step_id, (_run, fraction, message) in act.progress.items()
+            ],
+        )
         touched.update(run_id for run_id, _f, _m in act.progress.values())
     if act.vars:
         await _merge_vars(conn, act.vars, now)
@@ -61,33 +65,51 @@ async def write_activity(tx: Tx, act: Activity) -> None:
         touched.update(r["run_id"] for r in act.resources)
     if touched:
         await conn.execute(
-            update(runs).where(runs.c.id.in_(sorted(touched)))
+            update(runs)
+            .where(runs.c.id.in_(sorted(touched)))
             .values(updated_at=now, change_seq=runs.c.change_seq + 1)
         )
         for run_id in touched:
             tx.wake(f"run:{run_id}")
 
 
-async def _merge_vars(conn: AsyncConnection, items: list[tuple[int, int, str, Any]],
-                      now: float) -> None:
+async def _merge_vars(
+    conn: AsyncConnection, items: list[tuple[int, int, str, Any]], now: float
+) -> None:
     run_ids = sorted({run_id for run_id, *_ in items})
-    current = {r.id: dict(r.vars or {}) for r in await conn.execute(
-        select(runs.c.id, runs.c.vars).where(runs.c.id.in_(run_ids)))}
+    current = {
+        r.id: dict(r.vars or {})
+        for r in await conn.execute(select(runs.c.id, runs.c.vars).where(runs.c.id.in_(run_ids)))
+    }
     for run_id, _step, name, value in items:
         current.setdefault(run_id, {})[name] = value
     await conn.execute(
         update(runs).where(runs.c.id == bindparam("b_id")).values(vars=bindparam("b_vars")),
         [{"b_id": rid, "b_vars": v} for rid, v in current.items()],
     )
-    await conn.execute(insert(run_values), [
-        {"run_id": run_id, "step_id": step_id, "scope": "var", "name": name,
-         "type": value_type(value), "value": value, "created_at": now}
-        for run_id, step_id, name, value in items
-    ])
+    await conn.execute(
+        insert(run_values),
+        [
+            {
+                "run_id": run_id,
+                "step_id": step_id,
+                "scope": "var",
+                "name": name,
+                "type": value_type(value),
+                "value": value,
+                "created_at": now,
+            }
+            for run_id, step_id, name, value in items
+        ],
+    )
 
 
 async def read_logs(
-    conn: AsyncConnection, run_id: int, *, after: int = 0, step_key: str | None = None,
+    conn: AsyncConnection,
+    run_id: int,
+    *,
+    after: int = 0,
+    step_key: str | None = None,
     limit: int = 1000,
 ) -> list[Row[Any]]:
     query = select(logs).where(logs.c.run_id == run_id, logs.c.id > after)

@@ -64,36 +64,85 @@ async def claim(db: Database, worker: str, limit: int, lease_seconds: float) -> 
         now = time.time()
         expires = now + lease_seconds
         stmt = text(_CLAIM_SQL[db.dialect]).columns(args=steps.c.args.type, item=steps.c.item.type)
-        rows = (await tx.conn.execute(
-            stmt, {"worker": worker, "expires": expires, "now": now, "limit": limit}
-        )).all()
+        rows = (
+            await tx.conn.execute(
+                stmt, {"worker": worker, "expires": expires, "now": now, "limit": limit}
+            )
+        ).all()
         if not rows:
             return []
-        claimed = [ClaimedStep(r.id, r.run_id, r.key, r.name, r.kind, r.attempt,
-                               r.max_attempts, r.args or {}, r.timeout_s, r.item, expires)
-                   for r in rows]
+        claimed = [
+            ClaimedStep(
+                r.id,
+                r.run_id,
+                r.key,
+                r.name,
+                r.kind,
+                r.attempt,
+                r.max_attempts,
+                r.args or {},
+                r.timeout_s,
+                r.item,
+                expires,
+            )
+            for r in rows
+        ]
         run_ids = sorted({c.run_id for c in claimed})
-        started = (await tx.conn.execute(
-            update(runs)
-            .where(runs.c.id.in_(run_ids), runs.c.status == RunStatus.QUEUED)
-            .values(status=RunStatus.RUNNING, started_at=now, updated_at=now,
-                    status_message="Running", change_seq=runs.c.change_seq + 1)
-            .returning(runs.c.id)
-        )).scalars().all()
+        started = (
+            (
+                await tx.conn.execute(
+                    update(runs)
+                    .where(runs.c.id.in_(run_ids), runs.c.status == RunStatus.QUEUED)
+                    .values(
+                        status=RunStatus.RUNNING,
+                        started_at=now,
+                        updated_at=now,
+                        status_message="Running",
+                        change_seq=runs.c.change_seq + 1,
+                    )
+                    .returning(runs.c.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
         if len(started) < len(run_ids):
             await tx.conn.execute(
-                update(runs).where(runs.c.id.in_(sorted(set(run_ids) - set(started))))
+                update(runs)
+                .where(runs.c.id.in_(sorted(set(run_ids) - set(started))))
                 .values(updated_at=now, change_seq=runs.c.change_seq + 1)
             )
-        await tx.conn.execute(insert(events), [
-            *({"run_id": rid, "step_id": None, "step_key": None, "type": "run.started",
-               "status": RunStatus.RUNNING, "message": "Run started", "time": now,
-               "data": None} for rid in started),
-            *({"run_id": c.run_id, "step_id": c.id, "step_key": c.key, "type": "step.started",
-               "status": StepStatus.RUNNING, "message": f"{c.name} started (attempt "
-               f"{c.attempt})", "time": now, "data": {"attempt": c.attempt, "worker": worker}}
-              for c in claimed),
-        ])
+        await tx.conn.execute(
+            insert(events),
+            [
+                *(
+                    {
+                        "run_id": rid,
+                        "step_id": None,
+                        "step_key": None,
+                        "type": "run.started",
+                        "status": RunStatus.RUNNING,
+                        "message": "Run started",
+                        "time": now,
+                        "data": None,
+                    }
+                    for rid in started
+                ),
+                *(
+                    {
+                        "run_id": c.run_id,
+                        "step_id": c.id,
+                        "step_key": c.key,
+                        "type": "step.started",
+                        "status": StepStatus.RUNNING,
+                        "message": f"{c.name} started (attempt {c.attempt})",
+                        "time": now,
+                        "data": {"attempt": c.attempt, "worker": worker},
+                    }
+                    for c in claimed
+                ),
+            ],
+        )
         for rid in run_ids:
             tx.wake(f"run:{rid}")
         return claimed
@@ -120,24 +169,41 @@ async def expired_steps(db: Database, grace: float, limit: int = 200) -> list[An
     """Running steps whose lease lapsed, or that outlived their timeout by ``grace``."""
     now = time.time()
     async with db.read() as conn:
-        return list(await conn.execute(
-            select(steps.c.id, steps.c.run_id, steps.c.attempt, steps.c.lease_owner,
-                   (steps.c.lease_expires_at < now).label("lapsed"))
-            .where(steps.c.status == StepStatus.RUNNING, steps.c.lease_owner.is_not(None))
-            .where((steps.c.lease_expires_at < now)
-                   | and_(steps.c.timeout_s.is_not(None),
-                          steps.c.started_at + steps.c.timeout_s + grace < now))
-            .limit(limit)
-        ))
+        return list(
+            await conn.execute(
+                select(
+                    steps.c.id,
+                    steps.c.run_id,
+                    steps.c.attempt,
+                    steps.c.lease_owner,
+                    (steps.c.lease_expires_at < now).label("lapsed"),
+                )
+                .where(steps.c.status == StepStatus.RUNNING, steps.c.lease_owner.is_not(None))
+                .where(
+                    (steps.c.lease_expires_at < now)
+                    | and_(
+                        steps.c.timeout_s.is_not(None),
+                        steps.c.started_at + steps.c.timeout_s + grace < now,
+                    )
+                )
+                .limit(limit)
+            )
+        )
 
 
 async def overdue_runs(db: Database, limit: int = 100) -> list[int]:
     now = time.time()
     async with db.read() as conn:
-        return list((await conn.execute(
-            select(runs.c.id).where(runs.c.deadline_at < now, runs.c.finished_at.is_(None),
-                                    runs.c.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
-            .limit(limit)
-        )).scalars())
-
-
+        return list(
+            (
+                await conn.execute(
+                    select(runs.c.id)
+                    .where(
+                        runs.c.deadline_at < now,
+                        runs.c.finished_at.is_(None),
+                        runs.c.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+                    )
+                    .limit(limit)
+                )
+            ).scalars()
+        )

@@ -109,7 +109,7 @@ class Database:
 
     async def _write_once(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
         lock = self._write_lock or contextlib.nullcontext()
-        async with lock:  # type: ignore[attr-defined]
+        async with lock:
             async with self.writer.begin() as conn:
                 tx = Tx(conn)
                 result = await fn(tx)

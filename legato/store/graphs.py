@@ -77,8 +77,9 @@ async def load_graphs(
     query = select(runs).where(runs.c.id.in_(ids)).order_by(runs.c.id)
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()  # serialises advancement of one run across workers
-    run_states = [RunState(**{n: row._mapping[n] for n in _RUN_FIELDS})
-                  for row in await conn.execute(query)]
+    run_states = [
+        RunState(**{n: row._mapping[n] for n in _RUN_FIELDS}) for row in await conn.execute(query)
+    ]
     defs = await definitions.get_many(conn, {r.workflow_id for r in run_states})
     graphs = {r.id: RunGraph(r, defs[r.workflow_id], []) for r in run_states}
     rows = await conn.execute(
@@ -115,7 +116,9 @@ async def persist(
         await conn.execute(delete(steps).where(steps.c.id.in_([s.id for s in fx.removed_steps])))
     step_updates = [
         {"b_id": s.id, **{f"b_{n}": getattr(s, n) for n in _STEP_MUTABLE}}
-        for g in graphs for s in g.steps if s.dirty
+        for g in graphs
+        for s in g.steps
+        if s.dirty
     ]
     if step_updates:
         await conn.execute(_update_steps, step_updates)
@@ -124,8 +127,9 @@ async def persist(
         if g.run.dirty:
             g.run.updated_at = now
             g.run.change_seq += 1
-            run_updates.append({"b_id": g.run.id, **{f"b_{n}": getattr(g.run, n)
-                                                     for n in _RUN_MUTABLE}})
+            run_updates.append(
+                {"b_id": g.run.id, **{f"b_{n}": getattr(g.run, n) for n in _RUN_MUTABLE}}
+            )
     if run_updates:
         await conn.execute(_update_runs, run_updates)
     for g in graphs:
@@ -137,36 +141,64 @@ async def persist(
 
 async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
     if fx.events:
-        await conn.execute(insert(events), [
-            {"run_id": e["run"].id, "step_id": e["step"].id if e["step"] else None,
-             "step_key": e["step"].key if e["step"] else None, "type": e["type"],
-             "status": e["status"], "message": e["message"], "time": e["time"],
-             "data": e["data"]}
-            for e in fx.events
-        ])
+        await conn.execute(
+            insert(events),
+            [
+                {
+                    "run_id": e["run"].id,
+                    "step_id": e["step"].id if e["step"] else None,
+                    "step_key": e["step"].key if e["step"] else None,
+                    "type": e["type"],
+                    "status": e["status"],
+                    "message": e["message"],
+                    "time": e["time"],
+                    "data": e["data"],
+                }
+                for e in fx.events
+            ],
+        )
         fx.events.clear()
     if fx.values:
-        await conn.execute(insert(run_values), [
-            {"run_id": v["run"].id, "step_id": v["step"].id if v["step"] else None,
-             "scope": v["scope"], "name": v["name"], "type": value_type(v["value"]),
-             "value": v["value"], "created_at": v["run"].updated_at}
-            for v in fx.values
-        ])
+        await conn.execute(
+            insert(run_values),
+            [
+                {
+                    "run_id": v["run"].id,
+                    "step_id": v["step"].id if v["step"] else None,
+                    "scope": v["scope"],
+                    "name": v["name"],
+                    "type": value_type(v["value"]),
+                    "value": v["value"],
+                    "created_at": v["run"].updated_at,
+                }
+                for v in fx.values
+            ],
+        )
         fx.values.clear()
     if fx.errors:
-        await conn.execute(insert(run_errors), [
-            {"run_id": e["run"].id, "step_id": e["step"].id if e["step"] else None,
-             "step_key": e["step"].key if e["step"] else None, "code": e["code"],
-             "message": e["message"], "time": e["time"]}
-            for e in fx.errors
-        ])
+        await conn.execute(
+            insert(run_errors),
+            [
+                {
+                    "run_id": e["run"].id,
+                    "step_id": e["step"].id if e["step"] else None,
+                    "step_key": e["step"].key if e["step"] else None,
+                    "code": e["code"],
+                    "message": e["message"],
+                    "time": e["time"],
+                }
+                for e in fx.errors
+            ],
+        )
         fx.errors.clear()
     if fx.durations:
         await _record_durations(conn, fx.durations)
         fx.durations.clear()
 
 
-async def _record_durations(conn: AsyncConnection, items: list[tuple[RunState, str, float]]) -> None:
+async def _record_durations(
+    conn: AsyncConnection, items: list[tuple[RunState, str, float]]
+) -> None:
     """Keep a running mean of each workflow step's duration (for progress and time left)."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as upsert
@@ -181,14 +213,26 @@ async def _record_durations(conn: AsyncConnection, items: list[tuple[RunState, s
     stmt = stmt.on_conflict_do_update(
         index_elements=["namespace_id", "workflow_name", "step_key"],
         set_={
-            "mean_s": (step_stats.c.mean_s * step_stats.c.count + stmt.excluded.mean_s
-                       * stmt.excluded.count) / (step_stats.c.count + stmt.excluded.count),
+            "mean_s": (
+                step_stats.c.mean_s * step_stats.c.count
+                + stmt.excluded.mean_s * stmt.excluded.count
+            )
+            / (step_stats.c.count + stmt.excluded.count),
             "count": step_stats.c.count + stmt.excluded.count,
             "updated_at": stmt.excluded.updated_at,
         },
     )
-    await conn.execute(stmt, [
-        {"namespace_id": ns, "workflow_name": wf, "step_key": key, "count": count,
-         "mean_s": total / count, "updated_at": 0.0}
-        for (ns, wf, key), (count, total) in sorted(merged.items())
-    ])
+    await conn.execute(
+        stmt,
+        [
+            {
+                "namespace_id": ns,
+                "workflow_name": wf,
+                "step_key": key,
+                "count": count,
+                "mean_s": total / count,
+                "updated_at": 0.0,
+            }
+            for (ns, wf, key), (count, total) in sorted(merged.items())
+        ],
+    )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, delete, desc, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from legato.model.filters import RunFilter
 from legato.store.tables import events, run_errors, run_values, runs, steps
 
 __all__ = [
@@ -29,27 +28,33 @@ LIST_COLUMNS = [c for c in runs.c if c.name not in ("inputs", "vars", "outputs")
 async def find_run(conn: AsyncConnection, namespace_id: int, ref: int | str) -> Row[Any] | None:
     """A run of the namespace by integer id or UUID; None for another tenant's run."""
     cond = runs.c.id == ref if isinstance(ref, int) else runs.c.uuid == ref
-    return (await conn.execute(
-        select(runs).where(cond, runs.c.namespace_id == namespace_id)
-    )).first()
+    return (
+        await conn.execute(select(runs).where(cond, runs.c.namespace_id == namespace_id))
+    ).first()
 
 
 async def find_run_by_key(
     conn: AsyncConnection, namespace_id: int, idempotency_key: str
 ) -> Row[Any] | None:
-    return (await conn.execute(
-        select(runs).where(runs.c.namespace_id == namespace_id,
-                           runs.c.idempotency_key == idempotency_key)
-    )).first()
+    return (
+        await conn.execute(
+            select(runs).where(
+                runs.c.namespace_id == namespace_id, runs.c.idempotency_key == idempotency_key
+            )
+        )
+    ).first()
 
 
 async def find_run_by_external_id(
     conn: AsyncConnection, namespace_id: int, external_id: str
 ) -> Row[Any] | None:
-    return (await conn.execute(
-        select(runs).where(runs.c.namespace_id == namespace_id,
-                           runs.c.external_id == external_id)
-    )).first()
+    return (
+        await conn.execute(
+            select(runs).where(
+                runs.c.namespace_id == namespace_id, runs.c.external_id == external_id
+            )
+        )
+    ).first()
 
 
 async def run_steps(
@@ -57,31 +62,24 @@ async def run_steps(
 ) -> list[Row[Any]]:
     query = select(steps).where(steps.c.run_id == run_id)
     if not all_levels:
-        query = query.where(steps.c.parent_step_id.is_(None) if parent is None
-                            else steps.c.parent_step_id == parent)
+        query = query.where(
+            steps.c.parent_step_id.is_(None) if parent is None else steps.c.parent_step_id == parent
+        )
     return list(await conn.execute(query.order_by(steps.c.rank, steps.c.id)))
 
 
 async def counts_by_status(
     conn: AsyncConnection, run_id: int, parent: int | None = None
 ) -> dict[str, int]:
-    query = (select(steps.c.status, func.count()).where(steps.c.run_id == run_id)
-             .group_by(steps.c.status))
-    query = query.where(steps.c.parent_step_id.is_(None) if parent is None
-                        else steps.c.parent_step_id == parent)
+    query = (
+        select(steps.c.status, func.count())
+        .where(steps.c.run_id == run_id)
+        .group_by(steps.c.status)
+    )
+    query = query.where(
+        steps.c.parent_step_id.is_(None) if parent is None else steps.c.parent_step_id == parent
+    )
     return {status: n for status, n in await conn.execute(query)}
-
-
-@dataclass(frozen=True)
-class RunFilter:
-    namespace_id: int
-    statuses: Sequence[str] = ()
-    workflow: str | None = None
-    labels: dict[str, str] | None = None
-    created_after: float | None = None
-    created_before: float | None = None
-    parent_run_id: int | None = None
-    top_level_only: bool = False
 
 
 async def list_runs(
@@ -105,48 +103,66 @@ async def list_runs(
         query = query.where(runs.c.labels[key].as_string() == value)
     if after is not None:
         created, run_id = after
-        query = query.where(or_(runs.c.created_at < created,
-                                and_(runs.c.created_at == created, runs.c.id < run_id)))
+        query = query.where(
+            or_(runs.c.created_at < created, and_(runs.c.created_at == created, runs.c.id < run_id))
+        )
     query = query.order_by(desc(runs.c.created_at), desc(runs.c.id)).limit(limit)
     return list(await conn.execute(query))
 
 
 async def count_queued(conn: AsyncConnection, namespace_id: int) -> int:
-    return int((await conn.execute(
-        select(func.count()).select_from(runs)
-        .where(runs.c.namespace_id == namespace_id, runs.c.status == "QUEUED")
-    )).scalar_one())
+    return int(
+        (
+            await conn.execute(
+                select(func.count())
+                .select_from(runs)
+                .where(runs.c.namespace_id == namespace_id, runs.c.status == "QUEUED")
+            )
+        ).scalar_one()
+    )
 
 
 async def list_events(conn: AsyncConnection, run_id: int, after: int = 0) -> list[Row[Any]]:
-    return list(await conn.execute(
-        select(events).where(events.c.run_id == run_id, events.c.id > after)
-        .order_by(events.c.id)
-    ))
+    return list(
+        await conn.execute(
+            select(events)
+            .where(events.c.run_id == run_id, events.c.id > after)
+            .order_by(events.c.id)
+        )
+    )
 
 
 async def list_values(conn: AsyncConnection, run_id: int) -> list[Row[Any]]:
-    return list(await conn.execute(
-        select(run_values).where(run_values.c.run_id == run_id).order_by(run_values.c.id)
-    ))
+    return list(
+        await conn.execute(
+            select(run_values).where(run_values.c.run_id == run_id).order_by(run_values.c.id)
+        )
+    )
 
 
 async def list_errors(conn: AsyncConnection, run_id: int) -> list[Row[Any]]:
-    return list(await conn.execute(
-        select(run_errors).where(run_errors.c.run_id == run_id).order_by(run_errors.c.id)
-    ))
+    return list(
+        await conn.execute(
+            select(run_errors).where(run_errors.c.run_id == run_id).order_by(run_errors.c.id)
+        )
+    )
 
 
 async def delete_run(conn: AsyncConnection, run_id: int) -> None:
     """Remove a finished run and everything that hangs off it (child runs cascade)."""
-    children = (await conn.execute(
-        select(runs.c.id).where(runs.c.parent_run_id == run_id)
-    )).scalars().all()
+    children = (
+        (await conn.execute(select(runs.c.id).where(runs.c.parent_run_id == run_id)))
+        .scalars()
+        .all()
+    )
     for child in children:
         await delete_run(conn, child)
     await conn.execute(delete(runs).where(runs.c.id == run_id))
 
 
 async def touch_run(conn: AsyncConnection, run_id: int, now: float) -> None:
-    await conn.execute(update(runs).where(runs.c.id == run_id)
-                       .values(updated_at=now, change_seq=runs.c.change_seq + 1))
+    await conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(updated_at=now, change_seq=runs.c.change_seq + 1)
+    )

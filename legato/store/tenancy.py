@@ -18,8 +18,7 @@ async def find_namespace(conn: AsyncConnection, name: str) -> Row[Any] | None:
 
 
 async def namespace_by_id(conn: AsyncConnection, namespace_id: int) -> Row[Any] | None:
-    return (await conn.execute(
-        select(namespaces).where(namespaces.c.id == namespace_id))).first()
+    return (await conn.execute(select(namespaces).where(namespaces.c.id == namespace_id))).first()
 
 
 async def list_namespaces(conn: AsyncConnection) -> list[Row[Any]]:
@@ -27,28 +26,39 @@ async def list_namespaces(conn: AsyncConnection) -> list[Row[Any]]:
 
 
 async def insert_namespace(conn: AsyncConnection, name: str, now: float) -> Row[Any]:
-    return (await conn.execute(
-        insert(namespaces).returning(*namespaces.c),
-        {"name": name, "created_at": now, "settings": {}},
-    )).one()
+    return (
+        await conn.execute(
+            insert(namespaces).returning(*namespaces.c),
+            {"name": name, "created_at": now, "settings": {}},
+        )
+    ).one()
 
 
 async def insert_key(
     conn: AsyncConnection, namespace_id: int, name: str, role: str, secret_hash: str, now: float
 ) -> Row[Any]:
-    return (await conn.execute(
-        insert(api_keys).returning(*api_keys.c),
-        {"namespace_id": namespace_id, "name": name, "role": role,
-         "secret_hash": secret_hash, "created_at": now},
-    )).one()
+    return (
+        await conn.execute(
+            insert(api_keys).returning(*api_keys.c),
+            {
+                "namespace_id": namespace_id,
+                "name": name,
+                "role": role,
+                "secret_hash": secret_hash,
+                "created_at": now,
+            },
+        )
+    ).one()
 
 
 async def find_key(conn: AsyncConnection, secret_hash: str) -> Row[Any] | None:
-    return (await conn.execute(
-        select(api_keys, namespaces.c.name.label("namespace"))
-        .join(namespaces, namespaces.c.id == api_keys.c.namespace_id)
-        .where(api_keys.c.secret_hash == secret_hash, api_keys.c.revoked_at.is_(None))
-    )).first()
+    return (
+        await conn.execute(
+            select(api_keys, namespaces.c.name.label("namespace"))
+            .join(namespaces, namespaces.c.id == api_keys.c.namespace_id)
+            .where(api_keys.c.secret_hash == secret_hash, api_keys.c.revoked_at.is_(None))
+        )
+    ).first()
 
 
 async def count_keys(conn: AsyncConnection) -> int:
@@ -57,7 +67,8 @@ async def count_keys(conn: AsyncConnection) -> int:
 
 async def revoke_key(conn: AsyncConnection, key_id: int, now: float) -> bool:
     result = await conn.execute(
-        update(api_keys).where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)

@@ -80,20 +80,23 @@ class Transitions:
 
     async def complete(self, results: Sequence[StepResult], run_ids: Sequence[int]) -> int:
         """Record step results (fenced on the lease) and advance their runs."""
-        items = [_Item(run_id, "result", result=r) for r, run_id in zip(results, run_ids,
-                                                                          strict=True)]
+        items = [
+            _Item(run_id, "result", result=r) for r, run_id in zip(results, run_ids, strict=True)
+        ]
         return await self.db.write(lambda tx: self._process(tx, items))
 
-    async def cancel(self, run_id: int, reason: str = "Canceled by request",
-                     code: str = "canceled") -> int:
+    async def cancel(
+        self, run_id: int, reason: str = "Canceled by request", code: str = "canceled"
+    ) -> int:
         return await self.db.write(
             lambda tx: self._process(tx, [_Item(run_id, "cancel", reason=reason, code=code)])
         )
 
     async def resume(self, run_id: int, step_id: int, payload: dict[str, Any]) -> int:
         return await self.db.write(
-            lambda tx: self._process(tx, [_Item(run_id, "resume", step_id=step_id,
-                                                payload=payload)])
+            lambda tx: self._process(
+                tx, [_Item(run_id, "resume", step_id=step_id, payload=payload)]
+            )
         )
 
     async def retry(self, run_id: int) -> int:
@@ -115,8 +118,9 @@ class Transitions:
         graphs: dict[int, RunGraph] = {}
         return await self._drain(tx, graphs, fx, items, now)
 
-    async def _drain(self, tx: Tx, graphs: dict[int, RunGraph], fx: Effects,
-                     items: list[_Item], now: float) -> int:
+    async def _drain(
+        self, tx: Tx, graphs: dict[int, RunGraph], fx: Effects, items: list[_Item], now: float
+    ) -> int:
         applied = 0
         children_done = notices_done = cancels_done = 0
         while True:
@@ -148,8 +152,9 @@ class Transitions:
         await persist(tx.conn, graphs.values(), fx, now)
         if fx.ready:
             tx.wake(READY_TOPIC)
-        if any(s.cancel_requested and s.status == "RUNNING" for g in graphs.values()
-               for s in g.steps):
+        if any(
+            s.cancel_requested and s.status == "RUNNING" for g in graphs.values() for s in g.steps
+        ):
             tx.wake(CANCEL_TOPIC)
         for g in graphs.values():
             tx.wake(f"run:{g.run.id}")
@@ -172,15 +177,27 @@ class Transitions:
     async def _insert_run(self, tx: Tx, new: NewRun, now: float, fx: Effects) -> RunGraph:
         d = new.definition
         run = RunState(
-            id=0, uuid=str(uuid.uuid4()), namespace_id=new.namespace_id,
-            workflow_id=new.workflow_id, workflow_name=d.name,
-            workflow_version=new.workflow_version, status=RunStatus.QUEUED,
-            inputs=new.inputs, vars={}, labels=new.labels, priority=new.priority,
+            id=0,
+            uuid=str(uuid.uuid4()),
+            namespace_id=new.namespace_id,
+            workflow_id=new.workflow_id,
+            workflow_name=d.name,
+            workflow_version=new.workflow_version,
+            status=RunStatus.QUEUED,
+            inputs=new.inputs,
+            vars={},
+            labels=new.labels,
+            priority=new.priority,
             operation_type=new.operation_type or d.operation_type or d.name,
-            created_at=now, updated_at=now, requestor=new.requestor,
-            external_id=new.external_id, idempotency_key=new.idempotency_key,
-            notify_url=new.notify_url, parent_run_id=new.parent_run_id,
-            parent_step_id=new.parent_step_id, total_steps=len(d.steps),
+            created_at=now,
+            updated_at=now,
+            requestor=new.requestor,
+            external_id=new.external_id,
+            idempotency_key=new.idempotency_key,
+            notify_url=new.notify_url,
+            parent_run_id=new.parent_run_id,
+            parent_step_id=new.parent_step_id,
+            total_steps=len(d.steps),
             deadline_at=now + d.timeout if d.timeout else None,
         )
         row = run_row(run)
@@ -192,15 +209,18 @@ class Transitions:
         run.dirty = True  # start_run's changes to the run row are written by persist
         return graph
 
-    async def _start_child(self, tx: Tx, req: ChildRequest, now: float,
-                           fx: Effects) -> RunGraph | _Item:
+    async def _start_child(
+        self, tx: Tx, req: ChildRequest, now: float, fx: Effects
+    ) -> RunGraph | _Item:
         parent = req.run
         row = await find_workflow(tx.conn, parent.namespace_id, req.workflow, req.version)
         problem: dict[str, Any] | None = None
         if row is None:
             which = f"version {req.version} of " if req.version else ""
-            problem = {"code": "workflow_not_found",
-                       "message": f"{which}workflow '{req.workflow}' does not exist"}
+            problem = {
+                "code": "workflow_not_found",
+                "message": f"{which}workflow '{req.workflow}' does not exist",
+            }
         else:
             definition = (await self.definitions.get_many(tx.conn, [row.id]))[row.id]
             try:
@@ -208,15 +228,30 @@ class Transitions:
             except InputError as exc:
                 problem = {"code": "invalid_inputs", "message": str(exc)}
         if problem is not None or row is None:
-            return _Item(parent.id, "result", result=StepResult(
-                req.step.id, req.step.attempt, StepStatus.FAILED, error=problem,
-                retryable=False))
-        graph = await self._insert_run(tx, NewRun(
-            namespace_id=parent.namespace_id, workflow_id=row.id, definition=definition,
-            workflow_version=row.version, inputs=inputs, labels=dict(parent.labels),
-            priority=parent.priority, requestor=parent.requestor,
-            parent_run_id=parent.id, parent_step_id=req.step.id,
-        ), now, fx)
+            return _Item(
+                parent.id,
+                "result",
+                result=StepResult(
+                    req.step.id, req.step.attempt, StepStatus.FAILED, error=problem, retryable=False
+                ),
+            )
+        graph = await self._insert_run(
+            tx,
+            NewRun(
+                namespace_id=parent.namespace_id,
+                workflow_id=row.id,
+                definition=definition,
+                workflow_version=row.version,
+                inputs=inputs,
+                labels=dict(parent.labels),
+                priority=parent.priority,
+                requestor=parent.requestor,
+                parent_run_id=parent.id,
+                parent_step_id=req.step.id,
+            ),
+            now,
+            fx,
+        )
         req.step.child_run_id = graph.run.id
         req.step.dirty = True
         return graph
@@ -224,7 +259,11 @@ class Transitions:
 
 def lease_lost(step_id: int, attempt: int, worker: str) -> StepResult:
     """The result the reaper records for a step whose worker stopped renewing its lease."""
-    return StepResult(step_id, attempt, StepStatus.FAILED, worker=worker,
-                      error={"code": "lease_expired",
-                             "message": f"worker {worker} stopped responding"},
-                      extra_attempts=CRASH_RETRIES)
+    return StepResult(
+        step_id,
+        attempt,
+        StepStatus.FAILED,
+        worker=worker,
+        error={"code": "lease_expired", "message": f"worker {worker} stopped responding"},
+        extra_attempts=CRASH_RETRIES,
+    )

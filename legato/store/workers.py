@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from typing import Any
 
 from sqlalchemy import delete, insert, select
 
@@ -18,9 +19,17 @@ async def register_worker(db: Database, name: str, concurrency: int) -> None:
     async def tx_fn(tx: Tx) -> None:
         now = time.time()
         await tx.conn.execute(delete(workers).where(workers.c.id == name))
-        await tx.conn.execute(insert(workers), {
-            "id": name, "host": socket.gethostname(), "pid": os.getpid(),
-            "concurrency": concurrency, "started_at": now, "heartbeat_at": now})
+        await tx.conn.execute(
+            insert(workers),
+            {
+                "id": name,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "concurrency": concurrency,
+                "started_at": now,
+                "heartbeat_at": now,
+            },
+        )
 
     await db.write(tx_fn)
 
@@ -32,7 +41,7 @@ async def unregister_worker(db: Database, name: str) -> None:
     await db.write(tx_fn)
 
 
-async def live_workers(db: Database) -> list[dict[str, object]]:
+async def live_workers(db: Database) -> list[dict[str, Any]]:
     async with db.read() as conn:
         rows = await conn.execute(select(workers).order_by(workers.c.started_at))
         return [dict(r._mapping) for r in rows]

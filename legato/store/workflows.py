@@ -37,8 +37,9 @@ async def list_latest(conn: AsyncConnection, namespace_id: int) -> list[Row[Any]
     )
     query = (
         select(workflows)
-        .join(latest, (workflows.c.name == latest.c.name)
-              & (workflows.c.version == latest.c.version))
+        .join(
+            latest, (workflows.c.name == latest.c.name) & (workflows.c.version == latest.c.version)
+        )
         .where(workflows.c.namespace_id == namespace_id)
         .order_by(workflows.c.name)
     )
@@ -46,7 +47,10 @@ async def list_latest(conn: AsyncConnection, namespace_id: int) -> list[Row[Any]
 
 
 async def insert_version(
-    conn: AsyncConnection, namespace_id: int, definition: WorkflowDefinition, source: str,
+    conn: AsyncConnection,
+    namespace_id: int,
+    definition: WorkflowDefinition,
+    source: str,
     now: float,
 ) -> tuple[Row[Any], bool]:
     """Store ``definition`` as version n+1 unless it equals the latest version."""
@@ -55,11 +59,21 @@ async def insert_version(
     if latest is not None and latest.content_hash == content_hash:
         return latest, False
     version = 1 if latest is None else latest.version + 1
-    row = (await conn.execute(
-        insert(workflows).returning(*workflows.c),
-        {"uuid": str(uuid.uuid4()), "namespace_id": namespace_id, "name": definition.name,
-         "version": version, "description": definition.description,
-         "operation_type": definition.operation_type, "definition": definition.canonical(),
-         "source": source, "content_hash": content_hash, "created_at": now},
-    )).one()
+    row = (
+        await conn.execute(
+            insert(workflows).returning(*workflows.c),
+            {
+                "uuid": str(uuid.uuid4()),
+                "namespace_id": namespace_id,
+                "name": definition.name,
+                "version": version,
+                "description": definition.description,
+                "operation_type": definition.operation_type,
+                "definition": definition.canonical(),
+                "source": source,
+                "content_hash": content_hash,
+                "created_at": now,
+            },
+        )
+    ).one()
     return row, True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 from helpers import run_workflow, steps_by_key
@@ -33,7 +34,9 @@ steps:
   - id: report
     needs: [join]
     uses: shell
-    with: {argv: [python3, -c, "import json; print(json.dumps({'total': ${{ steps.join.outputs.sum }}}))"]}
+    with:
+      argv: [python3, -c, "import json, sys; print(json.dumps({'total': int(sys.argv[1])}))",
+             "${{ steps.join.outputs.sum }}"]
 outputs:
   total: ${{ steps.report.outputs.total }}
 """
@@ -53,8 +56,9 @@ async def test_diamond_of_five_steps_passes_outputs_along(engine: Legato) -> Non
     assert run["progress"] == {"percent": 100.0, "finished_steps": 5, "total_steps": 5}
     assert run["counts_by_status"] == {"SUCCEEDED": 5}
     # join started only after both branches finished
-    assert steps["join"]["started_at"] >= max(steps["left"]["finished_at"],
-                                              steps["right"]["finished_at"])
+    assert steps["join"]["started_at"] >= max(
+        steps["left"]["finished_at"], steps["right"]["finished_at"]
+    )
 
 
 RETRY = """
@@ -69,8 +73,9 @@ steps:
 """
 
 
-async def test_retry_succeeds_on_third_attempt_after_backoff(engine: Legato,
-                                                            tmp_path: Path) -> None:
+async def test_retry_succeeds_on_third_attempt_after_backoff(
+    engine: Legato, tmp_path: Path
+) -> None:
     counter = tmp_path / "calls"
     run = await run_workflow(engine, RETRY, counter=str(counter))
     assert run["status"] == "SUCCEEDED", run
@@ -78,12 +83,14 @@ async def test_retry_succeeds_on_third_attempt_after_backoff(engine: Legato,
     assert step["attempt"] == 3
     assert step["outputs"] == {"attempts": 3}
     calls = [float(t) for t in counter.read_text().splitlines()]
-    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert gaps[0] >= 0.3 and gaps[1] >= 0.6, gaps  # exponential: 0.3s then 0.6s
 
 
 async def test_failure_skips_downstream_and_fails_run(engine: Legato) -> None:
-    run = await run_workflow(engine, """
+    run = await run_workflow(
+        engine,
+        """
 name: failing
 steps:
   - id: bad
@@ -96,27 +103,36 @@ steps:
   - id: independent
     uses: python
     with: {function: "demo_steps:noop"}
-""")
+""",
+    )
     assert run["status"] == "FAILED"
     steps = steps_by_key(run)
     assert steps["bad"]["status"] == "FAILED"
-    assert steps["bad"]["error"] == {"code": "exception",
-                                     "message": "ValueError: broken on purpose"}
+    assert steps["bad"]["error"] == {
+        "code": "exception",
+        "message": "ValueError: broken on purpose",
+    }
     assert steps["after"]["status"] == "SKIPPED"
     assert steps["independent"]["status"] == "SUCCEEDED"
-    assert run["error"] == {"code": "exception", "message": "ValueError: broken on purpose",
-                            "step": "bad"}
+    assert run["error"] == {
+        "code": "exception",
+        "message": "ValueError: broken on purpose",
+        "step": "bad",
+    }
 
 
 async def test_step_timeout(engine: Legato) -> None:
-    run = await run_workflow(engine, """
+    run = await run_workflow(
+        engine,
+        """
 name: too-slow
 steps:
   - id: sleepy
     uses: shell
     timeout: 0.5s
     with: {argv: [sleep, "30"]}
-""")
+""",
+    )
     assert run["status"] == "FAILED"
     step = run["steps"][0]
     assert step["status"] == "TIMED_OUT"
@@ -125,7 +141,9 @@ steps:
 
 
 async def test_condition_false_skips(engine: Legato) -> None:
-    run = await run_workflow(engine, """
+    run = await run_workflow(
+        engine,
+        """
 name: conditional
 inputs:
   go: {type: boolean, default: false}
@@ -134,6 +152,7 @@ steps:
     if: ${{ inputs.go }}
     uses: python
     with: {function: "demo_steps:noop"}
-""")
+""",
+    )
     assert run["status"] == "SUCCEEDED"
     assert run["steps"][0]["status"] == "SKIPPED"

@@ -22,7 +22,9 @@ def _alive(pid: int) -> bool:
 
 async def test_cancel_kills_running_shell_step(engine: Legato, tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
-    await apply(engine, f"""
+    await apply(
+        engine,
+        f"""
 name: long-shell
 steps:
   - id: sleeper
@@ -32,7 +34,8 @@ steps:
     needs: [sleeper]
     uses: python
     with: {{function: "demo_steps:noop"}}
-""")
+""",
+    )
     run = await start(engine, "long-shell")
 
     async def started() -> bool:
@@ -90,8 +93,7 @@ async def test_sub_workflow_outputs_reach_parent(engine: Legato) -> None:
     await apply(engine, CHILD)
     run = await run_workflow(engine, PARENT)
     assert run["status"] == "SUCCEEDED", run
-    assert run["outputs"] == {"package_id": "pkg-2",
-                              "url": "https://faspex.example/packages/pkg-2"}
+    assert run["outputs"] == {"package_id": "pkg-2", "url": "https://faspex.example/packages/pkg-2"}
     deliver = steps_by_key(run)["deliver"]
     assert deliver["type"] == "FaspexDelivery"
     assert deliver["kind"] == "workflow"
@@ -103,33 +105,44 @@ async def test_sub_workflow_outputs_reach_parent(engine: Legato) -> None:
 
 
 async def test_missing_sub_workflow_fails_the_step(engine: Legato) -> None:
-    run = await run_workflow(engine, """
+    run = await run_workflow(
+        engine,
+        """
 name: orphan
 steps:
   - id: deliver
     uses: workflow
     with: {workflow: nowhere}
-""")
+""",
+    )
     assert run["status"] == "FAILED"
-    assert run["steps"][0]["error"] == {"code": "workflow_not_found",
-                                        "message": "workflow 'nowhere' does not exist"}
+    assert run["steps"][0]["error"] == {
+        "code": "workflow_not_found",
+        "message": "workflow 'nowhere' does not exist",
+    }
 
 
 async def test_cancel_reaches_child_runs(engine: Legato) -> None:
-    await apply(engine, """
+    await apply(
+        engine,
+        """
 name: slow-child
 steps:
   - id: wait
     uses: shell
     with: {argv: [sleep, "60"], kill_grace: 1s}
-""")
-    await apply(engine, """
+""",
+    )
+    await apply(
+        engine,
+        """
 name: slow-parent
 steps:
   - id: child
     uses: workflow
     with: {workflow: slow-child}
-""")
+""",
+    )
     run = await start(engine, "slow-parent")
     p = await admin(engine)
 
@@ -147,7 +160,9 @@ steps:
 
 
 async def test_sleep_and_activity_reporting(engine: Legato) -> None:
-    run = await run_workflow(engine, """
+    run = await run_workflow(
+        engine,
+        """
 name: reporting
 steps:
   - id: nap
@@ -157,20 +172,24 @@ steps:
     needs: [nap]
     uses: python
     with: {function: "demo_steps:report"}
-""")
+""",
+    )
     assert run["status"] == "SUCCEEDED"
     assert run["vars"] == {"color": "blue"}
     p = await admin(engine)
     logs = await engine.runs.logs(p, run["id"])
     assert [(line["level"], line["step"], line["message"]) for line in logs] == [
-        ("WARNING", "work", "careful")]
+        ("WARNING", "work", "careful")
+    ]
     events = [e["type"] for e in await engine.runs.events(p, run["id"])]
     assert events[0] == "run.queued" and events[-1] == "run.succeeded"
     assert events.count("step.started") == 2 and events.count("step.succeeded") == 2
 
 
 async def test_approval_waits_for_signal(engine: Legato) -> None:
-    await apply(engine, """
+    await apply(
+        engine,
+        """
 name: gated
 steps:
   - id: approve
@@ -180,7 +199,8 @@ steps:
     needs: [approve]
     uses: python
     with: {function: "demo_steps:echo", who: "${{ steps.approve.outputs.by }}"}
-""")
+""",
+    )
     run = await start(engine, "gated")
     p = await admin(engine)
     waiting = await wait_for(engine, run["id"], statuses={"RUNNING"})
@@ -192,7 +212,9 @@ steps:
 
 
 async def test_foreach_with_max_parallel(engine: Legato) -> None:
-    run = await run_workflow(engine, """
+    run = await run_workflow(
+        engine,
+        """
 name: fan-out
 inputs:
   formats: {type: array, default: [mp4, webm, hls]}
@@ -204,7 +226,8 @@ steps:
     with: {function: "demo_steps:echo", format: "${{ item }}"}
 outputs:
   formats: ${{ steps.transcode.outputs['items'] | map(attribute='format') | list }}
-""")
+""",
+    )
     assert run["status"] == "SUCCEEDED", run
     assert run["outputs"] == {"formats": ["mp4", "webm", "hls"]}
     p = await admin(engine)

@@ -345,10 +345,15 @@ def test_workflow_schema_prints_json_schema(monkeypatch: pytest.MonkeyPatch) -> 
 def runtime(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
     calls: list[tuple[str, dict[str, Any]]] = []
     fake = types.ModuleType("legato.runtime")
-    for name in ["serve", "run_api", "run_worker", "upgrade_database"]:
+    for name in ["run_worker", "upgrade_database"]:
         setattr(fake, name, lambda _n=name, **kw: calls.append((_n, kw)))
     monkeypatch.setitem(sys.modules, "legato.runtime", fake)
     monkeypatch.setattr(legato, "runtime", fake, raising=False)
+    fake_app = types.ModuleType("legato.app")
+    for name in ["serve", "run_api"]:
+        setattr(fake_app, name, lambda _n=name, **kw: calls.append((_n, kw)))
+    monkeypatch.setitem(sys.modules, "legato.app", fake_app)
+    monkeypatch.setattr(legato, "app", fake_app, raising=False)
     for var in ["LEGATO_DATABASE_URL", "LEGATO_HOST", "LEGATO_PORT"]:
         monkeypatch.delenv(var, raising=False)
     return calls

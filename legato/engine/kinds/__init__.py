@@ -37,4 +37,3 @@ def runner_for(kind: str) -> Runner | None:
             runner = ep.load()
             _BUILTIN[kind] = runner
     return runner
-

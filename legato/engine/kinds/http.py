@@ -20,7 +20,10 @@ async def run_http(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
     try:
         async with httpx.AsyncClient(timeout=parse_duration(args.get("timeout", 30.0))) as client:
             response = await client.request(
-                method, url, headers=args.get("headers"), json=args.get("json"),
+                method,
+                url,
+                headers=args.get("headers"),
+                json=args.get("json"),
                 content=args.get("body"),
             )
     except httpx.HTTPError as exc:
@@ -32,6 +35,9 @@ async def run_http(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         outputs["text"] = response.text
     if response.status_code >= 400:
-        raise StepFailure("http_status", f"{method} {url} answered {response.status_code}",
-                          retryable=response.status_code >= 500 or response.status_code == 429)
+        raise StepFailure(
+            "http_status",
+            f"{method} {url} answered {response.status_code}",
+            retryable=response.status_code >= 500 or response.status_code == 429,
+        )
     return outputs

@@ -30,12 +30,14 @@ def load_function(path: str) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise StepFailure("import_error", f"cannot import {module_name!r}: {exc}",
-                          retryable=False) from exc
+        raise StepFailure(
+            "import_error", f"cannot import {module_name!r}: {exc}", retryable=False
+        ) from exc
     fn = getattr(module, attr, None)
     if not callable(fn):
-        raise StepFailure("import_error", f"{module_name!r} has no function {attr!r}",
-                          retryable=False)
+        raise StepFailure(
+            "import_error", f"{module_name!r} has no function {attr!r}", retryable=False
+        )
     return fn  # type: ignore[no-any-return]
 
 

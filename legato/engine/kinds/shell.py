@@ -49,8 +49,9 @@ def _command(ctx: StepContext, line: str) -> bool:
     return True
 
 
-async def _pump(stream: asyncio.StreamReader, ctx: StepContext, level: str,
-                last: list[str]) -> None:
+async def _pump(
+    stream: asyncio.StreamReader, ctx: StepContext, level: str, last: list[str]
+) -> None:
     async for raw in stream:
         line = raw.decode(errors="replace").rstrip("\r\n")
         if level == "INFO" and _command(ctx, line):
@@ -78,24 +79,35 @@ def _grace(args: dict[str, Any]) -> float:
 
 async def run_shell(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
     argv = [str(a) for a in args["argv"]]
-    env = {**os.environ, **{k: str(v) for k, v in (args.get("env") or {}).items()},
-           "LEGATO_RUN_ID": str(ctx.run_id), "LEGATO_STEP": ctx.step_key,
-           "LEGATO_ATTEMPT": str(ctx.attempt), "LEGATO_IDEMPOTENCY_KEY": ctx.idempotency_key}
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in (args.get("env") or {}).items()},
+        "LEGATO_RUN_ID": str(ctx.run_id),
+        "LEGATO_STEP": ctx.step_key,
+        "LEGATO_ATTEMPT": str(ctx.attempt),
+        "LEGATO_IDEMPOTENCY_KEY": ctx.idempotency_key,
+    }
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL, cwd=args.get("cwd"), env=env,
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            cwd=args.get("cwd"),
+            env=env,
             start_new_session=True,  # its own process group, so kills reach grandchildren
         )
     except OSError as exc:
-        raise StepFailure("exec_error", f"cannot run {argv[0]!r}: {exc.strerror or exc}",
-                          retryable=False) from exc
+        raise StepFailure(
+            "exec_error", f"cannot run {argv[0]!r}: {exc.strerror or exc}", retryable=False
+        ) from exc
     assert proc.stdout is not None and proc.stderr is not None
     last_out: list[str] = []
     last_err: list[str] = []
-    pumps = asyncio.gather(_pump(proc.stdout, ctx, "INFO", last_out),
-                           _pump(proc.stderr, ctx, "ERROR", last_err))
-    cancel_watch = asyncio.ensure_future(ctx.cancel_requested.wait())
+    pumps: asyncio.Future[Any] = asyncio.gather(
+        _pump(proc.stdout, ctx, "INFO", last_out), _pump(proc.stderr, ctx, "ERROR", last_err)
+    )
+    cancel_watch: asyncio.Future[Any] = asyncio.ensure_future(ctx.cancel_requested.wait())
     try:
         done, _ = await asyncio.wait({pumps, cancel_watch}, return_when=asyncio.FIRST_COMPLETED)
         if cancel_watch in done:
@@ -111,8 +123,9 @@ async def run_shell(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
             await pumps
     if code != 0:
         detail = last_err[0] if last_err else (last_out[0] if last_out else "")
-        raise StepFailure("exit_code", f"{argv[0]} exited with code {code}"
-                          + (f": {detail}" if detail else ""))
+        raise StepFailure(
+            "exit_code", f"{argv[0]} exited with code {code}" + (f": {detail}" if detail else "")
+        )
     if last_out:
         with contextlib.suppress(ValueError):
             value = json.loads(last_out[0])

@@ -1,0 +1,36 @@
+# The two commands of the README: `make serve` and `make test`. CI runs `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Run Legato: migrate the embedded database, load examples, serve API + workers on :8080
+serve: $(STAMP)
+	$(BIN)/legato serve
+
+## Run the test suite (lint, types, architecture contracts, tests on SQLite and PostgreSQL)
+test: $(STAMP)
+	$(BIN)/ruff check legato tests bench examples
+	$(BIN)/ruff format --check legato tests bench examples
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check legato tests bench examples
+	$(BIN)/mypy
+
+## Throughput and latency on SQLite and PostgreSQL, with peers
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) legato.db legato.db-wal legato.db-shm .legato

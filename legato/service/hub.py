@@ -1,0 +1,19 @@
+"""What the faces see of the composition root: the services, nothing below them."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from legato.service.runs import RunService
+from legato.service.tenancy import TenancyService
+from legato.service.workflows import WorkflowService
+
+__all__ = ["Services"]
+
+
+class Services(Protocol):
+    runs: RunService
+    workflows: WorkflowService
+    tenancy: TenancyService
+
+    async def workers(self) -> list[dict[str, Any]]: ...
