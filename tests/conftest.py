@@ -55,7 +55,8 @@ def _outside_loop(coro: Any) -> Any:
 @pytest.fixture(scope="session")
 def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """One migrated PostgreSQL database per test process; CI must have PostgreSQL."""
-    name = f"legato_test_{_worker_id(request.config)}"
+    # Unique per test process, so concurrent test runs on one machine never collide.
+    name = f"legato_test_{_worker_id(request.config)}_{os.getpid()}"
     try:
         _outside_loop(
             _pg_admin(
@@ -69,6 +70,7 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     url = f"{PG_BASE}/{name}"
     upgrade(url)
     yield url
+    _outside_loop(_pg_admin([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']))
 
 
 @pytest.fixture(scope="session")

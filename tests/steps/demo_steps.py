@@ -46,3 +46,11 @@ def report(ctx: Any) -> dict[str, str]:
 
 def fail() -> None:
     raise ValueError("broken on purpose")
+
+
+def crash_target(ctx: Any, marker: str, seconds: float) -> dict[str, int]:
+    """Marks that an attempt started, then works long enough to be killed mid-step."""
+    with Path(marker).open("a") as f:
+        f.write(f"{ctx.attempt}\n")
+    time.sleep(seconds if ctx.attempt == 1 else 0.05)
+    return {"attempt": ctx.attempt}
