@@ -102,7 +102,7 @@ def run_view(
         counts = {}
         for s in steps:
             if s.parent_step_id is None:
-                counts[s.status] = counts.get(s.status, 0) + 1
+                counts[str(s.status)] = counts.get(str(s.status), 0) + 1
     if counts is not None:
         view["counts_by_status"] = counts
     view.update(
