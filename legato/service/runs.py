@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, InvalidInput, NotFound, QueueLimit
 from legato.model.filters import RunFilter
-from legato.model.inputs import InputError, resolve_inputs
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
 from legato.service.tenancy import Principal
 from legato.service.views import iso, run_view, step_view
@@ -24,7 +23,6 @@ from legato.store.database import Database, Tx
 from legato.store.graphs import DefinitionCache
 from legato.store.tenancy import namespace_by_id
 from legato.store.transitions import NewRun, Transitions
-from legato.store.workflows import find_workflow
 
 __all__ = ["RunService", "StartRun"]
 
@@ -63,17 +61,9 @@ class RunService:
                 return existing, False
 
         async def tx_fn(tx: Tx) -> dict[str, Any]:
-            row = await find_workflow(tx.conn, p.namespace_id, req.workflow, req.version)
-            if row is None:
-                which = f"version {req.version} of " if req.version else ""
-                raise NotFound(
-                    f"{which}workflow '{req.workflow}' does not exist", code="workflow_not_found"
-                )
-            definition = (await self.definitions.get_many(tx.conn, [row.id]))[row.id]
-            try:
-                inputs = resolve_inputs(definition, req.inputs)
-            except InputError as exc:
-                raise InvalidInput(str(exc), code="invalid_inputs", errors=exc.problems) from exc
+            row, definition, inputs = await self.transitions.resolve(
+                tx, p.namespace_id, req.workflow, req.version, dict(req.inputs)
+            )
             await self._check_limits(tx, p)
             graph = await self.transitions.create_run(
                 tx,

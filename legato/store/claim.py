@@ -36,25 +36,16 @@ class ClaimedStep:
     lease_expires_at: float
 
 
-_CLAIM_SQL = {
-    "sqlite": """
-        UPDATE steps SET status = 'RUNNING', attempt = attempt + 1, lease_owner = :worker,
-               lease_expires_at = :expires, started_at = :now, status_message = 'Running',
-               progress = NULL
-         WHERE id IN (SELECT id FROM steps
-                       WHERE status = 'READY' AND not_before <= :now
-                       ORDER BY priority DESC, id LIMIT :limit)
-     RETURNING id, run_id, key, name, kind, attempt, max_attempts, args, timeout_s, item""",
-    "postgresql": """
-        UPDATE steps SET status = 'RUNNING', attempt = attempt + 1, lease_owner = :worker,
-               lease_expires_at = :expires, started_at = :now, status_message = 'Running',
-               progress = NULL
-         WHERE id IN (SELECT id FROM steps
-                       WHERE status = 'READY' AND not_before <= :now
-                       ORDER BY priority DESC, id LIMIT :limit
-                       FOR UPDATE SKIP LOCKED)
-     RETURNING id, run_id, key, name, kind, attempt, max_attempts, args, timeout_s, item""",
-}
+# PostgreSQL skips rows another worker is claiming; SQLite already holds the write lock.
+_CLAIM_SQL = """
+    UPDATE steps SET status = 'RUNNING', attempt = attempt + 1, lease_owner = :worker,
+           lease_expires_at = :expires, started_at = :now, status_message = 'Running',
+           progress = NULL
+     WHERE id IN (SELECT id FROM steps
+                   WHERE status = 'READY' AND not_before <= :now
+                   ORDER BY priority DESC, id LIMIT :limit {lock})
+ RETURNING id, run_id, key, name, kind, attempt, max_attempts, args, timeout_s, item"""
+_LOCK = {"sqlite": "", "postgresql": "FOR UPDATE SKIP LOCKED"}
 
 
 async def claim(db: Database, worker: str, limit: int, lease_seconds: float) -> list[ClaimedStep]:
@@ -63,7 +54,9 @@ async def claim(db: Database, worker: str, limit: int, lease_seconds: float) -> 
     async def tx_claim(tx: Tx) -> list[ClaimedStep]:
         now = time.time()
         expires = now + lease_seconds
-        stmt = text(_CLAIM_SQL[db.dialect]).columns(args=steps.c.args.type, item=steps.c.item.type)
+        stmt = text(_CLAIM_SQL.format(lock=_LOCK[db.dialect])).columns(
+            args=steps.c.args.type, item=steps.c.item.type
+        )
         rows = (
             await tx.conn.execute(
                 stmt, {"worker": worker, "expires": expires, "now": now, "limit": limit}

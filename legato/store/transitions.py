@@ -28,6 +28,7 @@ from legato.model.advance import (
     start_run,
 )
 from legato.model.definition import WorkflowDefinition
+from legato.model.errors import InvalidInput, LegatoError, NotFound
 from legato.model.inputs import InputError, resolve_inputs
 from legato.model.records import RunState, StepResult
 from legato.model.states import RunStatus, StepStatus
@@ -209,32 +210,45 @@ class Transitions:
         run.dirty = True  # start_run's changes to the run row are written by persist
         return graph
 
+    async def resolve(
+        self,
+        tx: Tx,
+        namespace_id: int,
+        workflow: str,
+        version: int | None,
+        given: dict[str, Any],
+    ) -> tuple[Any, WorkflowDefinition, dict[str, Any]]:
+        """The workflow version a new run pins, and its checked inputs."""
+        row = await find_workflow(tx.conn, namespace_id, workflow, version)
+        if row is None:
+            which = f"version {version} of " if version else ""
+            raise NotFound(
+                f"{which}workflow '{workflow}' does not exist", code="workflow_not_found"
+            )
+        definition = (await self.definitions.get_many(tx.conn, [row.id]))[row.id]
+        try:
+            inputs = resolve_inputs(definition, given)
+        except InputError as exc:
+            raise InvalidInput(str(exc), code="invalid_inputs", errors=exc.problems) from exc
+        return row, definition, inputs
+
     async def _start_child(
         self, tx: Tx, req: ChildRequest, now: float, fx: Effects
     ) -> RunGraph | _Item:
         parent = req.run
-        row = await find_workflow(tx.conn, parent.namespace_id, req.workflow, req.version)
-        problem: dict[str, Any] | None = None
-        if row is None:
-            which = f"version {req.version} of " if req.version else ""
-            problem = {
-                "code": "workflow_not_found",
-                "message": f"{which}workflow '{req.workflow}' does not exist",
-            }
-        else:
-            definition = (await self.definitions.get_many(tx.conn, [row.id]))[row.id]
-            try:
-                inputs = resolve_inputs(definition, req.inputs)
-            except InputError as exc:
-                problem = {"code": "invalid_inputs", "message": str(exc)}
-        if problem is not None or row is None:
-            return _Item(
-                parent.id,
-                "result",
-                result=StepResult(
-                    req.step.id, req.step.attempt, StepStatus.FAILED, error=problem, retryable=False
-                ),
+        try:
+            row, definition, inputs = await self.resolve(
+                tx, parent.namespace_id, req.workflow, req.version, req.inputs
             )
+        except LegatoError as exc:
+            failure = StepResult(
+                req.step.id,
+                req.step.attempt,
+                StepStatus.FAILED,
+                error={"code": exc.code, "message": exc.detail},
+                retryable=False,
+            )
+            return _Item(parent.id, "result", result=failure)
         graph = await self._insert_run(
             tx,
             NewRun(
