@@ -170,6 +170,8 @@ class Worker:
                 return failed(StepStatus.CANCELED, "canceled", "canceled while running", False)
             raise
         except Exception as exc:
+            if ctx.cancelled.is_set():  # the step gave up because it was asked to
+                return failed(StepStatus.CANCELED, "canceled", f"canceled: {exc}", False)
             ctx.log.error("".join(traceback.format_exception(exc)).rstrip())
             return failed(StepStatus.FAILED, "exception", f"{type(exc).__name__}: {exc}")
         if not isinstance(outputs, dict):

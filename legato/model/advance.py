@@ -377,9 +377,10 @@ def _release(graph: RunGraph, now: float, fx: Effects) -> None:
         if run.status in (R.CANCELING, *RUN_TERMINAL):
             step.move(S.CANCELED, "Canceled")
             continue
-        broken = [d.key for d in deps if d.status != S.SUCCEEDED]
+        broken = [d.key for d in deps if _blocks_downstream(d)]
         if broken:
-            _skip(graph, step, f"Skipped: upstream {', '.join(broken)} did not succeed", now, fx)
+            _skip(graph, step, f"Skipped: upstream {', '.join(broken)} did not succeed", now, fx,
+                  reason="upstream_failed")
             continue
         sd = graph.definition.step(step.key)
         scope = graph.scope()
@@ -395,8 +396,18 @@ def _release(graph: RunGraph, now: float, fx: Effects) -> None:
             return  # _after_step released the rest already
 
 
-def _skip(graph: RunGraph, step: StepState, message: str, now: float, fx: Effects) -> None:
+def _blocks_downstream(dep: StepState) -> bool:
+    """A failed upstream skips its dependents, and so does one skipped for that reason; a step
+    skipped by its own false condition does not (its dependents run, seeing no outputs)."""
+    if dep.status == S.SKIPPED:
+        return (dep.error or {}).get("code") == "upstream_failed"
+    return dep.status != S.SUCCEEDED
+
+
+def _skip(graph: RunGraph, step: StepState, message: str, now: float, fx: Effects,
+          reason: str = "condition_false") -> None:
     step.finished_at = now
+    step.error = {"code": reason, "message": message} if reason == "upstream_failed" else None
     step.move(S.SKIPPED, message)
     fx.event(graph.run, "step.skipped", S.SKIPPED, f"{step.name}: {message}", now, step)
     graph.run.finished_steps += 1

@@ -156,3 +156,39 @@ steps:
     )
     assert run["status"] == "SUCCEEDED"
     assert run["steps"][0]["status"] == "SKIPPED"
+
+
+async def test_false_condition_does_not_skip_dependents(engine: Legato) -> None:
+    run = await run_workflow(engine, """
+name: optional-branch
+steps:
+  - id: optional
+    if: ${{ false }}
+    uses: python
+    with: {function: "demo_steps:noop"}
+  - id: after
+    needs: [optional]
+    uses: python
+    with: {function: "demo_steps:echo", saw: "${{ steps.optional.status }}"}
+  - id: bad
+    uses: python
+    with: {function: "demo_steps:fail"}
+  - id: chain1
+    needs: [bad]
+    uses: python
+    with: {function: "demo_steps:noop"}
+  - id: chain2
+    needs: [chain1]
+    uses: python
+    with: {function: "demo_steps:noop"}
+""")
+    steps = steps_by_key(run)
+    assert steps["optional"]["status"] == "SKIPPED"
+    assert steps["optional"]["error"] is None
+    assert steps["after"]["status"] == "SUCCEEDED"
+    assert steps["after"]["outputs"] == {"saw": "SKIPPED"}
+    # a skip caused by a failure travels down the whole chain
+    assert steps["chain1"]["status"] == "SKIPPED"
+    assert steps["chain2"]["status"] == "SKIPPED"
+    assert steps["chain2"]["error"]["code"] == "upstream_failed"
+    assert run["status"] == "FAILED"
