@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from legato.http.auth import principal
 from legato.service.hub import Services
 from legato.service.tenancy import Principal
 
 __all__ = ["App", "Caller", "get_services", "parse_run_ref"]
+
+MAX_ID = 2**63 - 1
+#: Integer query parameters that fit the store (64-bit ids, 32-bit versions).
+DbId = Annotated[int, Query(ge=0, le=MAX_ID)]
+Version = Annotated[int, Query(ge=1, le=2**31 - 1)]
 
 Caller = Annotated[Principal, Depends(principal)]
 
@@ -24,4 +29,8 @@ App = Annotated[Services, Depends(get_services)]
 
 def parse_run_ref(run_id: str) -> int | str:
     """A run is named by its integer id or its UUID."""
-    return int(run_id) if run_id.isdigit() else run_id
+    if run_id.isdigit():
+        number = int(run_id)
+        # an id no store can hold names no run: 404 without asking the database
+        return number if number <= MAX_ID else "-"
+    return run_id

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from legato.api.deps import App, Caller, parse_run_ref
+from legato.api.deps import App, Caller, DbId, parse_run_ref
 from legato.http.responses import JSONResponse, NDJSONStream
 from legato.model.errors import InvalidInput
 from legato.model.filters import RunFilter
@@ -22,7 +22,7 @@ class StartRunBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     workflow: str = Field(min_length=1, max_length=100)
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=2**31 - 1)
     inputs: dict[str, Any] = Field(default_factory=dict)
     labels: dict[str, Annotated[str, Field(max_length=200)]] = Field(default_factory=dict)
     priority: int = Field(0, ge=-1000, le=1000)
@@ -83,7 +83,7 @@ async def list_runs(
     label: Annotated[list[str], Query()] = [],  # noqa: B006
     created_after: datetime | None = None,
     created_before: datetime | None = None,
-    parent: int | None = None,
+    parent: DbId | None = None,
     page_size: int | None = Query(None, ge=1, le=500),
     page_token: str | None = None,
 ) -> JSONResponse:
@@ -117,7 +117,7 @@ async def get_run(run_id: str, caller: Caller, app: App) -> JSONResponse:
 
 @router.get("/{run_id}/steps")
 async def list_steps(
-    run_id: str, caller: Caller, app: App, parent: int | None = None
+    run_id: str, caller: Caller, app: App, parent: DbId | None = None
 ) -> JSONResponse:
     return JSONResponse({"steps": await app.runs.steps(caller, parse_run_ref(run_id), parent)})
 
@@ -137,7 +137,7 @@ async def run_logs(
     caller: Caller,
     app: App,
     step: str | None = None,
-    after: int = Query(0, ge=0),
+    after: DbId = 0,
     follow: bool = False,
 ) -> Response:
     ref = parse_run_ref(run_id)

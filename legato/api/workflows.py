@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
-from legato.api.deps import App, Caller
+from legato.api.deps import App, Caller, Version
 from legato.http.responses import JSONResponse
 from legato.model.errors import LegatoError
 
@@ -52,6 +52,6 @@ async def list_workflows(caller: Caller, app: App) -> dict[str, Any]:
 
 @router.get("/{name}")
 async def get_workflow(
-    name: str, caller: Caller, app: App, version: int | None = Query(None, ge=1)
+    name: str, caller: Caller, app: App, version: Version | None = None
 ) -> JSONResponse:
     return JSONResponse(await app.workflows.get(caller, name, version))

@@ -59,6 +59,12 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return out or ".".join(str(p) for p in loc)
 
 
+def _error_path(error: Any) -> str:
+    if error["type"] == "json_invalid":  # its loc holds a character offset, not a field
+        return "body"
+    return _field_path(tuple(error["loc"]))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(LegatoError)
     async def _legato(_req: Request, exc: LegatoError) -> Response:
@@ -68,8 +74,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> Response:
         errors = [
-            {"path": _field_path(tuple(e["loc"])), "message": e["msg"], "code": e["type"]}
-            for e in exc.errors()
+            {"path": _error_path(e), "message": e["msg"], "code": e["type"]} for e in exc.errors()
         ]
         first = errors[0] if errors else {"path": "", "message": "invalid request"}
         return problem(

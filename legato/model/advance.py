@@ -379,8 +379,14 @@ def _release(graph: RunGraph, now: float, fx: Effects) -> None:
             continue
         broken = [d.key for d in deps if _blocks_downstream(d)]
         if broken:
-            _skip(graph, step, f"Skipped: upstream {', '.join(broken)} did not succeed", now, fx,
-                  reason="upstream_failed")
+            _skip(
+                graph,
+                step,
+                f"Skipped: upstream {', '.join(broken)} did not succeed",
+                now,
+                fx,
+                reason="upstream_failed",
+            )
             continue
         sd = graph.definition.step(step.key)
         scope = graph.scope()
@@ -404,8 +410,14 @@ def _blocks_downstream(dep: StepState) -> bool:
     return dep.status != S.SUCCEEDED
 
 
-def _skip(graph: RunGraph, step: StepState, message: str, now: float, fx: Effects,
-          reason: str = "condition_false") -> None:
+def _skip(
+    graph: RunGraph,
+    step: StepState,
+    message: str,
+    now: float,
+    fx: Effects,
+    reason: str = "condition_false",
+) -> None:
     step.finished_at = now
     step.error = {"code": reason, "message": message} if reason == "upstream_failed" else None
     step.move(S.SKIPPED, message)

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from legato.store.transitions import NewRun, Transitions
 __all__ = ["RunService", "StartRun"]
 
 MAX_PAGE_SIZE = 500
+MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -319,7 +321,10 @@ def _decode_token(token: str) -> tuple[float, int]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         created, _, run_id = raw.partition(":")
-        return float(created), int(run_id)
+        created_at, ident = float(created), int(run_id)
+        if not math.isfinite(created_at) or not 0 < ident <= MAX_ID:
+            raise ValueError(raw)
+        return created_at, ident
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(
             "page_token is not valid",

@@ -38,7 +38,7 @@ def step_view(s: Any) -> dict[str, Any]:
         "attempt": s.attempt,
         "max_attempts": s.max_attempts,
         "not_before": iso(s.not_before) if s.status == StepStatus.READY and s.not_before else None,
-        "outputs": s.outputs,
+        "outputs": s.outputs if s.outputs is not None else {},
         "error": s.error,
         "progress": s.progress,
         "child_run_id": s.child_run_id,
@@ -84,7 +84,7 @@ def run_view(
     }
     if hasattr(run, "inputs"):
         view["inputs"] = run.inputs
-        view["outputs"] = run.outputs
+        view["outputs"] = run.outputs if run.outputs is not None else {}
         view["vars"] = run.vars
     view.update(
         {

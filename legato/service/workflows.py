@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from legato.model.definition import DefinitionError, load_definition
 from legato.model.errors import InvalidInput, NotFound
 from legato.service.tenancy import Principal
@@ -55,6 +57,11 @@ class WorkflowService:
             self.definitions.put(row.id, definition)
             return workflow_view(row, p.namespace), created
 
+        for _ in range(5):
+            try:
+                return await self.db.write(tx_fn)
+            except IntegrityError:
+                continue  # a concurrent apply took that version number: look again
         return await self.db.write(tx_fn)
 
     async def list(self, p: Principal) -> list[dict[str, Any]]:
