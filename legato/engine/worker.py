@@ -26,7 +26,7 @@ from legato.model.states import StepStatus
 from legato.store.activity import write_activity
 from legato.store.claim import ClaimedStep, claim, heartbeat
 from legato.store.database import Database
-from legato.store.transitions import CANCEL_TOPIC, READY_TOPIC, Transitions
+from legato.store.transitions import CANCEL_TOPIC, READY_TOPIC, Continuation, Transitions
 from legato.store.workers import register_worker, unregister_worker
 
 __all__ = ["CANCEL_TOPIC", "Worker", "WorkerConfig"]
@@ -109,16 +109,7 @@ class Worker:
                     await asyncio.sleep(self.config.poll_interval)
                     continue
                 for step in claimed:
-                    ctx = StepContext(
-                        self.sink,
-                        run_id=step.run_id,
-                        step_id=step.id,
-                        step_key=step.key,
-                        attempt=step.attempt,
-                        item=step.item,
-                    )
-                    task = asyncio.create_task(self._execute(step, ctx))
-                    self._inflight[step.id] = (ctx, task)
+                    self._start(step)
                 if len(claimed) < free:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), self.config.poll_interval)
@@ -126,6 +117,18 @@ class Worker:
             self.db.unsubscribe(READY_TOPIC, wake)
 
     # -- running ------------------------------------------------------------------------
+
+    def _start(self, step: ClaimedStep) -> None:
+        ctx = StepContext(
+            self.sink,
+            run_id=step.run_id,
+            step_id=step.id,
+            step_key=step.key,
+            attempt=step.attempt,
+            item=step.item,
+        )
+        task = asyncio.create_task(self._execute(step, ctx))
+        self._inflight[step.id] = (ctx, task)
 
     async def _execute(self, step: ClaimedStep, ctx: StepContext) -> None:
         result = await self._outcome(step, ctx)
@@ -197,15 +200,26 @@ class Worker:
         batch, self._done = self._done, []
         activity = self.sink.take()
         try:
-            if activity:
-                await self.db.write(lambda tx: write_activity(tx, activity))
             if batch:
-                await self.transitions.complete([r for r, _ in batch], [rid for _, rid in batch])
+                slots = self.config.concurrency - len(self._inflight) + len(batch)
+                _applied, claimed = await self.transitions.complete_and_claim(
+                    [r for r, _ in batch],
+                    [rid for _, rid in batch],
+                    Continuation(self.name, slots, self.config.lease_seconds),
+                    activity,
+                )
+            elif activity:
+                claimed = []
+                await self.db.write(lambda tx: write_activity(tx, activity))
+            else:
+                return
         except BaseException:
             self._done[:0] = batch  # nothing acknowledged is dropped: try again next round
             raise
         for result, _run in batch:
             self._inflight.pop(result.step_id, None)
+        for step in claimed:
+            self._start(step)
         if batch:
             self._slot_free.set()
 

@@ -68,7 +68,14 @@ class Effects:
     cancel_runs: list[tuple[int, str]] = field(default_factory=list)
     durations: list[tuple[RunState, str, float]] = field(default_factory=list)
     finished_runs: list[RunState] = field(default_factory=list)
-    ready: bool = False
+    ready_steps: list[StepState] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.ready_steps)
+
+    def mark_ready(self, step: StepState) -> None:
+        self.ready_steps.append(step)
 
     def event(
         self,
@@ -218,7 +225,7 @@ def apply_result(
                 f"Retrying in {delay:.1f}s after attempt {step.attempt} "
                 f"of {step.max_attempts}: {error['message']}",
             )
-            fx.ready = True
+            fx.mark_ready(step)
             fx.event(
                 run,
                 "step.retrying",
@@ -323,7 +330,7 @@ def _advance_parent(graph: RunGraph, parent: StepState, now: float, fx: Effects)
                 done.append(kid)
             else:
                 kid.move(S.READY, "Ready")
-                fx.ready = True
+                fx.mark_ready(kid)
                 limit -= 1
     parent.progress = len(done) / len(kids) if kids else 1.0
     parent.status_message = f"{len(done)} of {len(kids)} items finished"
@@ -475,7 +482,7 @@ def _dispatch(
             if index < limit:
                 kid.status = S.READY
                 kid.status_message = "Ready"
-                fx.ready = True
+                fx.mark_ready(kid)
             graph.steps.append(kid)
             fx.new_steps.append(kid)
         if not items:
@@ -511,7 +518,7 @@ def _dispatch(
             step.move(S.READY, "Sleeping")
         else:
             step.move(S.READY, "Ready")
-        fx.ready = True
+        fx.mark_ready(step)
 
 
 # -- finishing ----------------------------------------------------------------------------

@@ -9,16 +9,17 @@ another worker is claiming (``FOR UPDATE SKIP LOCKED``); SQLite holds the single
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, select, text, update
+from sqlalchemy import and_, bindparam, case, func, insert, select, text, update
 
 from legato.model.states import RunStatus, StepStatus
 from legato.store.database import Database, Tx
 from legato.store.tables import events, runs, steps
 
-__all__ = ["ClaimedStep", "claim", "expired_steps", "heartbeat", "overdue_runs"]
+__all__ = ["ClaimedStep", "claim", "claim_in", "expired_steps", "heartbeat", "overdue_runs"]
 
 
 @dataclass(frozen=True)
@@ -42,105 +43,113 @@ _CLAIM_SQL = """
            lease_expires_at = :expires, started_at = :now, status_message = 'Running',
            progress = NULL
      WHERE id IN (SELECT id FROM steps
-                   WHERE status = 'READY' AND not_before <= :now
+                   WHERE status = 'READY' AND not_before <= :now {only}
                    ORDER BY priority DESC, id LIMIT :limit {lock})
  RETURNING id, run_id, key, name, kind, attempt, max_attempts, args, timeout_s, item"""
+# PostgreSQL skips rows another worker is claiming; SQLite already holds the write lock.
 _LOCK = {"sqlite": "", "postgresql": "FOR UPDATE SKIP LOCKED"}
+_ONLY_RUNS = "AND run_id IN ({ids})"
+
+# One statement moves queued runs to RUNNING and bumps every touched run's change counter.
+_touch_runs = (
+    update(runs)
+    .where(runs.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        status=case((runs.c.status == RunStatus.QUEUED, RunStatus.RUNNING), else_=runs.c.status),
+        started_at=func.coalesce(runs.c.started_at, bindparam("now")),
+        status_message=case(
+            (runs.c.status == RunStatus.QUEUED, "Running"), else_=runs.c.status_message
+        ),
+        updated_at=bindparam("now"),
+        change_seq=runs.c.change_seq + 1,
+    )
+    .returning(runs.c.id, runs.c.started_at)
+)
+
+
+async def claim_in(
+    tx: Tx,
+    worker: str,
+    limit: int,
+    lease_seconds: float,
+    *,
+    run_ids: Sequence[int] | None = None,
+) -> list[ClaimedStep]:
+    """Claim inside an open transaction; ``run_ids`` limits it to those runs (the worker
+    taking the next steps of runs it just advanced)."""
+    now = time.time()
+    expires = now + lease_seconds
+    only = _ONLY_RUNS.format(ids=", ".join(str(int(r)) for r in run_ids)) if run_ids else ""
+    sql = _CLAIM_SQL.format(lock=_LOCK[tx.conn.dialect.name], only=only)
+    stmt = text(sql).columns(args=steps.c.args.type, item=steps.c.item.type)
+    rows = (
+        await tx.conn.execute(
+            stmt, {"worker": worker, "expires": expires, "now": now, "limit": limit}
+        )
+    ).all()
+    if not rows:
+        return []
+    claimed = [
+        ClaimedStep(
+            r.id,
+            r.run_id,
+            r.key,
+            r.name,
+            r.kind,
+            r.attempt,
+            r.max_attempts,
+            r.args or {},
+            r.timeout_s,
+            r.item,
+            expires,
+        )
+        for r in rows
+    ]
+    touched = sorted({c.run_id for c in claimed})
+    started = [
+        r.id
+        for r in await tx.conn.execute(_touch_runs, {"ids": touched, "now": now})
+        if r.started_at == now
+    ]
+    await tx.conn.execute(
+        insert(events),
+        [
+            *(
+                {
+                    "run_id": rid,
+                    "step_id": None,
+                    "step_key": None,
+                    "type": "run.started",
+                    "status": RunStatus.RUNNING,
+                    "message": "Run started",
+                    "time": now,
+                    "data": None,
+                }
+                for rid in started
+            ),
+            *(
+                {
+                    "run_id": c.run_id,
+                    "step_id": c.id,
+                    "step_key": c.key,
+                    "type": "step.started",
+                    "status": StepStatus.RUNNING,
+                    "message": f"{c.name} started (attempt {c.attempt})",
+                    "time": now,
+                    "data": {"attempt": c.attempt, "worker": worker},
+                }
+                for c in claimed
+            ),
+        ],
+    )
+    for rid in touched:
+        tx.wake(f"run:{rid}")
+    return claimed
 
 
 async def claim(db: Database, worker: str, limit: int, lease_seconds: float) -> list[ClaimedStep]:
     """Claim up to ``limit`` ready steps for ``worker``; mark their runs RUNNING."""
-
-    async def tx_claim(tx: Tx) -> list[ClaimedStep]:
-        now = time.time()
-        expires = now + lease_seconds
-        stmt = text(_CLAIM_SQL.format(lock=_LOCK[db.dialect])).columns(
-            args=steps.c.args.type, item=steps.c.item.type
-        )
-        rows = (
-            await tx.conn.execute(
-                stmt, {"worker": worker, "expires": expires, "now": now, "limit": limit}
-            )
-        ).all()
-        if not rows:
-            return []
-        claimed = [
-            ClaimedStep(
-                r.id,
-                r.run_id,
-                r.key,
-                r.name,
-                r.kind,
-                r.attempt,
-                r.max_attempts,
-                r.args or {},
-                r.timeout_s,
-                r.item,
-                expires,
-            )
-            for r in rows
-        ]
-        run_ids = sorted({c.run_id for c in claimed})
-        started = (
-            (
-                await tx.conn.execute(
-                    update(runs)
-                    .where(runs.c.id.in_(run_ids), runs.c.status == RunStatus.QUEUED)
-                    .values(
-                        status=RunStatus.RUNNING,
-                        started_at=now,
-                        updated_at=now,
-                        status_message="Running",
-                        change_seq=runs.c.change_seq + 1,
-                    )
-                    .returning(runs.c.id)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        if len(started) < len(run_ids):
-            await tx.conn.execute(
-                update(runs)
-                .where(runs.c.id.in_(sorted(set(run_ids) - set(started))))
-                .values(updated_at=now, change_seq=runs.c.change_seq + 1)
-            )
-        await tx.conn.execute(
-            insert(events),
-            [
-                *(
-                    {
-                        "run_id": rid,
-                        "step_id": None,
-                        "step_key": None,
-                        "type": "run.started",
-                        "status": RunStatus.RUNNING,
-                        "message": "Run started",
-                        "time": now,
-                        "data": None,
-                    }
-                    for rid in started
-                ),
-                *(
-                    {
-                        "run_id": c.run_id,
-                        "step_id": c.id,
-                        "step_key": c.key,
-                        "type": "step.started",
-                        "status": StepStatus.RUNNING,
-                        "message": f"{c.name} started (attempt {c.attempt})",
-                        "time": now,
-                        "data": {"attempt": c.attempt, "worker": worker},
-                    }
-                    for c in claimed
-                ),
-            ],
-        )
-        for rid in run_ids:
-            tx.wake(f"run:{rid}")
-        return claimed
-
-    return await db.write(tx_claim)
+    return await db.write(lambda tx: claim_in(tx, worker, limit, lease_seconds))
 
 
 async def heartbeat(db: Database, worker: str, lease_seconds: float) -> set[int]:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from legato.store.sqlite_inline import inline_connector
 
 __all__ = ["Database", "Tx", "normalize_url"]
 
@@ -28,6 +32,8 @@ log = logging.getLogger("legato.store")
 T = TypeVar("T")
 
 CHANNEL = "legato"
+_SQLITE_BUSY_MS = 100
+_SQLITE_LOCK_PATIENCE = 30.0  # seconds a writer waits for another process's write lock
 _RETRYABLE_PG = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
@@ -60,7 +66,14 @@ class Tx:
 
 
 class Database:
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str | None = None) -> None:
+        # WAL + NORMAL: a commit survives a killed process; only a power cut or OS crash can
+        # undo the last few. FULL adds an fsync per commit (about 3 ms here) for that case too.
+        sqlite_synchronous = (
+            sqlite_synchronous or os.environ.get("LEGATO_SQLITE_SYNCHRONOUS", "NORMAL")
+        ).upper()
+        if sqlite_synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError("LEGATO_SQLITE_SYNCHRONOUS must be NORMAL, FULL, EXTRA or OFF")
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -71,13 +84,18 @@ class Database:
             memory = ":memory:" in self.url or self.url.rstrip("/").endswith("sqlite+aiosqlite:")
             if memory:
                 raise ValueError("an in-memory SQLite database cannot be shared; use a file")
-            self.writer = create_async_engine(self.url, pool_size=1, max_overflow=0, **json_args)
-            self.reader = create_async_engine(self.url, pool_size=4, max_overflow=4, **json_args)
+            creator = inline_connector(make_url(self.url).database or "")
+            self.writer = create_async_engine(
+                self.url, async_creator=creator, pool_size=1, max_overflow=0, **json_args
+            )
+            self.reader = create_async_engine(
+                self.url, async_creator=creator, pool_size=4, max_overflow=4, **json_args
+            )
             _configure_sqlite(self.writer, immediate=True, synchronous=sqlite_synchronous)
             _configure_sqlite(self.reader, immediate=False, synchronous=sqlite_synchronous)
         else:
             self.writer = create_async_engine(
-                self.url, pool_size=8, max_overflow=8, pool_pre_ping=True, **json_args
+                self.url, pool_size=10, max_overflow=10, pool_recycle=1800, **json_args
             )
             self.reader = self.writer
 
@@ -98,14 +116,21 @@ class Database:
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, retries: int = 5) -> T:
         """Run ``fn`` in one write transaction; retried on deadlocks and serialization errors."""
-        for attempt in range(retries + 1):
+        deadline = time.monotonic() + _SQLITE_LOCK_PATIENCE
+        attempt = 0
+        while True:
             try:
                 return await self._write_once(fn)
             except (OperationalError, DBAPIError) as exc:
-                if attempt == retries or not self._retryable(exc):
+                attempt += 1
+                if not self._retryable(exc):
                     raise
-                await asyncio.sleep(0.005 * (attempt + 1))
-        raise AssertionError("unreachable")
+                if self.is_sqlite:  # locked by another process: wait, without blocking
+                    if time.monotonic() > deadline:
+                        raise
+                elif attempt > retries:
+                    raise
+                await asyncio.sleep(min(0.005 * attempt, 0.1))
 
     async def _write_once(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
         lock = self._write_lock or contextlib.nullcontext()
@@ -114,8 +139,9 @@ class Database:
                 tx = Tx(conn)
                 result = await fn(tx)
                 if tx.wakeups and not self.is_sqlite:
-                    for topic in sorted(tx.wakeups):
-                        await conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{topic}')")
+                    # one NOTIFY per transaction, delivered at commit; payloads stay < 8000 B
+                    for payload in _payloads(sorted(tx.wakeups)):
+                        await conn.execute(_NOTIFY, {"payload": payload})
         if tx.wakeups:
             self._wake_local(tx.wakeups)
         return result
@@ -161,9 +187,23 @@ class Database:
         self._pg_listener = await asyncpg.connect(dsn)
 
         def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-            self._wake_local({payload})
+            self._wake_local(set(payload.split(",")))
 
         await self._pg_listener.add_listener(CHANNEL, on_notify)
+
+
+_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :payload)")
+
+
+def _payloads(topics: list[str], limit: int = 7000) -> list[str]:
+    out: list[str] = []
+    current = ""
+    for topic in topics:
+        if current and len(current) + len(topic) + 1 > limit:
+            out.append(current)
+            current = ""
+        current = f"{current},{topic}" if current else topic
+    return [*out, current] if current else out
 
 
 def _configure_sqlite(engine: AsyncEngine, *, immediate: bool, synchronous: str) -> None:
@@ -173,7 +213,8 @@ def _configure_sqlite(engine: AsyncEngine, *, immediate: bool, synchronous: str)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        # short: waits happen on the event loop; Database.write retries with async sleeps
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -32,12 +32,14 @@ from legato.model.errors import InvalidInput, LegatoError, NotFound
 from legato.model.inputs import InputError, resolve_inputs
 from legato.model.records import RunState, StepResult
 from legato.model.states import RunStatus, StepStatus
+from legato.store.activity import Activity, write_activity
+from legato.store.claim import ClaimedStep, claim_in
 from legato.store.database import Database, Tx
 from legato.store.graphs import DefinitionCache, insert_steps, load_graphs, persist, run_row
 from legato.store.tables import runs
 from legato.store.workflows import find_workflow
 
-__all__ = ["NewRun", "Transitions"]
+__all__ = ["Continuation", "NewRun", "Transitions"]
 
 READY_TOPIC = "steps"
 CANCEL_TOPIC = "cancel"
@@ -61,6 +63,15 @@ class NewRun:
     parent_step_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Continuation:
+    """A worker reporting results, ready to take more steps in the same transaction."""
+
+    worker: str
+    slots: int
+    lease_seconds: float
+
+
 @dataclass
 class _Item:
     run_id: int
@@ -81,10 +92,47 @@ class Transitions:
 
     async def complete(self, results: Sequence[StepResult], run_ids: Sequence[int]) -> int:
         """Record step results (fenced on the lease) and advance their runs."""
+        applied, _ = await self.complete_and_claim(results, run_ids, None)
+        return applied
+
+    async def complete_and_claim(
+        self,
+        results: Sequence[StepResult],
+        run_ids: Sequence[int],
+        claim_for: Continuation | None,
+        activity: Activity | None = None,
+    ) -> tuple[int, list[ClaimedStep]]:
+        """Record results and, in the same transaction, let the reporting worker take the
+        steps those results released (up to its free slots): the next step of a run starts
+        without another round trip through the queue."""
         items = [
             _Item(run_id, "result", result=r) for r, run_id in zip(results, run_ids, strict=True)
         ]
-        return await self.db.write(lambda tx: self._process(tx, items))
+
+        async def tx_fn(tx: Tx) -> tuple[int, list[ClaimedStep]]:
+            if activity:  # logs and progress first, so they precede the step's end
+                await write_activity(tx, activity)
+            now = time.time()
+            fx = Effects()
+            graphs: dict[int, RunGraph] = {}
+            applied = await self._drain(tx, graphs, fx, items, now, defer_wake=True)
+            claimed: list[ClaimedStep] = []
+            due = [
+                s for s in fx.ready_steps if s.status == StepStatus.READY and s.not_before <= now
+            ]
+            if claim_for is not None and claim_for.slots > 0 and due:
+                claimed = await claim_in(
+                    tx,
+                    claim_for.worker,
+                    claim_for.slots,
+                    claim_for.lease_seconds,
+                    run_ids=sorted({s.run_id for s in due}),
+                )
+            if len(claimed) < len(fx.ready_steps):
+                tx.wake(READY_TOPIC)  # work left for other workers (or a backoff to time)
+            return applied, claimed
+
+        return await self.db.write(tx_fn)
 
     async def cancel(
         self, run_id: int, reason: str = "Canceled by request", code: str = "canceled"
@@ -120,7 +168,14 @@ class Transitions:
         return await self._drain(tx, graphs, fx, items, now)
 
     async def _drain(
-        self, tx: Tx, graphs: dict[int, RunGraph], fx: Effects, items: list[_Item], now: float
+        self,
+        tx: Tx,
+        graphs: dict[int, RunGraph],
+        fx: Effects,
+        items: list[_Item],
+        now: float,
+        *,
+        defer_wake: bool = False,
     ) -> int:
         applied = 0
         children_done = notices_done = cancels_done = 0
@@ -151,7 +206,7 @@ class Transitions:
             if not items:
                 break
         await persist(tx.conn, graphs.values(), fx, now)
-        if fx.ready:
+        if fx.ready and not defer_wake:
             tx.wake(READY_TOPIC)
         if any(
             s.cancel_requested and s.status == "RUNNING" for g in graphs.values() for s in g.steps
