@@ -59,6 +59,7 @@ class ParentNotice:
 @dataclass
 class Effects:
     events: list[dict[str, Any]] = field(default_factory=list)
+    raw_events: list[dict[str, Any]] = field(default_factory=list)  # already row-shaped
     values: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     new_steps: list[StepState] = field(default_factory=list)

@@ -74,9 +74,14 @@ async def claim_in(
     lease_seconds: float,
     *,
     run_ids: Sequence[int] | None = None,
+    events_into: list[dict[str, Any]] | None = None,
 ) -> list[ClaimedStep]:
-    """Claim inside an open transaction; ``run_ids`` limits it to those runs (the worker
-    taking the next steps of runs it just advanced)."""
+    """Claim inside an open transaction.
+
+    ``run_ids`` limits it to those runs, already RUNNING and already marked changed in this
+    transaction (the worker taking the next steps of runs it just advanced); the started
+    events then go to ``events_into`` for the caller's single insert.
+    """
     now = time.time()
     expires = now + lease_seconds
     only = _ONLY_RUNS.format(ids=", ".join(str(int(r)) for r in run_ids)) if run_ids else ""
@@ -106,42 +111,45 @@ async def claim_in(
         for r in rows
     ]
     touched = sorted({c.run_id for c in claimed})
-    started = [
-        r.id
-        for r in await tx.conn.execute(_touch_runs, {"ids": touched, "now": now})
-        if r.started_at == now
+    started: list[int] = []
+    if run_ids is None:
+        started = [
+            r.id
+            for r in await tx.conn.execute(_touch_runs, {"ids": touched, "now": now})
+            if r.started_at == now
+        ]
+    rows_out: list[dict[str, Any]] = [
+        *(
+            {
+                "run_id": rid,
+                "step_id": None,
+                "step_key": None,
+                "type": "run.started",
+                "status": RunStatus.RUNNING,
+                "message": "Run started",
+                "time": now,
+                "data": None,
+            }
+            for rid in started
+        ),
+        *(
+            {
+                "run_id": c.run_id,
+                "step_id": c.id,
+                "step_key": c.key,
+                "type": "step.started",
+                "status": StepStatus.RUNNING,
+                "message": f"{c.name} started (attempt {c.attempt})",
+                "time": now,
+                "data": {"attempt": c.attempt, "worker": worker},
+            }
+            for c in claimed
+        ),
     ]
-    await tx.conn.execute(
-        insert(events),
-        [
-            *(
-                {
-                    "run_id": rid,
-                    "step_id": None,
-                    "step_key": None,
-                    "type": "run.started",
-                    "status": RunStatus.RUNNING,
-                    "message": "Run started",
-                    "time": now,
-                    "data": None,
-                }
-                for rid in started
-            ),
-            *(
-                {
-                    "run_id": c.run_id,
-                    "step_id": c.id,
-                    "step_key": c.key,
-                    "type": "step.started",
-                    "status": StepStatus.RUNNING,
-                    "message": f"{c.name} started (attempt {c.attempt})",
-                    "time": now,
-                    "data": {"attempt": c.attempt, "worker": worker},
-                }
-                for c in claimed
-            ),
-        ],
-    )
+    if events_into is not None:
+        events_into.extend(rows_out)
+    else:
+        await tx.conn.execute(insert(events), rows_out)
     for rid in touched:
         tx.wake(f"run:{rid}")
     return claimed

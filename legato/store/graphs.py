@@ -3,7 +3,7 @@ every step and run state change reaches the database."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import fields
 from typing import Any
 
@@ -108,8 +108,14 @@ async def insert_steps(conn: AsyncConnection, new: list[StepState]) -> None:
 
 
 async def persist(
-    conn: AsyncConnection, graphs: Iterable[RunGraph], fx: Effects, now: float
+    conn: AsyncConnection,
+    graphs: Iterable[RunGraph],
+    fx: Effects,
+    now: float,
+    before_effects: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
+    """Write every dirty run and step, then (after ``before_effects``, which may add raw
+    event rows) the events, values, errors and duration statistics."""
     graphs = list(graphs)
     await insert_steps(conn, [s for g in graphs for s in g.steps if s.is_new])
     if fx.removed_steps:
@@ -136,14 +142,17 @@ async def persist(
         g.run.dirty = False
         for s in g.steps:
             s.dirty = False
+    if before_effects is not None:
+        await before_effects()
     await write_effects(conn, fx)
 
 
 async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
-    if fx.events:
+    if fx.events or fx.raw_events:
         await conn.execute(
             insert(events),
-            [
+            fx.raw_events
+            + [
                 {
                     "run_id": e["run"].id,
                     "step_id": e["step"].id if e["step"] else None,
@@ -158,6 +167,7 @@ async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
             ],
         )
         fx.events.clear()
+        fx.raw_events.clear()
     if fx.values:
         await conn.execute(
             insert(run_values),

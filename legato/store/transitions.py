@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,20 +114,27 @@ class Transitions:
                 await write_activity(tx, activity)
             now = time.time()
             fx = Effects()
-            graphs: dict[int, RunGraph] = {}
-            applied = await self._drain(tx, graphs, fx, items, now, defer_wake=True)
             claimed: list[ClaimedStep] = []
-            due = [
-                s for s in fx.ready_steps if s.status == StepStatus.READY and s.not_before <= now
-            ]
-            if claim_for is not None and claim_for.slots > 0 and due:
-                claimed = await claim_in(
-                    tx,
-                    claim_for.worker,
-                    claim_for.slots,
-                    claim_for.lease_seconds,
-                    run_ids=sorted({s.run_id for s in due}),
-                )
+
+            async def take_next() -> None:
+                due = [
+                    s
+                    for s in fx.ready_steps
+                    if s.status == StepStatus.READY and s.not_before <= now
+                ]
+                if claim_for is not None and claim_for.slots > 0 and due:
+                    claimed.extend(
+                        await claim_in(
+                            tx,
+                            claim_for.worker,
+                            claim_for.slots,
+                            claim_for.lease_seconds,
+                            run_ids=sorted({s.run_id for s in due}),
+                            events_into=fx.raw_events,
+                        )
+                    )
+
+            applied = await self._drain(tx, {}, fx, items, now, between=take_next)
             if len(claimed) < len(fx.ready_steps):
                 tx.wake(READY_TOPIC)  # work left for other workers (or a backoff to time)
             return applied, claimed
@@ -175,7 +182,7 @@ class Transitions:
         items: list[_Item],
         now: float,
         *,
-        defer_wake: bool = False,
+        between: Callable[[], Awaitable[None]] | None = None,
     ) -> int:
         applied = 0
         children_done = notices_done = cancels_done = 0
@@ -205,8 +212,8 @@ class Transitions:
             cancels_done = len(fx.cancel_runs)
             if not items:
                 break
-        await persist(tx.conn, graphs.values(), fx, now)
-        if fx.ready and not defer_wake:
+        await persist(tx.conn, graphs.values(), fx, now, between)
+        if fx.ready and between is None:
             tx.wake(READY_TOPIC)
         if any(
             s.cancel_requested and s.status == "RUNNING" for g in graphs.values() for s in g.steps
