@@ -151,8 +151,7 @@ async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
     if fx.events or fx.raw_events:
         await conn.execute(
             insert(events),
-            fx.raw_events
-            + [
+            [
                 {
                     "run_id": e["run"].id,
                     "step_id": e["step"].id if e["step"] else None,
@@ -164,7 +163,8 @@ async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
                     "data": e["data"],
                 }
                 for e in fx.events
-            ],
+            ]
+            + fx.raw_events,  # the continuation's claims come after what released them
         )
         fx.events.clear()
         fx.raw_events.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -46,6 +47,11 @@ async def list_latest(conn: AsyncConnection, namespace_id: int) -> list[Row[Any]
     return list(await conn.execute(query))
 
 
+def _lock_key(namespace_id: int, name: str) -> int:
+    digest = hashlib.blake2b(f"{namespace_id}/{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 async def insert_version(
     conn: AsyncConnection,
     namespace_id: int,
@@ -55,6 +61,11 @@ async def insert_version(
 ) -> tuple[Row[Any], bool]:
     """Store ``definition`` as version n+1 unless it equals the latest version."""
     content_hash = definition.content_hash()
+    if conn.dialect.name == "postgresql":
+        # concurrent applies of one workflow take turns, so version numbers never collide
+        await conn.execute(
+            select(func.pg_advisory_xact_lock(_lock_key(namespace_id, definition.name)))
+        )
     latest = await find_workflow(conn, namespace_id, definition.name)
     if latest is not None and latest.content_hash == content_hash:
         return latest, False

@@ -159,7 +159,9 @@ steps:
 
 
 async def test_false_condition_does_not_skip_dependents(engine: Legato) -> None:
-    run = await run_workflow(engine, """
+    run = await run_workflow(
+        engine,
+        """
 name: optional-branch
 steps:
   - id: optional
@@ -181,7 +183,8 @@ steps:
     needs: [chain1]
     uses: python
     with: {function: "demo_steps:noop"}
-""")
+""",
+    )
     steps = steps_by_key(run)
     assert steps["optional"]["status"] == "SKIPPED"
     assert steps["optional"]["error"] is None
