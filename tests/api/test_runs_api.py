@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 from apikit import ADMIN_KEY, ISO_TIME, TERMINAL, UUID, ApiKit, assert_problem, bearer
 
 ADD = """\
