@@ -7,15 +7,16 @@ import base64
 import binascii
 import contextlib
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from legato.model.errors import Conflict, InvalidInput, NotFound, QueueLimit
+from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
+from legato.service.batching import GroupCommit
 from legato.service.tenancy import Principal
 from legato.service.views import iso, run_view, step_view
 from legato.store import activity as activity_store
@@ -50,44 +51,25 @@ class RunService:
         self.db = db
         self.transitions = transitions
         self.definitions = definitions
+        self._starts: GroupCommit[tuple[Principal, StartRun], dict[str, Any]] = GroupCommit(
+            self._start_batch
+        )
 
     # -- start ---------------------------------------------------------------------------
 
     async def start(self, p: Principal, req: StartRun) -> tuple[dict[str, Any], bool]:
         """Answers the run and whether it is new (False: an earlier request with the same
-        idempotency key or external id made it)."""
+        idempotency key or external id made it). Concurrent plain starts share one
+        transaction (group commit); keyed ones go alone, to settle who was first."""
         p.require("operator")
+        if not (req.idempotency_key or req.external_id):
+            return await self._starts.submit((p, req)), True
         if req.idempotency_key:
             existing = await self._existing(p, req)
             if existing is not None:
                 return existing, False
-
-        async def tx_fn(tx: Tx) -> dict[str, Any]:
-            row, definition, inputs = await self.transitions.resolve(
-                tx, p.namespace_id, req.workflow, req.version, dict(req.inputs)
-            )
-            await self._check_limits(tx, p)
-            graph = await self.transitions.create_run(
-                tx,
-                NewRun(
-                    namespace_id=p.namespace_id,
-                    workflow_id=row.id,
-                    definition=definition,
-                    workflow_version=row.version,
-                    inputs=inputs,
-                    labels={**definition.labels, **req.labels},
-                    priority=req.priority,
-                    operation_type=req.operation_type,
-                    requestor=req.requestor,
-                    external_id=req.external_id,
-                    idempotency_key=req.idempotency_key,
-                    notify_url=req.notify_url,
-                ),
-            )
-            return run_view(graph.run, p.namespace, graph.steps)
-
         try:
-            return await self.db.write(tx_fn), True
+            [answer] = await self._start_batch([(p, req)])
         except IntegrityError:
             existing = await self._existing(p, req)
             if existing is None:
@@ -98,6 +80,49 @@ class RunService:
                     code="duplicate_external_id",
                 ) from None
             return existing, False
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer, True
+
+    async def _start_batch(
+        self, items: Sequence[tuple[Principal, StartRun]]
+    ) -> list[dict[str, Any] | BaseException]:
+        async def tx_fn(tx: Tx) -> list[dict[str, Any] | BaseException]:
+            answers: list[dict[str, Any] | BaseException] = []
+            accepted: list[tuple[int, Principal, NewRun]] = []
+            queued: dict[int, int] = {}
+            for index, (p, req) in enumerate(items):
+                try:
+                    accepted.append((index, p, await self._prepare(tx, p, req, queued)))
+                    answers.append({})
+                except LegatoError as exc:
+                    answers.append(exc)
+            graphs = await self.transitions.create_runs(tx, [new for _, _, new in accepted])
+            for (index, p, _new), graph in zip(accepted, graphs, strict=True):
+                answers[index] = run_view(graph.run, p.namespace, graph.steps)
+            return answers
+
+        return await self.db.write(tx_fn)
+
+    async def _prepare(self, tx: Tx, p: Principal, req: StartRun, queued: dict[int, int]) -> NewRun:
+        row, definition, inputs = await self.transitions.resolve(
+            tx, p.namespace_id, req.workflow, req.version, dict(req.inputs)
+        )
+        await self._check_limits(tx, p, queued)
+        return NewRun(
+            namespace_id=p.namespace_id,
+            workflow_id=row.id,
+            definition=definition,
+            workflow_version=row.version,
+            inputs=inputs,
+            labels={**definition.labels, **req.labels},
+            priority=req.priority,
+            operation_type=req.operation_type,
+            requestor=req.requestor,
+            external_id=req.external_id,
+            idempotency_key=req.idempotency_key,
+            notify_url=req.notify_url,
+        )
 
     async def _existing(self, p: Principal, req: StartRun) -> dict[str, Any] | None:
         async with self.db.read() as conn:
@@ -108,15 +133,19 @@ class RunService:
                 row = await run_store.find_run_by_external_id(conn, p.namespace_id, req.external_id)
         return None if row is None else await self.get(p, row.id)
 
-    async def _check_limits(self, tx: Tx, p: Principal) -> None:
+    async def _check_limits(self, tx: Tx, p: Principal, queued: dict[int, int]) -> None:
+        """The namespace's queue limit; ``queued`` counts what this transaction added."""
         ns = await namespace_by_id(tx.conn, p.namespace_id)
-        if ns is not None and ns.max_queued_runs is not None:
-            queued = await run_store.count_queued(tx.conn, p.namespace_id)
-            if queued >= ns.max_queued_runs:
-                raise QueueLimit(
-                    f"namespace '{p.namespace}' already has {queued} queued runs "
-                    f"(limit {ns.max_queued_runs})"
-                )
+        if ns is None or ns.max_queued_runs is None:
+            return
+        if p.namespace_id not in queued:
+            queued[p.namespace_id] = await run_store.count_queued(tx.conn, p.namespace_id)
+        if queued[p.namespace_id] >= ns.max_queued_runs:
+            raise QueueLimit(
+                f"namespace '{p.namespace}' already has {queued[p.namespace_id]} queued runs "
+                f"(limit {ns.max_queued_runs})"
+            )
+        queued[p.namespace_id] += 1
 
     # -- read ----------------------------------------------------------------------------
 

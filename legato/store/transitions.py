@@ -160,11 +160,17 @@ class Transitions:
 
     async def create_run(self, tx: Tx, new: NewRun) -> RunGraph:
         """Insert a run with its steps, release its first steps, start its children."""
+        return (await self.create_runs(tx, [new]))[0]
+
+    async def create_runs(self, tx: Tx, news: Sequence[NewRun]) -> list[RunGraph]:
+        """Many runs in one go: a fixed handful of statements, however many runs."""
+        if not news:
+            return []
         fx = Effects()
         now = time.time()
-        graph = await self._insert_run(tx, new, now, fx)
-        await self._drain(tx, {graph.run.id: graph}, fx, [], now)
-        return graph
+        graphs = await self._insert_runs(tx, news, now, fx)
+        await self._drain(tx, {g.run.id: g for g in graphs}, fx, [], now)
+        return graphs
 
     # -- the work list ------------------------------------------------------------------
 
@@ -237,40 +243,52 @@ class Transitions:
 
     # -- creating runs ------------------------------------------------------------------
 
-    async def _insert_run(self, tx: Tx, new: NewRun, now: float, fx: Effects) -> RunGraph:
-        d = new.definition
-        run = RunState(
-            id=0,
-            uuid=str(uuid.uuid4()),
-            namespace_id=new.namespace_id,
-            workflow_id=new.workflow_id,
-            workflow_name=d.name,
-            workflow_version=new.workflow_version,
-            status=RunStatus.QUEUED,
-            inputs=new.inputs,
-            vars={},
-            labels=new.labels,
-            priority=new.priority,
-            operation_type=new.operation_type or d.operation_type or d.name,
-            created_at=now,
-            updated_at=now,
-            requestor=new.requestor,
-            external_id=new.external_id,
-            idempotency_key=new.idempotency_key,
-            notify_url=new.notify_url,
-            parent_run_id=new.parent_run_id,
-            parent_step_id=new.parent_step_id,
-            total_steps=len(d.steps),
-            deadline_at=now + d.timeout if d.timeout else None,
+    async def _insert_runs(
+        self, tx: Tx, news: Sequence[NewRun], now: float, fx: Effects
+    ) -> list[RunGraph]:
+        """Plan each new run in memory (first steps released), then insert all runs and all
+        their steps with one statement each."""
+        graphs = []
+        for new in news:
+            d = new.definition
+            run = RunState(
+                id=0,
+                uuid=str(uuid.uuid4()),
+                namespace_id=new.namespace_id,
+                workflow_id=new.workflow_id,
+                workflow_name=d.name,
+                workflow_version=new.workflow_version,
+                status=RunStatus.QUEUED,
+                inputs=new.inputs,
+                vars={},
+                labels=new.labels,
+                priority=new.priority,
+                operation_type=new.operation_type or d.operation_type or d.name,
+                created_at=now,
+                updated_at=now,
+                requestor=new.requestor,
+                external_id=new.external_id,
+                idempotency_key=new.idempotency_key,
+                notify_url=new.notify_url,
+                parent_run_id=new.parent_run_id,
+                parent_step_id=new.parent_step_id,
+                total_steps=len(d.steps),
+            )
+            self.definitions.put(new.workflow_id, d)
+            graph = RunGraph(run, d, new_steps(d, run, now))
+            start_run(graph, now, fx)
+            graphs.append(graph)
+        result = await tx.conn.execute(
+            insert(runs).returning(runs.c.id, sort_by_parameter_order=True),
+            [run_row(g.run) for g in graphs],
         )
-        row = run_row(run)
-        run.id = (await tx.conn.execute(insert(runs).returning(runs.c.id), row)).scalar_one()
-        self.definitions.put(new.workflow_id, d)
-        graph = RunGraph(run, d, new_steps(d, run, now))
-        start_run(graph, now, fx)
-        await insert_steps(tx.conn, graph.steps)
-        run.dirty = True  # start_run's changes to the run row are written by persist
-        return graph
+        for graph, row in zip(graphs, result, strict=True):
+            graph.run.id = row.id
+            graph.run.dirty = False
+            for step in graph.steps:
+                step.run_id = row.id
+        await insert_steps(tx.conn, [s for g in graphs for s in g.steps])
+        return graphs
 
     async def resolve(
         self,
@@ -311,20 +329,22 @@ class Transitions:
                 retryable=False,
             )
             return _Item(parent.id, "result", result=failure)
-        graph = await self._insert_run(
+        [graph] = await self._insert_runs(
             tx,
-            NewRun(
-                namespace_id=parent.namespace_id,
-                workflow_id=row.id,
-                definition=definition,
-                workflow_version=row.version,
-                inputs=inputs,
-                labels=dict(parent.labels),
-                priority=parent.priority,
-                requestor=parent.requestor,
-                parent_run_id=parent.id,
-                parent_step_id=req.step.id,
-            ),
+            [
+                NewRun(
+                    namespace_id=parent.namespace_id,
+                    workflow_id=row.id,
+                    definition=definition,
+                    workflow_version=row.version,
+                    inputs=inputs,
+                    labels=dict(parent.labels),
+                    priority=parent.priority,
+                    requestor=parent.requestor,
+                    parent_run_id=parent.id,
+                    parent_step_id=req.step.id,
+                )
+            ],
             now,
             fx,
         )

@@ -1,0 +1,55 @@
+"""Group commit: concurrent requests of one kind share one transaction.
+
+Callers await ``submit``; while one batch is being written, the next gathers. A batch
+function answers one result or exception per item, so one bad item never fails the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+__all__ = ["GroupCommit"]
+
+I = TypeVar("I")  # noqa: E741
+R = TypeVar("R")
+
+
+class GroupCommit(Generic[I, R]):
+    def __init__(
+        self,
+        run_batch: Callable[[Sequence[I]], Awaitable[Sequence[R | BaseException]]],
+        max_batch: int = 200,
+    ) -> None:
+        self._run_batch = run_batch
+        self._max_batch = max_batch
+        self._pending: list[tuple[I, asyncio.Future[R]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: I) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: len(batch)]
+            try:
+                results = await self._run_batch([item for item, _ in batch])
+            except BaseException as exc:  # the whole transaction failed: every item fails
+                results = [exc] * len(batch)
+                if isinstance(exc, asyncio.CancelledError):
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
