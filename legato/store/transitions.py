@@ -63,6 +63,27 @@ class NewRun:
     parent_step_id: int | None = None
 
 
+class _DurationBuffer:
+    """Step durations feed estimates, not correctness: they are written every few seconds
+    with whatever transaction comes along, rather than one upsert per completion."""
+
+    EVERY_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[RunState, str, float]] = []
+        self._last = 0.0
+
+    def add_and_take_if_due(
+        self, items: list[tuple[RunState, str, float]]
+    ) -> list[tuple[RunState, str, float]]:
+        self._pending.extend(items)
+        if not self._pending or time.monotonic() - self._last < self.EVERY_SECONDS:
+            return []
+        self._last = time.monotonic()
+        taken, self._pending = self._pending, []
+        return taken
+
+
 @dataclass(frozen=True)
 class Continuation:
     """A worker reporting results, ready to take more steps in the same transaction."""
@@ -87,6 +108,7 @@ class Transitions:
     def __init__(self, db: Database, definitions: DefinitionCache) -> None:
         self.db = db
         self.definitions = definitions
+        self._durations = _DurationBuffer()
 
     # -- public operations (one transaction each) ---------------------------------------
 
@@ -218,6 +240,7 @@ class Transitions:
             cancels_done = len(fx.cancel_runs)
             if not items:
                 break
+        fx.durations = self._durations.add_and_take_if_due(fx.durations)
         await persist(tx.conn, graphs.values(), fx, now, between)
         if fx.ready and between is None:
             tx.wake(READY_TOPIC)
