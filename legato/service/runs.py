@@ -46,6 +46,15 @@ class StartRun:
     idempotency_key: str | None = None
 
 
+@dataclass
+class _BatchScope:
+    """What one start transaction looked up once for all its runs."""
+
+    workflows: dict[tuple[int, str, int | None], Any] = field(default_factory=dict)
+    namespaces: dict[int, Any] = field(default_factory=dict)
+    queued: dict[int, int] = field(default_factory=dict)
+
+
 class RunService:
     def __init__(self, db: Database, transitions: Transitions, definitions: DefinitionCache):
         self.db = db
@@ -90,10 +99,10 @@ class RunService:
         async def tx_fn(tx: Tx) -> list[dict[str, Any] | BaseException]:
             answers: list[dict[str, Any] | BaseException] = []
             accepted: list[tuple[int, Principal, NewRun]] = []
-            queued: dict[int, int] = {}
+            scope = _BatchScope()
             for index, (p, req) in enumerate(items):
                 try:
-                    accepted.append((index, p, await self._prepare(tx, p, req, queued)))
+                    accepted.append((index, p, await self._prepare(tx, p, req, scope)))
                     answers.append({})
                 except LegatoError as exc:
                     answers.append(exc)
@@ -104,11 +113,11 @@ class RunService:
 
         return await self.db.write(tx_fn)
 
-    async def _prepare(self, tx: Tx, p: Principal, req: StartRun, queued: dict[int, int]) -> NewRun:
+    async def _prepare(self, tx: Tx, p: Principal, req: StartRun, scope: _BatchScope) -> NewRun:
         row, definition, inputs = await self.transitions.resolve(
-            tx, p.namespace_id, req.workflow, req.version, dict(req.inputs)
+            tx, p.namespace_id, req.workflow, req.version, dict(req.inputs), scope.workflows
         )
-        await self._check_limits(tx, p, queued)
+        await self._check_limits(tx, p, scope)
         return NewRun(
             namespace_id=p.namespace_id,
             workflow_id=row.id,
@@ -133,9 +142,12 @@ class RunService:
                 row = await run_store.find_run_by_external_id(conn, p.namespace_id, req.external_id)
         return None if row is None else await self.get(p, row.id)
 
-    async def _check_limits(self, tx: Tx, p: Principal, queued: dict[int, int]) -> None:
-        """The namespace's queue limit; ``queued`` counts what this transaction added."""
-        ns = await namespace_by_id(tx.conn, p.namespace_id)
+    async def _check_limits(self, tx: Tx, p: Principal, scope: _BatchScope) -> None:
+        """The namespace's queue limit, counting what this transaction added."""
+        if p.namespace_id not in scope.namespaces:
+            scope.namespaces[p.namespace_id] = await namespace_by_id(tx.conn, p.namespace_id)
+        ns = scope.namespaces[p.namespace_id]
+        queued = scope.queued
         if ns is None or ns.max_queued_runs is None:
             return
         if p.namespace_id not in queued:

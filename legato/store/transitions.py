@@ -320,9 +320,16 @@ class Transitions:
         workflow: str,
         version: int | None,
         given: dict[str, Any],
+        cache: dict[tuple[int, str, int | None], Any] | None = None,
     ) -> tuple[Any, WorkflowDefinition, dict[str, Any]]:
         """The workflow version a new run pins, and its checked inputs."""
-        row = await find_workflow(tx.conn, namespace_id, workflow, version)
+        key = (namespace_id, workflow, version)
+        if cache is not None and key in cache:
+            row = cache[key]
+        else:
+            row = await find_workflow(tx.conn, namespace_id, workflow, version)
+            if cache is not None:
+                cache[key] = row
         if row is None:
             which = f"version {version} of " if version else ""
             raise NotFound(
