@@ -30,6 +30,7 @@ lint: $(STAMP)
 
 ## Throughput and latency on SQLite and PostgreSQL, with peers
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
 
 clean:

@@ -1,0 +1,1 @@
+"""Benchmarks of the engine: throughput and idle latency on each store, with peers."""

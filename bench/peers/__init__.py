@@ -1,0 +1,1 @@
+"""Other tools measured on the same machine with the same workload."""
