@@ -265,6 +265,9 @@ outbox = Table(
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", Float, nullable=False),
+    Column("webhook_id", Id),  # None: the run's notify_url
+    Column("event_type", String(40)),
+    Column("secret", String(200)),
     Column("last_error", Text),
     Column("created_at", Float, nullable=False),
     Column("delivered_at", Float),
@@ -296,4 +299,72 @@ step_stats = Table(
     Column("count", BigInteger, nullable=False),
     Column("mean_s", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("namespace_id", Id, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("username", String(200), nullable=False),
+    Column("password_hash", String(300), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("disabled_at", Float),
+    UniqueConstraint("namespace_id", "username"),
+)
+
+jwks = Table(
+    "jwks",
+    metadata,
+    _id(),
+    Column("namespace_id", Id, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("identifier", String(100), nullable=False, unique=True),  # the GUID clients send
+    Column("keys", Json, nullable=False),
+    Column("issuer", String(500)),
+    Column("audience", String(500)),
+    Column("required_scope", String(200)),
+    Column("role", String(20), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    _id(),
+    Column("namespace_id", Id, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    # Kept as is: it signs payloads, so it must be readable (unlike credentials, hashed).
+    Column("secret", String(200), nullable=False),
+    Column("event_types", Json, nullable=False),
+    Column("workflows", Json, nullable=False),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", Float, nullable=False),
+    Index("ix_webhooks_namespace", "namespace_id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    Column("outbox_id", Id, ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+    Column("time", Float, nullable=False),
+    Index("ix_webhook_deliveries_outbox", "outbox_id"),
+)
+
+progress_points = Table(
+    "progress_points",
+    metadata,
+    _id(),
+    Column("run_id", Id, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("step_id", Id, nullable=False),
+    Column("fraction", Float, nullable=False),
+    Column("message", Text),
+    Column("time", Float, nullable=False),
+    Index("ix_progress_points_step", "step_id", "id"),
+    Index("ix_progress_points_run", "run_id"),
 )
