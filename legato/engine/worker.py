@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import traceback
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from legato.store.activity import write_activity
 from legato.store.claim import ClaimedStep, claim, heartbeat
 from legato.store.database import Database
 from legato.store.transitions import CANCEL_TOPIC, READY_TOPIC, Continuation, Transitions
-from legato.store.workers import register_worker, unregister_worker
+from legato.store.workers import beat, register_worker, unregister_worker
 
 __all__ = ["CANCEL_TOPIC", "Worker", "WorkerConfig"]
 
@@ -228,14 +229,18 @@ class Worker:
     async def _lease_loop(self, stop: asyncio.Event) -> None:
         wake = self.db.subscribe(CANCEL_TOPIC)
         interval = self.config.lease_seconds / 3
+        last_beat = 0.0
         try:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), interval)
                 wake.clear()
-                if not self._inflight:
-                    continue
                 try:
+                    if time.monotonic() - last_beat > interval:
+                        last_beat = time.monotonic()
+                        await beat(self.db, self.name)  # "a worker is alive", even when idle
+                    if not self._inflight:
+                        continue
                     cancel_ids = await heartbeat(self.db, self.name, self.config.lease_seconds)
                 except Exception:
                     log.exception("heartbeat failed")

@@ -65,7 +65,8 @@ _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 
 _S = StepStatus
 _STEP_TRANSITIONS: dict[StepStatus, frozenset[StepStatus]] = {
-    _S.PENDING: frozenset({_S.READY, _S.RUNNING, _S.SKIPPED, _S.CANCELED}),
+    # FAILED: its inputs cannot be resolved (a bad expression), so it never runs.
+    _S.PENDING: frozenset({_S.READY, _S.RUNNING, _S.SKIPPED, _S.CANCELED, _S.FAILED}),
     _S.READY: frozenset({_S.RUNNING, _S.CANCELED, _S.SKIPPED, _S.SUCCEEDED, _S.TIMED_OUT}),
     _S.RUNNING: frozenset({_S.SUCCEEDED, _S.FAILED, _S.READY, _S.CANCELED, _S.TIMED_OUT}),
     # Retry of a failed run puts its failed, canceled and skipped steps back.

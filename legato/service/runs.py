@@ -7,6 +7,7 @@ import base64
 import binascii
 import contextlib
 import math
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +19,15 @@ from legato.model.filters import RunFilter
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
 from legato.service.batching import GroupCommit
 from legato.service.tenancy import Principal
-from legato.service.views import iso, run_view, step_view
+from legato.service.views import Detail, iso, run_view, step_view
 from legato.store import activity as activity_store
 from legato.store import runs as run_store
 from legato.store.database import Database, Tx
 from legato.store.graphs import DefinitionCache
+from legato.store.stats import load_histories
 from legato.store.tenancy import namespace_by_id
 from legato.store.transitions import NewRun, Transitions
+from legato.store.workers import any_worker_alive
 
 __all__ = ["RunService", "StartRun"]
 
@@ -169,28 +172,48 @@ class RunService:
         return row
 
     async def get(self, p: Principal, ref: int | str) -> dict[str, Any]:
+        """The run with its top-level steps, progress, time left, waiting reasons and the
+        counts of every subtree."""
         async with self.db.read() as conn:
             row = await run_store.find_run(conn, p.namespace_id, ref)
             if row is None:
                 raise NotFound(f"run {ref} does not exist", code="run_not_found")
             steps = await run_store.run_steps(conn, row.id)
-        return run_view(row, p.namespace, steps)
+            detail = await self._detail(conn, row, steps)
+        return run_view(row, p.namespace, steps, detail=detail)
+
+    async def _detail(self, conn: Any, run: Any, steps: Sequence[Any]) -> Detail:
+        histories = await load_histories(conn, run.namespace_id, [run.workflow_name])
+        children = {s.child_run_id: s.id for s in steps if s.child_run_id is not None}
+        counts = await run_store.subtree_counts(conn, run.id, children)
+        due = any(s.status == StepStatus.READY for s in steps)
+        return Detail(
+            now=time.time(),
+            histories={key: h for (wf, key), h in histories.items() if wf == run.workflow_name},
+            subtree_counts=counts,
+            workers_alive=await any_worker_alive(self.db) if due else True,
+        )
 
     async def steps(
         self, p: Principal, ref: int | str, parent: int | None = None
     ) -> list[dict[str, Any]]:
+        """One level of the step tree (top level, or the items of ``parent``), in detail."""
         run = await self._row(p, ref)
         async with self.db.read() as conn:
             rows = await run_store.run_steps(conn, run.id, parent=parent)
-        return [step_view(s) for s in rows]
+            detail = await self._detail(conn, run, rows)
+        by_key = {s.key: s for s in rows}
+        return [step_view(s, detail, by_key) for s in rows]
 
     async def step(self, p: Principal, ref: int | str, step_ref: str) -> dict[str, Any]:
         run = await self._row(p, ref)
         async with self.db.read() as conn:
             rows = await run_store.run_steps(conn, run.id, all_levels=True)
-        for s in rows:
-            if s.key == step_ref or str(s.id) == step_ref:
-                return step_view(s)
+            found = [s for s in rows if s.key == step_ref or str(s.id) == step_ref]
+            detail = await self._detail(conn, run, found) if found else None
+        if found:
+            level = {s.key: s for s in rows if s.parent_step_id == found[0].parent_step_id}
+            return step_view(found[0], detail, level)
         raise NotFound(f"run {ref} has no step '{step_ref}'", code="step_not_found")
 
     async def list_runs(

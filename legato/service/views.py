@@ -3,12 +3,16 @@ from store rows or in-memory records alike (both expose the same attribute names
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from legato.model.estimates import StepHistory, baseline, estimate, slower_than_usual
 from legato.model.states import STEP_TERMINAL, StepStatus
+from legato.model.waiting import waiting_reason
 
-__all__ = ["iso", "progress", "run_view", "step_view", "workflow_view"]
+__all__ = ["Detail", "iso", "progress", "run_view", "step_view", "workflow_view"]
 
 
 def iso(ts: float | None) -> str | None:
@@ -23,7 +27,33 @@ def _duration_ms(start: float | None, end: float | None) -> int | None:
     return round((end - start) * 1000)
 
 
-def step_view(s: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Detail:
+    """What a detail view adds to the stored state: estimates from history, why steps wait,
+    and the counts of each subtree."""
+
+    now: float
+    histories: Mapping[str, StepHistory] = field(default_factory=dict)  # by step key
+    subtree_counts: Mapping[int, dict[str, int]] = field(default_factory=dict)  # by step id
+    workers_alive: bool = True
+
+
+def step_view(
+    s: Any, detail: Detail | None = None, siblings: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    view = _step_fields(s)
+    if detail is not None:
+        history = detail.histories.get(s.key) if s.parent_step_id is None else None
+        view["waiting_reason"] = waiting_reason(
+            s, siblings or {}, now=detail.now, workers_alive=detail.workers_alive
+        )
+        view["counts_by_status"] = detail.subtree_counts.get(s.id)
+        view["baseline"] = baseline(history)
+        view["slower_than_usual"] = slower_than_usual(s, history, detail.now)
+    return view
+
+
+def _step_fields(s: Any) -> dict[str, Any]:
     return {
         "id": s.id,
         "key": s.key,
@@ -71,7 +101,11 @@ def progress(run: Any, steps: list[Any] | None) -> dict[str, Any]:
 
 
 def run_view(
-    run: Any, namespace: str, steps: list[Any] | None = None, counts: dict[str, int] | None = None
+    run: Any,
+    namespace: str,
+    steps: list[Any] | None = None,
+    counts: dict[str, int] | None = None,
+    detail: Detail | None = None,
 ) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": run.id,
@@ -98,6 +132,25 @@ def run_view(
             "progress": progress(run, steps),
         }
     )
+    top = [st for st in steps or [] if st.parent_step_id is None]
+    if detail is not None:
+        guess = estimate(run.status, top, detail.histories, detail.now)
+        view["progress"]["percent"] = guess.percent
+        view["time_left"] = {
+            "seconds": guess.time_left_s,
+            "low_seconds": guess.low_s,
+            "high_seconds": guess.high_s,
+            "confidence": guess.confidence,
+        }
+        finished = run.finished_at is not None
+        view["estimated_completion_time"] = (
+            iso(run.finished_at) if finished else iso(detail.now + (guess.time_left_s or 0.0))
+        )
+        view["estimated_completion_range"] = (
+            None
+            if finished
+            else [iso(detail.now + (guess.low_s or 0.0)), iso(detail.now + (guess.high_s or 0.0))]
+        )
     if steps is not None:
         counts = {}
         for s in steps:
@@ -116,7 +169,8 @@ def run_view(
         }
     )
     if steps is not None:
-        view["steps"] = [step_view(s) for s in steps if s.parent_step_id is None]
+        by_key = {st.key: st for st in top}
+        view["steps"] = [step_view(st, detail, by_key) for st in top]
     return view
 
 

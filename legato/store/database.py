@@ -54,6 +54,13 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _loads(value: Any) -> Any:
+    # SQLite gives JSON columns numeric affinity: a stored "1" comes back as the number 1
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
 @dataclass
 class Tx:
     """A write transaction: the connection plus the wake-ups to send once it commits."""
@@ -79,7 +86,7 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._pg_listener: Any = None
-        json_args: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
+        json_args: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": _loads}
         if self.is_sqlite:
             memory = ":memory:" in self.url or self.url.rstrip("/").endswith("sqlite+aiosqlite:")
             if memory:

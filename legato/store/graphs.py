@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from legato.model.advance import Effects, RunGraph
 from legato.model.definition import WorkflowDefinition, definition_from_data
 from legato.model.records import RunState, StepState, value_type
-from legato.store.tables import events, run_errors, run_values, runs, step_stats, steps, workflows
+from legato.store.stats import record_durations
+from legato.store.tables import events, run_errors, run_values, runs, steps, workflows
 
 __all__ = ["DefinitionCache", "insert_steps", "load_graphs", "persist", "run_row", "step_row"]
 
@@ -149,8 +150,7 @@ async def persist(
 
 async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
     if fx.events or fx.raw_events:
-        await conn.execute(
-            insert(events),
+        rows = (
             [
                 {
                     "run_id": e["run"].id,
@@ -164,8 +164,9 @@ async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
                 }
                 for e in fx.events
             ]
-            + fx.raw_events,  # the continuation's claims come after what released them
+            + fx.raw_events  # the continuation's claims come after what released them
         )
+        await conn.execute(insert(events), rows)
         fx.events.clear()
         fx.raw_events.clear()
     if fx.values:
@@ -202,47 +203,5 @@ async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
         )
         fx.errors.clear()
     if fx.durations:
-        await _record_durations(conn, fx.durations)
+        await record_durations(conn, fx.durations)
         fx.durations.clear()
-
-
-async def _record_durations(
-    conn: AsyncConnection, items: list[tuple[RunState, str, float]]
-) -> None:
-    """Keep a running mean of each workflow step's duration (for progress and time left)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
-    merged: dict[tuple[int, str, str], tuple[int, float]] = {}
-    for run, key, seconds in items:
-        k = (run.namespace_id, run.workflow_name, key)
-        count, total = merged.get(k, (0, 0.0))
-        merged[k] = (count + 1, total + seconds)
-    stmt = upsert(step_stats)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["namespace_id", "workflow_name", "step_key"],
-        set_={
-            "mean_s": (
-                step_stats.c.mean_s * step_stats.c.count
-                + stmt.excluded.mean_s * stmt.excluded.count
-            )
-            / (step_stats.c.count + stmt.excluded.count),
-            "count": step_stats.c.count + stmt.excluded.count,
-            "updated_at": stmt.excluded.updated_at,
-        },
-    )
-    await conn.execute(
-        stmt,
-        [
-            {
-                "namespace_id": ns,
-                "workflow_name": wf,
-                "step_key": key,
-                "count": count,
-                "mean_s": total / count,
-                "updated_at": 0.0,
-            }
-            for (ns, wf, key), (count, total) in sorted(merged.items())
-        ],
-    )

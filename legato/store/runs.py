@@ -166,3 +166,28 @@ async def touch_run(conn: AsyncConnection, run_id: int, now: float) -> None:
         .where(runs.c.id == run_id)
         .values(updated_at=now, change_seq=runs.c.change_seq + 1)
     )
+
+
+async def subtree_counts(
+    conn: AsyncConnection, run_id: int, child_runs: dict[int, int]
+) -> dict[int, dict[str, int]]:
+    """Counts by status under every step that has children, keyed by step id, from two
+    aggregates (no listing of children): foreach items, and the top-level steps of the child
+    run of each sub-workflow step (``child_runs``: child run id -> step id)."""
+    out: dict[int, dict[str, int]] = {}
+    rows = await conn.execute(
+        select(steps.c.parent_step_id, steps.c.status, func.count())
+        .where(steps.c.run_id == run_id, steps.c.parent_step_id.is_not(None))
+        .group_by(steps.c.parent_step_id, steps.c.status)
+    )
+    for parent, status, n in rows:
+        out.setdefault(parent, {})[status] = n
+    if child_runs:
+        rows = await conn.execute(
+            select(steps.c.run_id, steps.c.status, func.count())
+            .where(steps.c.run_id.in_(list(child_runs)), steps.c.parent_step_id.is_(None))
+            .group_by(steps.c.run_id, steps.c.status)
+        )
+        for child, status, n in rows:
+            out.setdefault(child_runs[child], {})[status] = n
+    return out

@@ -298,6 +298,8 @@ step_stats = Table(
     Column("step_key", String(200), primary_key=True),
     Column("count", BigInteger, nullable=False),
     Column("mean_s", Float, nullable=False),
+    # the latest successful durations (seconds), newest last: p50/p95 baselines
+    Column("samples", Json, nullable=False, server_default=text("'[]'")),
     Column("updated_at", Float, nullable=False),
 )
 

@@ -7,7 +7,7 @@ import socket
 import time
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 
 from legato.store.database import Database, Tx
 from legato.store.tables import workers
@@ -45,3 +45,24 @@ async def live_workers(db: Database) -> list[dict[str, Any]]:
     async with db.read() as conn:
         rows = await conn.execute(select(workers).order_by(workers.c.started_at))
         return [dict(r._mapping) for r in rows]
+
+
+async def any_worker_alive(db: Database, within_seconds: float = 60.0) -> bool:
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                select(workers.c.id)
+                .where(workers.c.heartbeat_at > time.time() - within_seconds)
+                .limit(1)
+            )
+        ).first()
+    return row is not None
+
+
+async def beat(db: Database, name: str) -> None:
+    async def tx_fn(tx: Tx) -> None:
+        await tx.conn.execute(
+            update(workers).where(workers.c.id == name).values(heartbeat_at=time.time())
+        )
+
+    await db.write(tx_fn)

@@ -195,3 +195,20 @@ steps:
     assert steps["chain2"]["status"] == "SKIPPED"
     assert steps["chain2"]["error"]["code"] == "upstream_failed"
     assert run["status"] == "FAILED"
+
+
+async def test_unresolvable_inputs_fail_the_step_without_running_it(engine: Legato) -> None:
+    run = await run_workflow(engine, """
+name: bad-input
+inputs:
+  n: {type: integer, default: 0}
+steps:
+  - id: divide
+    uses: python
+    with: {function: "demo_steps:add", a: "${{ 10 // inputs.n }}", b: 1}
+""")
+    assert run["status"] == "FAILED"
+    step = run["steps"][0]
+    assert step["status"] == "FAILED"
+    assert step["error"]["code"] == "bad_expression"
+    assert step["started_at"] is None

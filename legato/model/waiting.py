@@ -1,0 +1,57 @@
+"""Why a step that is not running waits, machine-readable, with what it waits on."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from legato.model.states import STEP_TERMINAL, StepStatus
+
+__all__ = ["waiting_reason"]
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def waiting_reason(
+    step: Any,
+    by_key: Mapping[str, Any],
+    *,
+    now: float,
+    workers_alive: bool,
+    run_queued_by_limit: bool = False,
+) -> dict[str, Any] | None:
+    """None for a step that runs or has ended; else ``{"reason": …, …}``.
+
+    Reasons: ``upstream`` (``on``: the unfinished needs), ``backoff_until`` and
+    ``sleep_until`` (``until``), ``no_worker`` (no live worker), ``concurrency_limit``
+    (every worker slot, or the namespace's concurrent-run limit, is taken), ``approval``,
+    ``child_run`` (``run_id``).
+    """
+    status = step.status
+    if status in STEP_TERMINAL:
+        return None
+    if status == StepStatus.PENDING:
+        if step.parent_step_id is not None:  # a foreach item beyond max_parallel
+            return {"reason": "concurrency_limit", "on": "max_parallel"}
+        waiting_on = [
+            n for n in (step.needs or []) if n in by_key and by_key[n].status not in STEP_TERMINAL
+        ]
+        return {"reason": "upstream", "on": waiting_on}
+    if status == StepStatus.READY:
+        if step.not_before and step.not_before > now:
+            reason = "sleep_until" if step.kind == "sleep" else "backoff_until"
+            return {"reason": reason, "until": _iso(step.not_before)}
+        if run_queued_by_limit:
+            return {"reason": "concurrency_limit", "on": "namespace"}
+        if not workers_alive:
+            return {"reason": "no_worker"}
+        return {"reason": "concurrency_limit", "on": "workers"}
+    if status == StepStatus.RUNNING and step.lease_owner is None:
+        if step.child_run_id is not None:
+            return {"reason": "child_run", "run_id": step.child_run_id}
+        if step.kind == "approval":
+            return {"reason": "approval"}
+    return None
