@@ -167,6 +167,18 @@ def status(ctx: typer.Context, run_id: RunIdArg) -> None:
         console.print(views.outputs_view(run.outputs))
 
 
+@app.command("watch")
+def watch(ctx: typer.Context, run_id: RunIdArg) -> None:
+    """Follow a run live until it ends; exit code 0 only if it succeeded."""
+    with open_client(ctx) as client:
+        run = _wait(client, client.get_run(run_id), out().is_terminal and not settings_of(ctx).json)
+    if settings_of(ctx).json:
+        emit_json(run.raw)
+    else:
+        _show_final(run)
+    raise typer.Exit(0 if run.status == "SUCCEEDED" else 1)
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context,

@@ -116,6 +116,13 @@ def step_table(steps: Sequence[Step] | None, *, title: str | None = None) -> Tab
         message = step.status_message or ""
         if step.error and step.error.get("message") and not message:
             message = str(step.error["message"])
+        waiting = waiting_text(step.raw.get("waiting_reason"))
+        if waiting:
+            message = f"{message} ({waiting})" if message else waiting
+        if step.raw.get("counts_by_status"):
+            message = f"{message} [{counts_text(step.raw['counts_by_status']).plain}]".strip()
+        if step.raw.get("slower_than_usual"):
+            message = f"{message} · slower than usual".strip(" ·")
         table.add_row(
             label,
             status,
@@ -124,6 +131,45 @@ def step_table(steps: Sequence[Step] | None, *, title: str | None = None) -> Tab
             Text(message, style="red" if step.error else ""),
         )
     return table
+
+
+def waiting_text(reason: Mapping[str, Any] | None) -> str:
+    """``waiting_reason`` in words: what the step waits on."""
+    if not reason:
+        return ""
+    kind = str(reason.get("reason", ""))
+    if kind == "upstream":
+        return "waits for " + ", ".join(reason.get("on") or []) if reason.get("on") else ""
+    if kind in ("backoff_until", "sleep_until"):
+        word = "retry" if kind == "backoff_until" else "sleeps"
+        return f"{word} at {reason.get('until', '')}"
+    if kind == "child_run":
+        return f"runs as run {reason.get('run_id')}"
+    if kind == "no_worker":
+        return "no worker is running"
+    if kind == "concurrency_limit":
+        return f"waits for a free slot ({reason.get('on', 'workers')})"
+    if kind == "approval":
+        return "waits for approval"
+    return kind
+
+
+def time_left_text(run: Run) -> Text | None:
+    left = run.raw.get("time_left")
+    if not left or run.is_terminal or left.get("seconds") is None:
+        return None
+    text = Text(format_duration(left["seconds"] * 1000), style="bold")
+    low, high = left.get("low_seconds"), left.get("high_seconds")
+    if low is not None and high is not None:
+        text.append(
+            f"  ({format_duration(low * 1000)} to {format_duration(high * 1000)}, "
+            f"{left.get('confidence', 'low')} confidence)",
+            style="dim",
+        )
+    eta = run.raw.get("estimated_completion_time")
+    if eta:
+        text.append(f"  ETA {eta}", style="dim")
+    return text
 
 
 def counts_text(counts: Mapping[str, int]) -> Text:
@@ -167,6 +213,9 @@ def run_summary(run: Run) -> Table:
         status.append(f"  {run.status_message}", style="")
     grid.add_row("Status", status)
     grid.add_row("Progress", progress_row(run))
+    left = time_left_text(run)
+    if left is not None:
+        grid.add_row("Time left", left)
     if run.counts_by_status:
         grid.add_row("Steps", counts_text(run.counts_by_status))
     if run.created_at:

@@ -151,3 +151,37 @@ def test_readme_tour_file_applies(server: dict[str, str], tmp_path: Path) -> Non
     result = cli(server, "--json", "run", "start", "greet", "-i", "who=Ada", "--wait")
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads(result.stdout)["outputs"] == {"greeting": "Hello, Ada!"}
+
+
+def test_status_shows_progress_time_left_waiting_reasons_and_counts(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    definition = tmp_path / "gated.yaml"
+    definition.write_text(
+        'name: gated\nsteps:\n  - id: prepare\n    uses: shell\n    with: {argv: ["true"]}\n'
+        "  - id: approve\n    needs: [prepare]\n    uses: approval\n"
+        '  - id: ship\n    needs: [approve]\n    uses: shell\n    with: {argv: ["true"]}\n'
+    )
+    assert cli(server, "workflow", "apply", str(definition)).returncode == 0
+    run_id = str(json.loads(cli(server, "--json", "run", "start", "gated").stdout)["id"])
+    deadline = time.monotonic() + 20
+    while True:
+        status = cli(server, "run", "status", run_id)
+        if "waits for approval" in status.stdout or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert status.returncode == 0, status.stderr
+    out = status.stdout
+    assert "waits for approval" in out
+    assert "waits for approve" in out  # ship's upstream
+    assert "Time left" in out and "confidence" in out
+    assert "1 succeeded" in out and "1 running" in out and "1 pending" in out
+    assert "33.3%" in out or "%" in out
+    httpx.post(
+        f"{server['url']}/api/v1/runs/{run_id}/steps/approve/signal",
+        json={"ok": True},
+        headers={"Authorization": f"Bearer {KEY}"},
+    ).raise_for_status()
+    watched = cli(server, "run", "watch", run_id)
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert "SUCCEEDED" in watched.stdout
