@@ -181,3 +181,9 @@ async def signal_step(
 async def delete_run(run_id: str, caller: Caller, app: App) -> Response:
     await app.runs.delete(caller, parse_run_ref(run_id))
     return Response(status_code=204)
+
+
+@router.get("/{run_id}/steps/{step}/progress")
+async def step_progress(run_id: str, step: str, caller: Caller, app: App) -> JSONResponse:
+    """Every progress point the step reported, with its rate (fraction per second)."""
+    return JSONResponse(await app.runs.progress_history(caller, parse_run_ref(run_id), step))

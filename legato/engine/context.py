@@ -46,6 +46,15 @@ class ActivitySink:
     def progress(self, run_id: int, step_id: int, fraction: float, message: str | None) -> None:
         with self._lock:
             self._pending.progress[step_id] = (run_id, fraction, message)
+            self._pending.points.append(
+                {
+                    "run_id": run_id,
+                    "step_id": step_id,
+                    "fraction": fraction,
+                    "message": message,
+                    "time": time.time(),
+                }
+            )
             self.has_data.set()
 
     def var(self, run_id: int, step_id: int, name: str, value: Any) -> None:

@@ -216,6 +216,17 @@ class RunService:
             return step_view(found[0], detail, level)
         raise NotFound(f"run {ref} has no step '{step_ref}'", code="step_not_found")
 
+    async def progress_history(self, p: Principal, ref: int | str, step_ref: str) -> dict[str, Any]:
+        """Every progress point a step reported, and the rate it makes progress at."""
+        step = await self.step(p, ref, step_ref)
+        async with self.db.read() as conn:
+            rows = await activity_store.read_progress(conn, step["id"])
+        points = [{"time": iso(r.time), "fraction": r.fraction, "message": r.message} for r in rows]
+        rate = None
+        if len(rows) >= 2 and rows[-1].time > rows[0].time:
+            rate = (rows[-1].fraction - rows[0].fraction) / (rows[-1].time - rows[0].time)
+        return {"step": step["key"], "points": points, "rate_per_second": rate}
+
     async def list_runs(
         self, p: Principal, flt: RunFilter, page_size: int | None, page_token: str | None
     ) -> dict[str, Any]:

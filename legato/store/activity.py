@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legato.model.records import value_type
 from legato.store.database import Tx
-from legato.store.tables import logs, resources, run_values, runs, steps
+from legato.store.tables import logs, progress_points, resources, run_values, runs, steps
 
 __all__ = ["Activity", "read_logs", "write_activity"]
 
@@ -24,13 +24,14 @@ class Activity:
     progress: dict[int, tuple[int, float, str | None]] = field(default_factory=dict)
     vars: list[tuple[int, int, str, Any]] = field(default_factory=list)  # run, step, name, value
     resources: list[dict[str, Any]] = field(default_factory=list)
+    points: list[dict[str, Any]] = field(default_factory=list)  # every progress report, kept
 
     def __bool__(self) -> bool:
         return bool(self.logs or self.progress or self.vars or self.resources)
 
     def take(self) -> Activity:
-        taken = Activity(self.logs, self.progress, self.vars, self.resources)
-        self.logs, self.progress, self.vars, self.resources = [], {}, [], []
+        taken = Activity(self.logs, self.progress, self.vars, self.resources, self.points)
+        self.logs, self.progress, self.vars, self.resources, self.points = [], {}, [], [], []
         return taken
 
 
@@ -57,6 +58,8 @@ async def write_activity(tx: Tx, act: Activity) -> None:
             ],
         )
         touched.update(run_id for run_id, _f, _m in act.progress.values())
+    if act.points:
+        await conn.execute(insert(progress_points), act.points)
     if act.vars:
         await _merge_vars(conn, act.vars, now)
         touched.update(run_id for run_id, *_ in act.vars)
@@ -116,3 +119,13 @@ async def read_logs(
     if step_key is not None:
         query = query.where(logs.c.step_key == step_key)
     return list(await conn.execute(query.order_by(logs.c.id).limit(limit)))
+
+
+async def read_progress(conn: AsyncConnection, step_id: int) -> list[Row[Any]]:
+    return list(
+        await conn.execute(
+            select(progress_points)
+            .where(progress_points.c.step_id == step_id)
+            .order_by(progress_points.c.id)
+        )
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from helpers import admin, apply, run_workflow, sleep_until, start, steps_by_key, wait_for
@@ -163,3 +164,26 @@ steps:
     await wait_for(legato, (await start(legato, "timing"))["id"])  # flushes the history
     slow = await wait_for(legato, (await start(legato, "timing", seconds=0.5))["id"])
     assert steps_by_key(slow)["work"]["slower_than_usual"] is True
+
+
+async def test_every_progress_point_is_kept_with_its_rate(engine: Legato) -> None:
+    script = (
+        "import time\n"
+        "for f in (0.25, 0.5, 0.75):\n"
+        "    print(f'::progress {f} at {f}', flush=True)\n"
+        "    time.sleep(0.3)\n"
+    )
+    await apply(
+        engine,
+        "name: reporter\nsteps:\n  - id: work\n    uses: shell\n"
+        "    with: {argv: [python3, -c, " + json.dumps(script) + "]}\n",
+    )
+    run = await wait_for(engine, (await start(engine, "reporter"))["id"])
+    assert run["status"] == "SUCCEEDED", run
+    history = await engine.runs.progress_history(await admin(engine), run["id"], "work")
+    assert [(p["fraction"], p["message"]) for p in history["points"]] == [
+        (0.25, "at 0.25"),
+        (0.5, "at 0.5"),
+        (0.75, "at 0.75"),
+    ]
+    assert 0.3 < history["rate_per_second"] < 1.0  # 0.5 over ~0.6 s
