@@ -54,3 +54,14 @@ def crash_target(ctx: Any, marker: str, seconds: float) -> dict[str, int]:
         f.write(f"{ctx.attempt}\n")
     time.sleep(seconds if ctx.attempt == 1 else 0.05)
     return {"attempt": ctx.attempt}
+
+
+def fail_unless(flag: str) -> dict[str, bool]:
+    """Fails until the file ``flag`` exists."""
+    if not Path(flag).exists():
+        raise RuntimeError("flag is not set")
+    return {"ok": True}
+
+
+def stamp() -> dict[str, float]:
+    return {"at": time.time()}
