@@ -24,6 +24,7 @@ from legato.store import activity as activity_store
 from legato.store import runs as run_store
 from legato.store.database import Database, Tx
 from legato.store.graphs import DefinitionCache
+from legato.store.limits import is_full
 from legato.store.stats import load_histories
 from legato.store.tenancy import namespace_by_id
 from legato.store.transitions import NewRun, Transitions
@@ -192,6 +193,7 @@ class RunService:
             histories={key: h for (wf, key), h in histories.items() if wf == run.workflow_name},
             subtree_counts=counts,
             workers_alive=await any_worker_alive(self.db) if due else True,
+            namespace_full=run.status == RunStatus.QUEUED and await is_full(conn, run.namespace_id),
         )
 
     async def steps(

@@ -36,6 +36,7 @@ class Detail:
     histories: Mapping[str, StepHistory] = field(default_factory=dict)  # by step key
     subtree_counts: Mapping[int, dict[str, int]] = field(default_factory=dict)  # by step id
     workers_alive: bool = True
+    namespace_full: bool = False  # a queued run waits for a run slot of its namespace
 
 
 def step_view(
@@ -45,7 +46,11 @@ def step_view(
     if detail is not None:
         history = detail.histories.get(s.key) if s.parent_step_id is None else None
         view["waiting_reason"] = waiting_reason(
-            s, siblings or {}, now=detail.now, workers_alive=detail.workers_alive
+            s,
+            siblings or {},
+            now=detail.now,
+            workers_alive=detail.workers_alive,
+            run_queued_by_limit=detail.namespace_full,
         )
         view["counts_by_status"] = detail.subtree_counts.get(s.id)
         view["baseline"] = baseline(history)

@@ -17,6 +17,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, select, text, update
 
 from legato.model.states import RunStatus, StepStatus
 from legato.store.database import Database, Tx
+from legato.store.limits import enforce_limits, full_namespaces, namespace_limits
 from legato.store.tables import events, runs, steps
 
 __all__ = ["ClaimedStep", "claim", "claim_in", "expired_steps", "heartbeat", "overdue_runs"]
@@ -43,12 +44,15 @@ _CLAIM_SQL = """
            lease_expires_at = :expires, started_at = :now, status_message = 'Running',
            progress = NULL
      WHERE id IN (SELECT id FROM steps
-                   WHERE status = 'READY' AND not_before <= :now {only}
+                   WHERE status = 'READY' AND not_before <= :now {only} {full}
                    ORDER BY priority DESC, id LIMIT :limit {lock})
  RETURNING id, run_id, key, name, kind, attempt, max_attempts, args, timeout_s, item"""
 # PostgreSQL skips rows another worker is claiming; SQLite already holds the write lock.
 _LOCK = {"sqlite": "", "postgresql": "FOR UPDATE SKIP LOCKED"}
 _ONLY_RUNS = "AND run_id IN ({ids})"
+_NOT_FULL = (
+    "AND run_id NOT IN (SELECT id FROM runs WHERE status = 'QUEUED' AND namespace_id IN ({ids}))"
+)
 
 # One statement moves queued runs to RUNNING and bumps every touched run's change counter.
 _touch_runs = (
@@ -63,7 +67,7 @@ _touch_runs = (
         updated_at=bindparam("now"),
         change_seq=runs.c.change_seq + 1,
     )
-    .returning(runs.c.id, runs.c.started_at)
+    .returning(runs.c.id, runs.c.started_at, runs.c.namespace_id)
 )
 
 
@@ -85,7 +89,10 @@ async def claim_in(
     now = time.time()
     expires = now + lease_seconds
     only = _ONLY_RUNS.format(ids=", ".join(str(int(r)) for r in run_ids)) if run_ids else ""
-    sql = _CLAIM_SQL.format(lock=_LOCK[tx.conn.dialect.name], only=only)
+    limits = await namespace_limits(tx) if run_ids is None else {}
+    full = await full_namespaces(tx, limits)
+    skip_full = _NOT_FULL.format(ids=", ".join(str(int(n)) for n in full)) if full else ""
+    sql = _CLAIM_SQL.format(lock=_LOCK[tx.conn.dialect.name], only=only, full=skip_full)
     stmt = text(sql).columns(args=steps.c.args.type, item=steps.c.item.type)
     rows = (
         await tx.conn.execute(
@@ -113,11 +120,15 @@ async def claim_in(
     touched = sorted({c.run_id for c in claimed})
     started: list[int] = []
     if run_ids is None:
-        started = [
-            r.id
+        began = {
+            r.id: r.namespace_id
             for r in await tx.conn.execute(_touch_runs, {"ids": touched, "now": now})
             if r.started_at == now
-        ]
+        }
+        back = await enforce_limits(tx, began, limits) if limits else set()
+        if back:
+            claimed = [c for c in claimed if c.run_id not in back]
+        started = [r for r in began if r not in back]
     rows_out: list[dict[str, Any]] = [
         *(
             {
@@ -148,7 +159,7 @@ async def claim_in(
     ]
     if events_into is not None:
         events_into.extend(rows_out)
-    else:
+    elif rows_out:
         await tx.conn.execute(insert(events), rows_out)
     for rid in touched:
         tx.wake(f"run:{rid}")

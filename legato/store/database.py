@@ -67,6 +67,8 @@ class Tx:
 
     conn: AsyncConnection
     wakeups: set[str] = field(default_factory=set)
+    # per-database caches that store modules keep across transactions (see limits.py)
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def wake(self, topic: str) -> None:
         self.wakeups.add(topic)
@@ -85,6 +87,7 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self.shared: dict[str, Any] = {}
         self._pg_listener: Any = None
         json_args: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": _loads}
         if self.is_sqlite:
@@ -143,7 +146,7 @@ class Database:
         lock = self._write_lock or contextlib.nullcontext()
         async with lock:
             async with self.writer.begin() as conn:
-                tx = Tx(conn)
+                tx = Tx(conn, shared=self.shared)
                 result = await fn(tx)
                 if tx.wakeups and not self.is_sqlite:
                     # one NOTIFY per transaction, delivered at commit; payloads stay < 8000 B

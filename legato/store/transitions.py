@@ -36,6 +36,7 @@ from legato.store.activity import Activity, write_activity
 from legato.store.claim import ClaimedStep, claim_in
 from legato.store.database import Database, Tx
 from legato.store.graphs import DefinitionCache, insert_steps, load_graphs, persist, run_row
+from legato.store.limits import any_limits
 from legato.store.tables import runs
 from legato.store.workflows import find_workflow
 
@@ -242,8 +243,8 @@ class Transitions:
                 break
         fx.durations = self._durations.add_and_take_if_due(fx.durations)
         await persist(tx.conn, graphs.values(), fx, now, between)
-        if fx.ready and between is None:
-            tx.wake(READY_TOPIC)
+        if (fx.ready and between is None) or (fx.finished_runs and any_limits(tx.shared)):
+            tx.wake(READY_TOPIC)  # (a run that ended may free a slot in a limited namespace)
         if any(
             s.cancel_requested and s.status == "RUNNING" for g in graphs.values() for s in g.steps
         ):

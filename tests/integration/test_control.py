@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from helpers import admin, apply, start, steps_by_key, wait_for
+from helpers import admin, apply, sleep_until, start, steps_by_key, wait_for
 
 from legato.model.errors import Conflict
 from legato.runtime import Legato
@@ -55,3 +56,52 @@ steps:
     with pytest.raises(Conflict) as exc:
         await engine.runs.retry(p, run["id"])
     assert exc.value.code == "run_not_failed"
+
+
+async def _limit_concurrent_runs(legato: Legato, limit: int) -> None:
+    from sqlalchemy import update
+
+    from legato.store.database import Tx
+    from legato.store.limits import forget_limits
+    from legato.store.tables import namespaces
+
+    async def tx_fn(tx: Tx) -> None:
+        await tx.conn.execute(update(namespaces).values(max_concurrent_runs=limit))
+        forget_limits(tx.shared)
+
+    await legato.db.write(tx_fn)
+
+
+async def test_max_concurrent_runs_holds_and_queued_runs_say_why(
+    engine: Legato, tmp_path: Path
+) -> None:
+    flag = tmp_path / "go"
+    await _limit_concurrent_runs(engine, 2)
+    await apply(
+        engine,
+        f"""
+name: holder
+steps:
+  - id: hold
+    uses: shell
+    with: {{argv: [sh, -c, "while [ ! -f {flag} ]; do sleep 0.05; done"]}}
+""",
+    )
+    p = await admin(engine)
+    ids = [(await start(engine, "holder"))["id"] for _ in range(5)]
+
+    async def statuses() -> list[str]:
+        return [(await engine.runs.get(p, i))["status"] for i in ids]
+
+    async def two_running() -> bool:
+        return (await statuses()).count("RUNNING") == 2
+
+    await sleep_until(two_running)
+    await asyncio.sleep(0.5)  # several claim rounds later, still two
+    assert sorted(await statuses()) == ["QUEUED"] * 3 + ["RUNNING"] * 2
+    queued = next(i for i, s in zip(ids, await statuses(), strict=True) if s == "QUEUED")
+    view = await engine.runs.get(p, queued)
+    assert view["steps"][0]["waiting_reason"] == {"reason": "concurrency_limit", "on": "namespace"}
+    flag.write_text("go")
+    for i in ids:
+        assert (await wait_for(engine, i))["status"] == "SUCCEEDED"

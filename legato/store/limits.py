@@ -1,0 +1,144 @@
+"""Namespace concurrency limits on the claim path.
+
+A namespace with ``max_concurrent_runs`` starts a queued run only while fewer of its runs are
+active (RUNNING or CANCELING). The claim skips queued runs of full namespaces, and after it
+puts back any run a batch started beyond the limit, so the limit holds exactly even when one
+claim takes several queued runs (on PostgreSQL, claimers of one limited namespace take turns
+on an advisory lock). Namespaces without a limit cost nothing: limits are cached per
+database for a few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from legato.model.states import RunStatus, StepStatus
+from legato.store.database import Tx
+from legato.store.tables import namespaces, runs, steps
+
+__all__ = [
+    "any_limits",
+    "enforce_limits",
+    "forget_limits",
+    "full_namespaces",
+    "is_full",
+    "namespace_limits",
+]
+
+CACHE_SECONDS = 3.0
+ACTIVE = (RunStatus.RUNNING, RunStatus.CANCELING)
+
+
+async def namespace_limits(tx: Tx) -> dict[int, int]:
+    cached = tx.shared.get("namespace_limits")
+    if cached is not None and cached[0] > time.monotonic():
+        return dict(cached[1])
+    rows = await tx.conn.execute(
+        select(namespaces.c.id, namespaces.c.max_concurrent_runs).where(
+            namespaces.c.max_concurrent_runs.is_not(None)
+        )
+    )
+    limits = {r.id: r.max_concurrent_runs for r in rows}
+    tx.shared["namespace_limits"] = (time.monotonic() + CACHE_SECONDS, limits)
+    return limits
+
+
+def any_limits(shared: dict[str, Any]) -> bool:
+    cached = shared.get("namespace_limits")
+    return bool(cached and cached[1])
+
+
+def forget_limits(shared: dict[str, Any]) -> None:
+    """After a change of limits in this process."""
+    shared.pop("namespace_limits", None)
+
+
+async def _active(tx: Tx, namespace_ids: Sequence[int]) -> dict[int, int]:
+    rows = await tx.conn.execute(
+        select(runs.c.namespace_id, func.count())
+        .where(runs.c.namespace_id.in_(list(namespace_ids)), runs.c.status.in_(ACTIVE))
+        .group_by(runs.c.namespace_id)
+    )
+    return {ns: n for ns, n in rows}
+
+
+async def full_namespaces(tx: Tx, limits: dict[int, int]) -> list[int]:
+    if not limits:
+        return []
+    active = await _active(tx, sorted(limits))
+    return sorted(ns for ns, limit in limits.items() if active.get(ns, 0) >= limit)
+
+
+def _lock_key(namespace_id: int) -> int:
+    digest = hashlib.blake2b(f"ns-limit/{namespace_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def enforce_limits(tx: Tx, started: dict[int, int], limits: dict[int, int]) -> set[int]:
+    """``started``: run id -> namespace id of runs this claim moved to RUNNING. Puts back
+    (to QUEUED, their claimed steps to READY) the newest ones beyond their namespace's limit;
+    answers their ids."""
+    limited = sorted({ns for ns in started.values() if ns in limits})
+    if not limited:
+        return set()
+    if tx.conn.dialect.name == "postgresql":
+        for ns in limited:
+            await tx.conn.execute(select(func.pg_advisory_xact_lock(_lock_key(ns))))
+    active = await _active(tx, limited)
+    back: set[int] = set()
+    for ns in limited:
+        excess = active.get(ns, 0) - limits[ns]
+        if excess > 0:
+            mine = sorted((r for r, n in started.items() if n == ns), reverse=True)
+            back.update(mine[:excess])
+    if back:
+        ids = sorted(back)
+        await tx.conn.execute(
+            update(steps)
+            .where(
+                and_(
+                    steps.c.run_id.in_(ids),
+                    steps.c.status == StepStatus.RUNNING,
+                    steps.c.lease_owner.is_not(None),
+                )
+            )
+            .values(
+                status=StepStatus.READY,
+                attempt=steps.c.attempt - 1,
+                lease_owner=None,
+                lease_expires_at=None,
+                started_at=None,
+                status_message="Waiting for a free run slot in the namespace",
+            )
+        )
+        await tx.conn.execute(
+            update(runs)
+            .where(runs.c.id.in_(ids))
+            .values(status=RunStatus.QUEUED, started_at=None, status_message="Queued")
+        )
+    return back
+
+
+async def is_full(conn: AsyncConnection, namespace_id: int) -> bool:
+    """Whether the namespace has as many active runs as its limit allows (for the status view)."""
+    limit = (
+        await conn.execute(
+            select(namespaces.c.max_concurrent_runs).where(namespaces.c.id == namespace_id)
+        )
+    ).scalar()
+    if limit is None:
+        return False
+    active = (
+        await conn.execute(
+            select(func.count())
+            .select_from(runs)
+            .where(runs.c.namespace_id == namespace_id, runs.c.status.in_(ACTIVE))
+        )
+    ).scalar_one()
+    return bool(active >= limit)
