@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
+from legato.engine.retention import purge_expired_runs
 from legato.model.records import StepResult
 from legato.model.states import StepStatus
 from legato.store.claim import expired_steps, overdue_runs
@@ -29,11 +31,14 @@ class Reaper:
         *,
         interval: float = 1.0,
         timeout_grace: float = 5.0,
+        retention_interval: float = 60.0,
     ) -> None:
         self.db = db
         self.transitions = transitions
         self.interval = interval
         self.timeout_grace = timeout_grace
+        self.retention_interval = retention_interval
+        self._next_retention = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -71,4 +76,7 @@ class Reaper:
             changed += await self.transitions.cancel(
                 run_id, "run exceeded its timeout", code="run_timeout"
             )
+        if time.monotonic() >= self._next_retention:  # once a minute: purge what has expired
+            self._next_retention = time.monotonic() + self.retention_interval
+            await purge_expired_runs(self.db)
         return changed

@@ -7,9 +7,11 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from legato.model.errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from sqlalchemy.exc import IntegrityError
+
+from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from legato.store.database import Database, Tx
 from legato.store.tenancy import (
     count_keys,
@@ -18,13 +20,18 @@ from legato.store.tenancy import (
     insert_key,
     insert_namespace,
     list_namespaces,
+    update_namespace,
 )
+
+if TYPE_CHECKING:
+    from legato.service.identity import IdentityService
 
 __all__ = ["ROLES", "Principal", "TenancyService", "hash_secret"]
 
 ROLES = ("viewer", "operator", "admin")
 DEFAULT_NAMESPACE = "default"
 _CACHE_SECONDS = 10.0
+NAMESPACE_LIMITS = ("max_queued_runs", "max_concurrent_runs", "retention_days")
 
 
 def hash_secret(secret: str) -> str:
@@ -40,16 +47,22 @@ class Principal:
     role: str
     key_id: int | None = None
     name: str = ""
+    user_id: int | None = None  # a user with a password
+    subject: str | None = None  # the user's name, or a JWT's ``sub``
+    scopes: tuple[str, ...] = ()  # a JWT's scopes
 
     def require(self, role: str) -> None:
         if ROLES.index(self.role) < ROLES.index(role):
-            raise Forbidden(f"this needs the {role} role; your key has {self.role}")
+            raise Forbidden(f"this needs the {role} role; you have {self.role}")
 
 
 class TenancyService:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._cache: dict[str, tuple[float, Principal]] = {}
+        from legato.service.identity import IdentityService
+
+        self.identity: IdentityService = IdentityService(db)
 
     async def authenticate(self, token: str | None) -> Principal:
         if not token:
@@ -136,15 +149,45 @@ class TenancyService:
         principal.require("admin")
         async with self.db.read() as conn:
             rows = await list_namespaces(conn)
-        return [
-            {
-                "name": r.name,
-                "max_queued_runs": r.max_queued_runs,
-                "max_concurrent_runs": r.max_concurrent_runs,
-                "retention_days": r.retention_days,
-            }
-            for r in rows
-        ]
+        return [_namespace_view(r) for r in rows]
+
+    async def create_namespace(
+        self, principal: Principal, name: str, limits: dict[str, int | None]
+    ) -> dict[str, Any]:
+        principal.require("admin")
+
+        async def tx_fn(tx: Tx) -> dict[str, Any]:
+            if await find_namespace(tx.conn, name) is not None:
+                raise Conflict(f"namespace '{name}' exists already", code="namespace_exists")
+            row: Any = await insert_namespace(tx.conn, name, time.time())
+            values = {k: v for k, v in limits.items() if k in NAMESPACE_LIMITS}
+            if values:
+                await update_namespace(tx.conn, row.id, values)
+                row = await find_namespace(tx.conn, name)
+            return _namespace_view(row)
+
+        try:
+            return await self.db.write(tx_fn)
+        except IntegrityError:  # created meanwhile by another request
+            raise Conflict(f"namespace '{name}' exists already", code="namespace_exists") from None
+
+    async def update_namespace(
+        self, principal: Principal, name: str, changes: dict[str, int | None]
+    ) -> dict[str, Any]:
+        """Sets the limits named in ``changes``; None lifts a limit."""
+        principal.require("admin")
+
+        async def tx_fn(tx: Tx) -> dict[str, Any]:
+            row = await find_namespace(tx.conn, name)
+            if row is None:
+                raise NotFound(f"namespace '{name}' does not exist", code="namespace_not_found")
+            values = {k: v for k, v in changes.items() if k in NAMESPACE_LIMITS}
+            if values:
+                await update_namespace(tx.conn, row.id, values)
+                row = await find_namespace(tx.conn, name)
+            return _namespace_view(row)
+
+        return await self.db.write(tx_fn)
 
     async def namespace_id(self, name: str) -> int:
         async with self.db.read() as conn:
@@ -152,6 +195,15 @@ class TenancyService:
         if row is None:
             raise NotFound(f"namespace '{name}' does not exist")
         return int(row.id)
+
+
+def _namespace_view(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "max_queued_runs": row.max_queued_runs,
+        "max_concurrent_runs": row.max_concurrent_runs,
+        "retention_days": row.retention_days,
+    }
 
 
 def new_secret() -> str:

@@ -10,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legato.store.tables import api_keys, namespaces
 
-__all__ = ["find_key", "find_namespace", "insert_key", "insert_namespace", "list_namespaces"]
+__all__ = [
+    "find_key",
+    "find_namespace",
+    "insert_key",
+    "insert_namespace",
+    "list_namespaces",
+    "update_namespace",
+]
 
 
 async def find_namespace(conn: AsyncConnection, name: str) -> Row[Any] | None:
@@ -32,6 +39,14 @@ async def insert_namespace(conn: AsyncConnection, name: str, now: float) -> Row[
             {"name": name, "created_at": now, "settings": {}},
         )
     ).one()
+
+
+async def update_namespace(
+    conn: AsyncConnection, namespace_id: int, values: dict[str, int | None]
+) -> None:
+    """Sets the namespace's limits (``max_queued_runs``, ``max_concurrent_runs``,
+    ``retention_days``) named in ``values``."""
+    await conn.execute(update(namespaces).where(namespaces.c.id == namespace_id).values(**values))
 
 
 async def insert_key(
