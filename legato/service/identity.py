@@ -137,6 +137,7 @@ class IdentityService:
                 raise Conflict(f"user '{username}' exists already", code="user_exists")
             now = time.time()
             ns_name = namespace or principal.namespace
+            principal.require_admin_of(ns_name)
             ns = await find_namespace(tx.conn, ns_name)
             if ns is None:
                 ns = await insert_namespace(tx.conn, ns_name, now)
@@ -151,14 +152,14 @@ class IdentityService:
     async def users(self, principal: Principal) -> list[dict[str, Any]]:
         principal.require("admin")
         async with self.db.read() as conn:
-            rows = await list_users(conn)
+            rows = await list_users(conn, principal.admin_scope)
         return [_user_view(r, r.namespace) for r in rows]
 
     async def delete_user(self, principal: Principal, user_id: int) -> None:
         principal.require("admin")
 
         async def tx_fn(tx: Tx) -> bool:
-            return await delete_user(tx.conn, user_id)
+            return await delete_user(tx.conn, user_id, principal.admin_scope)
 
         if not await self.db.write(tx_fn):
             raise NotFound(f"user {user_id} does not exist", code="user_not_found")
@@ -247,6 +248,7 @@ class IdentityService:
                 )
             now = time.time()
             ns_name = namespace or principal.namespace
+            principal.require_admin_of(ns_name)
             ns = await find_namespace(tx.conn, ns_name)
             if ns is None:
                 ns = await insert_namespace(tx.conn, ns_name, now)
@@ -277,7 +279,7 @@ class IdentityService:
     async def jwks(self, principal: Principal) -> list[dict[str, Any]]:
         principal.require("admin")
         async with self.db.read() as conn:
-            rows = await list_jwks(conn)
+            rows = await list_jwks(conn, principal.admin_scope)
         return [_jwks_view(r, r.namespace) for r in rows]
 
     async def get_jwks(self, principal: Principal, identifier: str) -> dict[str, Any]:
@@ -287,7 +289,7 @@ class IdentityService:
         if guid is not None:
             async with self.db.read() as conn:
                 row = await find_jwks(conn, guid)
-        if row is None:
+        if row is None or (principal.admin_scope not in (None, row.namespace_id)):
             raise NotFound(f"no JWKS is registered under '{identifier}'", code="jwks_not_found")
         return _jwks_view(row, row.namespace)
 
@@ -296,7 +298,7 @@ class IdentityService:
         guid = _guid(identifier)
 
         async def tx_fn(tx: Tx) -> bool:
-            return guid is not None and await delete_jwks(tx.conn, guid)
+            return guid is not None and await delete_jwks(tx.conn, guid, principal.admin_scope)
 
         if not await self.db.write(tx_fn):
             raise NotFound(f"no JWKS is registered under '{identifier}'", code="jwks_not_found")

@@ -55,6 +55,24 @@ class Principal:
         if ROLES.index(self.role) < ROLES.index(role):
             raise Forbidden(f"this needs the {role} role; you have {self.role}")
 
+    @property
+    def administers_all(self) -> bool:
+        """Admins of the ``default`` namespace administer the installation: every namespace.
+        Admins of any other namespace administer only their own."""
+        return self.role == "admin" and self.namespace == DEFAULT_NAMESPACE
+
+    def require_admin_of(self, namespace: str) -> None:
+        self.require("admin")
+        if namespace != self.namespace and not self.administers_all:
+            raise Forbidden(
+                f"an admin of namespace '{self.namespace}' administers only that namespace"
+            )
+
+    @property
+    def admin_scope(self) -> int | None:
+        """The namespace id lists of keys, users and JWKS are limited to (None: all)."""
+        return None if self.administers_all else self.namespace_id
+
 
 class TenancyService:
     def __init__(self, db: Database) -> None:
@@ -115,7 +133,7 @@ class TenancyService:
     async def create_key(
         self, principal: Principal, name: str, role: str, namespace: str | None = None
     ) -> dict[str, Any]:
-        principal.require("admin")
+        principal.require_admin_of(namespace or principal.namespace)
         if role not in ROLES:
             raise InvalidInput(
                 f"role must be one of {', '.join(ROLES)}",
@@ -149,12 +167,16 @@ class TenancyService:
         principal.require("admin")
         async with self.db.read() as conn:
             rows = await list_namespaces(conn)
-        return [_namespace_view(r) for r in rows]
+        return [
+            _namespace_view(r)
+            for r in rows
+            if principal.administers_all or r.name == principal.namespace
+        ]
 
     async def create_namespace(
         self, principal: Principal, name: str, limits: dict[str, int | None]
     ) -> dict[str, Any]:
-        principal.require("admin")
+        principal.require_admin_of(name)  # a new tenant: only the installation's admins
 
         async def tx_fn(tx: Tx) -> dict[str, Any]:
             if await find_namespace(tx.conn, name) is not None:
@@ -175,7 +197,7 @@ class TenancyService:
         self, principal: Principal, name: str, changes: dict[str, int | None]
     ) -> dict[str, Any]:
         """Sets the limits named in ``changes``; None lifts a limit."""
-        principal.require("admin")
+        principal.require_admin_of(name)
 
         async def tx_fn(tx: Tx) -> dict[str, Any]:
             row = await find_namespace(tx.conn, name)

@@ -70,8 +70,11 @@ async def list_users(conn: AsyncConnection, namespace_id: int | None = None) -> 
     return list(await conn.execute(query.order_by(users.c.id)))
 
 
-async def delete_user(conn: AsyncConnection, user_id: int) -> bool:
-    result = await conn.execute(delete(users).where(users.c.id == user_id))
+async def delete_user(conn: AsyncConnection, user_id: int, namespace_id: int | None) -> bool:
+    query = delete(users).where(users.c.id == user_id)
+    if namespace_id is not None:
+        query = query.where(users.c.namespace_id == namespace_id)
+    result = await conn.execute(query)
     return bool(result.rowcount)
 
 
@@ -98,6 +101,9 @@ async def list_jwks(conn: AsyncConnection, namespace_id: int | None = None) -> l
     return list(await conn.execute(query.order_by(jwks.c.id)))
 
 
-async def delete_jwks(conn: AsyncConnection, identifier: str) -> bool:
-    result = await conn.execute(delete(jwks).where(jwks.c.identifier == identifier))
+async def delete_jwks(conn: AsyncConnection, identifier: str, namespace_id: int | None) -> bool:
+    query = delete(jwks).where(jwks.c.identifier == identifier)
+    if namespace_id is not None:
+        query = query.where(jwks.c.namespace_id == namespace_id)
+    result = await conn.execute(query)
     return bool(result.rowcount)
