@@ -156,8 +156,10 @@ def waiting_text(reason: Mapping[str, Any] | None) -> str:
 
 def time_left_text(run: Run) -> Text | None:
     left = run.raw.get("time_left")
-    if not left or run.is_terminal or left.get("seconds") is None:
+    if not left or run.is_terminal:
         return None
+    if left.get("seconds") is None:
+        return Text("unknown (a step waits for a decision)", style="dim")
     text = Text(format_duration(left["seconds"] * 1000), style="bold")
     low, high = left.get("low_seconds"), left.get("high_seconds")
     if low is not None and high is not None:

@@ -119,6 +119,11 @@ def estimate(
         finish[key] = start + _remaining(step, expected[key], now)
         return finish[key]
 
+    if any(
+        s.kind == "approval" and s.status not in STEP_TERMINAL and s.key not in histories
+        for s in steps
+    ):
+        return Estimate(percent, None, None, None, "low")  # a person decides: no guess
     left = max((finish_of(k) for k in by_key), default=0.0)
     spread = {"high": (0.8, 1.25), "medium": (0.6, 1.6), "low": (0.3, 3.0)}[confidence]
     return Estimate(

@@ -147,15 +147,18 @@ def run_view(
             "high_seconds": guess.high_s,
             "confidence": guess.confidence,
         }
-        finished = run.finished_at is not None
-        view["estimated_completion_time"] = (
-            iso(run.finished_at) if finished else iso(detail.now + (guess.time_left_s or 0.0))
-        )
-        view["estimated_completion_range"] = (
-            None
-            if finished
-            else [iso(detail.now + (guess.low_s or 0.0)), iso(detail.now + (guess.high_s or 0.0))]
-        )
+        if run.finished_at is not None:
+            view["estimated_completion_time"] = iso(run.finished_at)
+            view["estimated_completion_range"] = None
+        elif guess.time_left_s is None:  # e.g. waiting for a person's approval
+            view["estimated_completion_time"] = None
+            view["estimated_completion_range"] = None
+        else:
+            view["estimated_completion_time"] = iso(detail.now + guess.time_left_s)
+            view["estimated_completion_range"] = [
+                iso(detail.now + (guess.low_s or 0.0)),
+                iso(detail.now + (guess.high_s or 0.0)),
+            ]
     if steps is not None:
         counts = {}
         for s in steps:

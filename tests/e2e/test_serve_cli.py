@@ -174,7 +174,7 @@ def test_status_shows_progress_time_left_waiting_reasons_and_counts(
     out = status.stdout
     assert "waits for approval" in out
     assert "waits for approve" in out  # ship's upstream
-    assert "Time left" in out and "confidence" in out
+    assert "Time left" in out and "unknown (a step waits for a decision)" in out
     assert "1 succeeded" in out and "1 running" in out and "1 pending" in out
     assert "33.3%" in out or "%" in out
     httpx.post(
