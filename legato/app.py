@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from legato import __version__
-from legato.api import admin, identity, runs, workflows
+from legato.api import admin, identity, runs, webhooks, workflows
 from legato.engine.worker import WorkerConfig
 from legato.http.problems import install_problem_handlers
 from legato.http.responses import JSONResponse
@@ -75,6 +75,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(admin.router)
     app.include_router(identity.router)
+    app.include_router(webhooks.router)
     return app
 
 

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from legato.engine.delivery import Deliverer, DeliveryConfig
 from legato.engine.reaper import Reaper
 from legato.engine.worker import Worker, WorkerConfig
 from legato.service.runs import RunService
 from legato.service.tenancy import TenancyService
 from legato.service.views import iso
+from legato.service.webhooks import WebhookService
 from legato.service.workflows import WorkflowService
 from legato.store.database import Database
 from legato.store.graphs import DefinitionCache
@@ -41,6 +43,9 @@ class Legato:
     runs: RunService = field(init=False)
     workflows: WorkflowService = field(init=False)
     tenancy: TenancyService = field(init=False)
+    webhooks: WebhookService = field(init=False)
+    #: how the engine delivers webhooks (tests shorten the backoff)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     _stop: asyncio.Event | None = field(default=None, init=False)
 
@@ -51,6 +56,7 @@ class Legato:
         self.runs = RunService(self.db, self.transitions, self.definitions)
         self.workflows = WorkflowService(self.db, self.definitions)
         self.tenancy = TenancyService(self.db)
+        self.webhooks = WebhookService(self.db)
 
     async def open(self) -> None:
         await self.db.start_listening()
@@ -74,6 +80,8 @@ class Legato:
             started.append(worker)
         reaper = Reaper(self.db, self.transitions, interval=reaper_interval)
         self._tasks.append(asyncio.create_task(reaper.run(self._stop)))
+        deliverer = Deliverer(self.db, self.delivery)
+        self._tasks.append(asyncio.create_task(deliverer.run(self._stop)))
         return started
 
     async def close(self) -> None:
@@ -141,7 +149,9 @@ def run_worker(database_url: str, concurrency: int, name: str | None) -> None:
         reaper = Reaper(app.db, app.transitions)
         log.info("worker %s started (concurrency %d)", worker.name, concurrency)
         try:
-            await asyncio.gather(worker.run(stop), reaper.run(stop))
+            await asyncio.gather(
+                worker.run(stop), reaper.run(stop), Deliverer(app.db, app.delivery).run(stop)
+            )
         finally:
             await app.db.close()
 

@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 from legato.service.runs import RunService
 from legato.service.tenancy import TenancyService
+from legato.service.webhooks import WebhookService
 from legato.service.workflows import WorkflowService
 
 __all__ = ["Services"]
@@ -15,5 +16,6 @@ class Services(Protocol):
     runs: RunService
     workflows: WorkflowService
     tenancy: TenancyService
+    webhooks: WebhookService
 
     async def workers(self) -> list[dict[str, Any]]: ...

@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, case, func, insert, select, text, update
 from legato.model.states import RunStatus, StepStatus
 from legato.store.database import Database, Tx
 from legato.store.limits import enforce_limits, full_namespaces, namespace_limits
+from legato.store.outbox import enqueue as enqueue_webhooks
 from legato.store.tables import events, runs, steps
 
 __all__ = ["ClaimedStep", "claim", "claim_in", "expired_steps", "heartbeat", "overdue_runs"]
@@ -159,7 +160,8 @@ async def claim_in(
     ]
     if events_into is not None:
         events_into.extend(rows_out)
-    elif rows_out:
+    elif rows_out:  # (events_into: the caller's write_effects queues their webhooks)
+        await enqueue_webhooks(tx.conn, rows_out)
         await tx.conn.execute(insert(events), rows_out)
     for rid in touched:
         tx.wake(f"run:{rid}")

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from legato.model.advance import Effects, RunGraph
 from legato.model.definition import WorkflowDefinition, definition_from_data
 from legato.model.records import RunState, StepState, value_type
+from legato.store.outbox import enqueue as enqueue_webhooks
 from legato.store.stats import record_durations
 from legato.store.tables import events, run_errors, run_values, runs, steps, workflows
 
@@ -166,6 +167,7 @@ async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
             ]
             + fx.raw_events  # the continuation's claims come after what released them
         )
+        await enqueue_webhooks(conn, rows)  # the transactional outbox: same transaction
         await conn.execute(insert(events), rows)
         fx.events.clear()
         fx.raw_events.clear()

@@ -198,7 +198,9 @@ steps:
 
 
 async def test_unresolvable_inputs_fail_the_step_without_running_it(engine: Legato) -> None:
-    run = await run_workflow(engine, """
+    run = await run_workflow(
+        engine,
+        """
 name: bad-input
 inputs:
   n: {type: integer, default: 0}
@@ -206,7 +208,8 @@ steps:
   - id: divide
     uses: python
     with: {function: "demo_steps:add", a: "${{ 10 // inputs.n }}", b: 1}
-""")
+""",
+    )
     assert run["status"] == "FAILED"
     step = run["steps"][0]
     assert step["status"] == "FAILED"
