@@ -96,7 +96,7 @@ steps:
     async def two_running() -> bool:
         return (await statuses()).count("RUNNING") == 2
 
-    await sleep_until(two_running)
+    await sleep_until(two_running, timeout=30)
     await asyncio.sleep(0.5)  # several claim rounds later, still two
     assert sorted(await statuses()) == ["QUEUED"] * 3 + ["RUNNING"] * 2
     queued = next(i for i, s in zip(ids, await statuses(), strict=True) if s == "QUEUED")
