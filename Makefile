@@ -35,3 +35,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) legato.db legato.db-wal legato.db-shm .legato
+
+bench-lists: $(STAMP)
+	$(BIN)/python bench/lists.py
