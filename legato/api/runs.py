@@ -24,7 +24,9 @@ class StartRunBody(BaseModel):
     workflow: str = Field(min_length=1, max_length=100)
     version: int | None = Field(None, ge=1, le=2**31 - 1)
     inputs: dict[str, Any] = Field(default_factory=dict)
-    labels: dict[str, Annotated[str, Field(max_length=200)]] = Field(default_factory=dict)
+    labels: dict[
+        Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(max_length=200)]
+    ] = Field(default_factory=dict, max_length=50)
     priority: int = Field(0, ge=-1000, le=1000)
     external_id: str | None = Field(None, min_length=1, max_length=200)
     notify_url: AnyHttpUrl | None = None

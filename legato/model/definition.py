@@ -223,7 +223,9 @@ class WorkflowDefinition(_Model):
     steps: list[StepDefinition] = Field(min_length=1)
     outputs: dict[str, Any] = Field(default_factory=dict)
     timeout: Duration | None = Field(None, description="deadline for the whole run")
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[
+        Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(max_length=200)]
+    ] = Field(default_factory=dict, max_length=50)
 
     @field_validator("inputs", mode="before")
     @classmethod

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, desc, func, or_, select, update
+from sqlalchemy import delete, desc, func, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legato.model.filters import RunFilter
-from legato.store.tables import events, run_errors, run_values, runs, steps
+from legato.store.tables import events, run_errors, run_labels, run_values, runs, steps
 
 __all__ = [
     "RunFilter",
@@ -99,14 +99,31 @@ async def list_runs(
         query = query.where(runs.c.parent_run_id == flt.parent_run_id)
     elif flt.top_level_only:
         query = query.where(runs.c.parent_run_id.is_(None))
-    for key, value in (flt.labels or {}).items():
-        query = query.where(runs.c.labels[key].as_string() == value)
-    if after is not None:
-        created, run_id = after
-        query = query.where(
-            or_(runs.c.created_at < created, and_(runs.c.created_at == created, runs.c.id < run_id))
+    labels = sorted((flt.labels or {}).items())
+    if labels:
+        # Walk the first label's index entries newest first; the rest are checked per run.
+        (key, value), others = labels[0], labels[1:]
+        first = run_labels.alias("first_label")
+        query = query.join(first, first.c.run_id == runs.c.id).where(
+            first.c.namespace_id == flt.namespace_id, first.c.key == key, first.c.value == value
         )
-    query = query.order_by(desc(runs.c.created_at), desc(runs.c.id)).limit(limit)
+        for other_key, other_value in others:
+            query = query.where(
+                select(run_labels.c.run_id)
+                .where(
+                    run_labels.c.run_id == runs.c.id,
+                    run_labels.c.key == other_key,
+                    run_labels.c.value == other_value,
+                )
+                .exists()
+            )
+        order = (first.c.created_at, first.c.run_id)
+    else:
+        order = (runs.c.created_at, runs.c.id)
+    if after is not None:
+        # a row value, so both stores use the token as the index bound, not as a filter
+        query = query.where(tuple_(*order) < tuple_(*after))
+    query = query.order_by(desc(order[0]), desc(order[1])).limit(limit)
     return list(await conn.execute(query))
 
 

@@ -370,3 +370,15 @@ progress_points = Table(
     Index("ix_progress_points_step", "step_id", "id"),
     Index("ix_progress_points_run", "run_id"),
 )
+
+# One row per label of a run: label filters walk this index instead of every run's JSON.
+run_labels = Table(
+    "run_labels",
+    metadata,
+    Column("run_id", Id, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("namespace_id", Id, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_run_labels_lookup", "namespace_id", "key", "value", "created_at", "run_id"),
+)

@@ -37,7 +37,7 @@ from legato.store.claim import ClaimedStep, claim_in
 from legato.store.database import Database, Tx
 from legato.store.graphs import DefinitionCache, insert_steps, load_graphs, persist, run_row
 from legato.store.limits import any_limits
-from legato.store.tables import runs
+from legato.store.tables import run_labels, runs
 from legato.store.workflows import find_workflow
 
 __all__ = ["Continuation", "NewRun", "Transitions"]
@@ -312,6 +312,19 @@ class Transitions:
             for step in graph.steps:
                 step.run_id = row.id
         await insert_steps(tx.conn, [s for g in graphs for s in g.steps])
+        labels = [
+            {
+                "run_id": g.run.id,
+                "key": k,
+                "value": str(v),
+                "namespace_id": g.run.namespace_id,
+                "created_at": g.run.created_at,
+            }
+            for g in graphs
+            for k, v in g.run.labels.items()
+        ]
+        if labels:
+            await tx.conn.execute(insert(run_labels), labels)
         return graphs
 
     async def resolve(

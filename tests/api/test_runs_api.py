@@ -732,3 +732,31 @@ async def test_fifty_runs_started_at_once_all_succeed(api: httpx.AsyncClient, ki
     assert {x["status"] for x in listed} == {"SUCCEEDED"}
     runs = await asyncio.gather(*(kit.get_run(i) for i in ids))
     assert [run["steps"][0]["outputs"] for run in runs] == [{"sum": i + 2} for i in range(50)]
+
+
+async def test_label_filters_combine_and_bad_labels_are_refused(
+    api: httpx.AsyncClient, kit: ApiKit
+) -> None:
+    await kit.apply(ADD)
+    made = {}
+    for team, env in [("web", "dev"), ("web", "prod"), ("data", "dev")]:
+        r = await api.post("/api/v1/runs", json={"workflow": "add", "inputs": {"a": 1},
+                                                 "labels": {"team": team, "env": env}})  # fmt: skip
+        assert r.status_code == 201, r.text
+        made[(team, env)] = r.json()["id"]
+
+    async def ids(*labels: str) -> list[int]:
+        r = await api.get("/api/v1/runs", params=[("label", lab) for lab in labels])
+        assert r.status_code == 200, r.text
+        return [x["id"] for x in r.json()["runs"]]
+
+    assert await ids("team=web") == [made[("web", "prod")], made[("web", "dev")]]
+    assert await ids("team=web", "env=dev") == [made[("web", "dev")]]
+    assert await ids("team=nobody") == []
+    page = (await api.get("/api/v1/runs", params={"label": "team=web", "page_size": 1})).json()
+    token = page["next_page_token"]
+    rest = await api.get("/api/v1/runs", params={"label": "team=web", "page_token": token})
+    assert [x["id"] for x in page["runs"] + rest.json()["runs"]] == await ids("team=web")
+    r = await api.post("/api/v1/runs", json={"workflow": "add", "inputs": {"a": 1},
+                                             "labels": {"k" * 201: "v"}})  # fmt: skip
+    assert_problem(r, 422, "validation_error")
