@@ -27,7 +27,6 @@ import random
 import re
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -43,6 +42,13 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import event, func, select  # noqa: E402
 
+from bench.common import (  # noqa: E402
+    BenchError,
+    load_average,
+    percentiles,
+    say,
+    server_version,
+)
 from legato.model.filters import RunFilter  # noqa: E402
 from legato.model.states import RUN_TERMINAL  # noqa: E402
 from legato.runtime import Legato  # noqa: E402
@@ -156,10 +162,6 @@ STEP_STATES: dict[str, tuple[tuple[str, str, str], int]] = {
 }
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 @dataclass
 class Query:
     """One row of the table: a list (or detail) call repeated with varying arguments."""
@@ -194,25 +196,6 @@ class StoreResult:
     cancel_check: str = ""
     wall_s: float = 0.0
     skipped: str | None = None
-
-
-def percentiles(samples: Sequence[float]) -> tuple[float, float]:
-    """p50 and p95 (inclusive method: interpolated between the samples)."""
-    if len(samples) == 1:
-        return samples[0], samples[0]
-    cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return statistics.median(samples), cuts[94]
-
-
-def load_average() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return 0.0
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # -- the data ----------------------------------------------------------------------------
@@ -657,14 +640,6 @@ async def consistency(app: Legato, p: Principal, out: dict[str, Any], now: float
         if listed is not None and not compare(listed, detail)
         else f"run {target['id']}: list and detail disagree after cancel"
     )
-
-
-async def server_version(app: Legato) -> str:
-    if app.db.is_sqlite:
-        return f"SQLite {sqlite3.sqlite_version}"
-    async with app.db.read() as conn:
-        version = (await conn.exec_driver_sql("SHOW server_version")).scalar_one()
-    return f"PostgreSQL {str(version).split()[0]}"
 
 
 async def analyze_pg(dsn: str) -> None:

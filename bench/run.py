@@ -23,8 +23,6 @@ import json
 import os
 import platform
 import shutil
-import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -39,6 +37,13 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import func, select  # noqa: E402
 
+from bench.common import (  # noqa: E402
+    BenchError,
+    load_average,
+    percentiles,
+    say,
+    server_version,
+)
 from legato.engine.worker import WorkerConfig  # noqa: E402
 from legato.model.states import RUN_TERMINAL  # noqa: E402
 from legato.runtime import Legato  # noqa: E402
@@ -77,10 +82,6 @@ REFERENCE_PEERS = [
 ]
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 @dataclass
 class Result:
     """One row of the table: a store of the engine, or a peer."""
@@ -108,26 +109,6 @@ class Result:
             self.runs_per_s = self.runs / self.elapsed_s
         if self.latency_ms:
             self.p50_ms, self.p95_ms = percentiles(self.latency_ms)
-
-
-def percentiles(samples: Sequence[float]) -> tuple[float, float]:
-    """p50 and p95 (inclusive method: interpolated between the samples)."""
-    if len(samples) == 1:
-        return samples[0], samples[0]
-    cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return statistics.median(samples), cuts[94]
-
-
-def load_average() -> float:
-    """The 1-minute load average: other busy processes make the figures noisy."""
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return 0.0
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # -- stores ------------------------------------------------------------------------------
@@ -250,14 +231,6 @@ async def burst(
             f"{result.succeeded} of {n} runs and {result.steps_succeeded} of "
             f"{n * STEPS_PER_RUN} steps SUCCEEDED: {counts}"
         )
-
-
-async def server_version(app: Legato) -> str:
-    if app.db.is_sqlite:
-        return f"SQLite {sqlite3.sqlite_version}"
-    async with app.db.read() as conn:
-        version = (await conn.exec_driver_sql("SHOW server_version")).scalar_one()
-    return f"PostgreSQL {str(version).split()[0]}"
 
 
 async def measure_store(name: str, url: str, opts: argparse.Namespace) -> Result:

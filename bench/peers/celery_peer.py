@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"not measured: {missing}", file=sys.stderr)
         return 1
     figures = measure(opts.runs, opts.latency_runs, opts.concurrency, opts.redis_url)
-    from bench.run import percentiles
+    from bench.common import percentiles
 
     p50, p95 = percentiles(figures["latency_ms"])
     elapsed = figures["elapsed_s"]
