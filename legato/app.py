@@ -13,7 +13,9 @@ from fastapi import FastAPI
 
 from legato import __version__
 from legato.api import admin, identity, runs, webhooks, workflows
+from legato.api import status as status_api
 from legato.engine.worker import WorkerConfig
+from legato.http.negotiation import FormatSuffix
 from legato.http.problems import install_problem_handlers
 from legato.http.responses import JSONResponse
 from legato.runtime import (
@@ -73,6 +75,8 @@ def create_app(
 
     app.include_router(workflows.router)
     app.include_router(runs.router)
+    app.include_router(status_api.router)
+    app.add_middleware(FormatSuffix, patterns=status_api.SUFFIXED)
     app.include_router(admin.router)
     app.include_router(identity.router)
     app.include_router(webhooks.router)

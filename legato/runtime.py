@@ -16,6 +16,7 @@ from legato.engine.delivery import Deliverer, DeliveryConfig
 from legato.engine.reaper import Reaper
 from legato.engine.worker import Worker, WorkerConfig
 from legato.service.runs import RunService
+from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
 from legato.service.views import iso
 from legato.service.webhooks import WebhookService
@@ -41,6 +42,7 @@ class Legato:
     definitions: DefinitionCache = field(init=False)
     transitions: Transitions = field(init=False)
     runs: RunService = field(init=False)
+    status: StatusService = field(init=False)
     workflows: WorkflowService = field(init=False)
     tenancy: TenancyService = field(init=False)
     webhooks: WebhookService = field(init=False)
@@ -54,6 +56,7 @@ class Legato:
         self.definitions = DefinitionCache()
         self.transitions = Transitions(self.db, self.definitions)
         self.runs = RunService(self.db, self.transitions, self.definitions)
+        self.status = StatusService(self.db)
         self.workflows = WorkflowService(self.db, self.definitions)
         self.tenancy = TenancyService(self.db)
         self.webhooks = WebhookService(self.db)

@@ -10,6 +10,16 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from legato.api.deps import App, Caller, DbId, parse_run_ref
+from legato.api.status import (
+    AS_XML,
+    AS_XML_OR_TEXT,
+    Status,
+    events_resource,
+    log_events,
+    run_resource,
+    step_resource,
+    steps_resource,
+)
 from legato.http.responses import JSONResponse, NDJSONStream
 from legato.model.errors import InvalidInput
 from legato.model.filters import RunFilter
@@ -112,21 +122,20 @@ async def list_runs(
     return JSONResponse(await app.runs.list_runs(caller, flt, page_size, page_token))
 
 
-@router.get("/{run_id}")
-async def get_run(run_id: str, caller: Caller, app: App) -> JSONResponse:
-    return JSONResponse(await app.runs.get(caller, parse_run_ref(run_id)))
+@router.get("/{run_id}", responses=AS_XML_OR_TEXT)
+async def get_run(run_id: str, status: Status) -> Response:
+    """The run (also ``.xml``, and ``.txt`` for its status word); ETag, ``wait`` long-poll."""
+    return await run_resource(status, run_id)
 
 
-@router.get("/{run_id}/steps")
-async def list_steps(
-    run_id: str, caller: Caller, app: App, parent: DbId | None = None
-) -> JSONResponse:
-    return JSONResponse({"steps": await app.runs.steps(caller, parse_run_ref(run_id), parent)})
+@router.get("/{run_id}/steps", responses=AS_XML)
+async def list_steps(run_id: str, status: Status, parent: DbId | None = None) -> Response:
+    return await steps_resource(status, run_id, parent)
 
 
-@router.get("/{run_id}/steps/{step}")
-async def get_step(run_id: str, step: str, caller: Caller, app: App) -> JSONResponse:
-    return JSONResponse(await app.runs.step(caller, parse_run_ref(run_id), step))
+@router.get("/{run_id}/steps/{step}", responses=AS_XML_OR_TEXT)
+async def get_step(run_id: str, step: str, status: Status) -> Response:
+    return await step_resource(status, run_id, step)
 
 
 @router.get(
@@ -141,10 +150,20 @@ async def run_logs(
     step: str | None = None,
     after: DbId = 0,
     follow: bool = False,
+    accept: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
+    """NDJSON lines; with ``follow=true`` and ``Accept: text/event-stream``, Server-Sent
+    Events (``event: log``, ``id`` the line's seq, ``Last-Event-ID`` honoured; a last
+    ``event: end`` once the run has finished)."""
     ref = parse_run_ref(run_id)
     if follow:
         await app.runs.get(caller, ref)  # 404 before the stream starts
+        if "text/event-stream" in (accept or ""):
+            seen = (last_event_id or "").strip()
+            if seen.isdigit() and len(seen) < 19:
+                after = max(after, int(seen))
+            return log_events(app.runs.follow_logs(caller, ref, after=after, step=step))
         return NDJSONStream(app.runs.follow_logs(caller, ref, after=after, step=step))
     lines = await app.runs.logs(caller, ref, after=after, step=step)
 
@@ -155,9 +174,9 @@ async def run_logs(
     return NDJSONStream(gen())
 
 
-@router.get("/{run_id}/events")
-async def run_events(run_id: str, caller: Caller, app: App) -> JSONResponse:
-    return JSONResponse({"events": await app.runs.events(caller, parse_run_ref(run_id))})
+@router.get("/{run_id}/events", responses=AS_XML)
+async def run_events(run_id: str, status: Status) -> Response:
+    return await events_resource(status, run_id)
 
 
 @router.post("/{run_id}/cancel")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from legato.service.runs import RunService
+from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
 from legato.service.webhooks import WebhookService
 from legato.service.workflows import WorkflowService
@@ -14,6 +15,7 @@ __all__ = ["Services"]
 
 class Services(Protocol):
     runs: RunService
+    status: StatusService
     workflows: WorkflowService
     tenancy: TenancyService
     webhooks: WebhookService

@@ -177,7 +177,11 @@ class Database:
         return ev
 
     def unsubscribe(self, topic: str, ev: asyncio.Event) -> None:
-        self._listeners[topic].discard(ev)
+        listeners = self._listeners.get(topic)
+        if listeners is not None:
+            listeners.discard(ev)
+            if not listeners:  # a server watching many runs must not keep every topic
+                del self._listeners[topic]
 
     def _wake_local(self, topics: set[str]) -> None:
         for topic in topics:
