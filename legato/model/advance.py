@@ -134,7 +134,12 @@ class RunGraph:
         return {
             "inputs": run.inputs,
             "vars": run.vars,
-            "steps": {s.key: {"outputs": s.outputs or {}, "status": s.status} for s in self.top()},
+            # top-level steps and the steps of groups (foreach items, "key[i]", are not named)
+            "steps": {
+                s.key: {"outputs": s.outputs or {}, "status": s.status}
+                for s in self.steps
+                if "[" not in s.key
+            },
             "run": {
                 "id": run.id,
                 "uuid": run.uuid,
@@ -307,7 +312,10 @@ def _after_step(graph: RunGraph, step: StepState, now: float, fx: Effects) -> No
         return
     parent = step.parent or (graph.by_id(step.parent_step_id) if step.parent_step_id else None)
     if parent is not None:
-        _advance_parent(graph, parent, now, fx)
+        if parent.kind == "group":
+            _advance_group(graph, parent, now, fx)
+        else:
+            _advance_parent(graph, parent, now, fx)
         return
     graph.run.finished_steps = sum(1 for s in graph.top() if s.status in STEP_TERMINAL)
     graph.run.dirty = True
@@ -359,6 +367,38 @@ def _advance_parent(graph: RunGraph, parent: StepState, now: float, fx: Effects)
     _after_step(graph, parent, now, fx)
 
 
+def _advance_group(graph: RunGraph, group: StepState, now: float, fx: Effects) -> None:
+    """Release the group's steps whose needs finished; end the group when all have."""
+    if group.status != S.RUNNING:
+        return
+    _release(graph, now, fx, group)
+    if group.status != S.RUNNING:  # ended meanwhile (a step of it failed to start)
+        return
+    kids = graph.children(group)
+    done = [k for k in kids if k.status in STEP_TERMINAL]
+    group.progress = len(done) / len(kids) if kids else 1.0
+    group.status_message = f"{len(done)} of {len(kids)} steps finished"
+    group.dirty = True
+    if len(done) < len(kids):
+        return
+    bad = [k for k in kids if k.status in FAILED_LIKE or _blocks_downstream(k)]
+    if not bad:
+        _succeed(graph, group, {k.key: k.outputs or {} for k in kids}, now, fx)
+    else:
+        status = S.CANCELED if all(k.status == S.CANCELED for k in bad) else S.FAILED
+        first = next((k for k in bad if k.error), bad[0])
+        message = (first.error or {}).get("message", first.status)
+        _fail(
+            graph,
+            group,
+            status,
+            {"code": "group_failed", "message": f"step {first.key}: {message}"},
+            now,
+            fx,
+        )
+    _after_step(graph, group, now, fx)
+
+
 # -- releasing steps ----------------------------------------------------------------------
 
 
@@ -372,11 +412,12 @@ def _definition_of(graph: RunGraph, step: StepState) -> StepDefinition | None:
         return None
 
 
-def _release(graph: RunGraph, now: float, fx: Effects) -> None:
-    """Move every PENDING top-level step whose needs are all finished."""
-    by_key = graph.by_key()
+def _release(graph: RunGraph, now: float, fx: Effects, group: StepState | None = None) -> None:
+    """Move every PENDING step of a level (the top, or a group's) whose needs all finished."""
+    level = graph.children(group) if group is not None else graph.top()
+    by_key = {s.key: s for s in level}
     run = graph.run
-    for step in graph.top():
+    for step in level:
         if step.status != S.PENDING:
             continue
         deps = [by_key[n] for n in step.needs if n in by_key]
@@ -430,7 +471,8 @@ def _skip(
     step.error = {"code": reason, "message": message} if reason == "upstream_failed" else None
     step.move(S.SKIPPED, message)
     fx.event(graph.run, "step.skipped", S.SKIPPED, f"{step.name}: {message}", now, step)
-    graph.run.finished_steps += 1
+    if step.parent is None and step.parent_step_id is None:
+        graph.run.finished_steps += 1
 
 
 def _mark_running(run: RunState, now: float, fx: Effects) -> None:
@@ -489,6 +531,34 @@ def _dispatch(
         if not items:
             _succeed(graph, step, {"items": []}, now, fx)
             _after_step(graph, step, now, fx)
+        return
+    if sd.uses == "group":
+        step.started_at = now
+        step.attempt = 1
+        step.move(S.RUNNING, f"0 of {len(sd.steps or [])} steps finished")
+        _mark_running(graph.run, now, fx)
+        fx.event(graph.run, "step.started", S.RUNNING, f"{step.name} started", now, step)
+        for rank, child in enumerate(sd.steps or []):
+            kid = StepState(
+                run_id=step.run_id,
+                key=child.id,
+                name=child.display_name,
+                kind=child.uses,
+                rank=rank,
+                needs=list(child.needs),
+                status=S.PENDING,
+                type_label=child.type,
+                max_attempts=child.max_attempts,
+                priority=step.priority,
+                timeout_s=child.timeout,
+                created_at=now,
+                dirty=True,
+                parent=step,
+                parent_step_id=step.id or None,
+            )
+            graph.steps.append(kid)
+            fx.new_steps.append(kid)
+        _advance_group(graph, step, now, fx)
         return
     args = render(sd.with_, scope)
     step.args = args
@@ -648,12 +718,23 @@ def cancel_run(
                 step.finished_at = now
                 step.move(S.CANCELED, "Canceled")
                 fx.event(run, "step.canceled", S.CANCELED, f"{step.name} canceled", now, step)
-    for step in graph.steps:  # foreach parents whose items are all canceled now
+    for step in reversed(graph.steps):  # groups and foreach parents, innermost first
         if step.status == S.RUNNING and step.kind != "workflow" and graph.children(step):
-            _advance_parent(graph, step, now, fx)
+            if step.kind == "group":
+                _advance_group(graph, step, now, fx)
+            else:
+                _advance_parent(graph, step, now, fx)
     graph.run.finished_steps = sum(1 for s in graph.top() if s.status in STEP_TERMINAL)
     _finish_if_done(graph, now, fx)
     return True
+
+
+def _top_ancestor(graph: RunGraph, step: StepState) -> StepState:
+    while True:
+        parent = step.parent or (graph.by_id(step.parent_step_id) if step.parent_step_id else None)
+        if parent is None:
+            return step
+        step = parent
 
 
 def retry_run(graph: RunGraph, now: float, fx: Effects) -> bool:
@@ -661,19 +742,20 @@ def retry_run(graph: RunGraph, now: float, fx: Effects) -> bool:
     run = graph.run
     if run.status not in (R.FAILED, R.TIMED_OUT, R.CANCELED) or run.status == R.CANCELED:
         return False
-    for step in list(graph.steps):
-        if step.status in (S.FAILED, S.TIMED_OUT, S.CANCELED, S.SKIPPED):
-            if step.parent is not None or step.parent_step_id is not None:
+    again = [s for s in graph.top() if s.status in (S.FAILED, S.TIMED_OUT, S.CANCELED, S.SKIPPED)]
+    for step in list(graph.steps):  # the items and steps of what runs again are made anew
+        if step.parent is not None or step.parent_step_id is not None:
+            if _top_ancestor(graph, step) in again:
                 graph.steps.remove(step)
                 fx.removed_steps.append(step)
-                continue
-            step.attempt = 0
-            step.error = None
-            step.outputs = None
-            step.progress = None
-            step.started_at = step.finished_at = None
-            step.cancel_requested = False
-            step.move(S.PENDING, "Waiting for upstream steps")
+    for step in again:
+        step.attempt = 0
+        step.error = None
+        step.outputs = None
+        step.progress = None
+        step.started_at = step.finished_at = None
+        step.cancel_requested = False
+        step.move(S.PENDING, "Waiting for upstream steps")
     run.error = None
     run.outputs = None
     run.finished_at = None

@@ -202,6 +202,9 @@ class StepDefinition(_Model):
     foreach: str | list[Any] | None = Field(None, description="run once per item of this list")
     max_parallel: int | None = Field(None, ge=1)
     description: str = ""
+    steps: list[StepDefinition] | None = Field(
+        None, description="the nested steps of a `uses: group` step (their needs name siblings)"
+    )
 
     @property
     def display_name(self) -> str:
@@ -235,10 +238,14 @@ class WorkflowDefinition(_Model):
         return value
 
     def step(self, step_id: str) -> StepDefinition:
-        """The step with id ``step_id``; ``KeyError`` if there is none."""
-        for step in self.steps:
+        """The step with id ``step_id`` at any depth (ids are unique in a workflow);
+        ``KeyError`` if there is none."""
+        todo = list(self.steps)
+        while todo:
+            step = todo.pop(0)
             if step.id == step_id:
                 return step
+            todo.extend(step.steps or [])
         raise KeyError(step_id)
 
     def topological_order(self) -> list[str]:
@@ -361,6 +368,10 @@ class ApprovalWith(_With):
     message: str = ""
 
 
+class GroupWith(_With):
+    """``group``: no ``with``; its ``steps`` run as one step of the level around it."""
+
+
 KIND_SCHEMAS: dict[str, type[BaseModel]] = {
     "python": PythonWith,
     "shell": ShellWith,
@@ -368,6 +379,7 @@ KIND_SCHEMAS: dict[str, type[BaseModel]] = {
     "workflow": WorkflowWith,
     "sleep": SleepWith,
     "approval": ApprovalWith,
+    "group": GroupWith,
 }
 
 
@@ -522,8 +534,16 @@ _DEFINITION_FIELDS = _field_names(WorkflowDefinition, StepDefinition, InputSpec,
 # --- semantic checks --------------------------------------------------------------------------
 
 
-def _semantic_issues(wf: WorkflowDefinition) -> list[_Issue]:
-    issues: list[_Issue] = []
+def _semantic_issues(
+    wf: WorkflowDefinition, prefix: Path = (), outer: frozenset[str] = frozenset()
+) -> list[_Issue]:
+    """The checks of one level of steps; a group's steps are checked as a level of their own,
+    with the steps visible around the group (``outer``) allowed in their expressions."""
+    if not prefix:
+        issues = _duplicate_ids_across_levels(wf)
+        if issues:
+            return issues
+    issues = []
     ids: dict[str, int] = {}
     for i, step in enumerate(wf.steps):
         if step.id in ids:
@@ -544,8 +564,50 @@ def _semantic_issues(wf: WorkflowDefinition) -> list[_Issue]:
     issues += _cycle_issues(wf, ids)
     upstream = _Upstream(wf)
     for i, step in enumerate(wf.steps):
-        issues += _step_issues(wf, ids, upstream, i, step)
-    issues += _expression_issues(wf, ids, upstream, wf.outputs, ("outputs",), None, False)
+        issues += _step_issues(wf, ids, upstream, i, step, outer)
+        if step.uses == "group" or step.steps is not None:
+            issues += _group_issues(wf, step, ("steps", i), outer | upstream(step.id))
+    if not prefix:
+        issues += _expression_issues(wf, ids, upstream, wf.outputs, ("outputs",), None, False)
+    return issues  # paths relative to this level
+
+
+def _group_issues(
+    wf: WorkflowDefinition, step: StepDefinition, here: Path, outer: frozenset[str]
+) -> list[_Issue]:
+    """A group's own rules, then its steps checked as a level (paths under ``here``)."""
+    if step.uses != "group":
+        if step.steps is not None:
+            return [((*here, "steps"), "only a step with 'uses: group' has steps", "invalid")]
+        return []
+    if not step.steps:
+        return [((*here, "steps"), "a group needs its steps", "missing")]
+    if step.foreach is not None:
+        return [((*here, "foreach"), "a group cannot have foreach", "invalid")]
+    level = wf.model_copy(update={"steps": step.steps, "outputs": {}})
+    return [((*here, *path), m, c) for path, m, c in _semantic_issues(level, here, outer)]
+
+
+def _duplicate_ids_across_levels(wf: WorkflowDefinition) -> list[_Issue]:
+    seen: dict[str, Path] = {}
+    issues: list[_Issue] = []
+    todo: list[tuple[Path, list[StepDefinition]]] = [(("steps",), wf.steps)]
+    while todo:
+        base, level = todo.pop(0)
+        for i, step in enumerate(level):
+            path = (*base, i)
+            if step.id in seen and seen[step.id][:-1] != path[:-1]:  # same level: checked there
+                where = format_path(seen[step.id])
+                issues.append(
+                    (
+                        (*path, "id"),
+                        f"duplicate step id {step.id!r} (see {where})",
+                        "duplicate_step",
+                    )
+                )
+            seen.setdefault(step.id, path)
+            if step.steps:
+                todo.append(((*path, "steps"), step.steps))
     return issues
 
 
@@ -566,7 +628,7 @@ class _Upstream:
                 needs = {s.id: s.needs for s in reversed(self._wf.steps)}
                 sets: dict[str, set[str]] = {}
                 for sid in order:
-                    sets[sid] = set(needs[sid]).union(*(sets[n] for n in needs[sid]))
+                    sets[sid] = set(needs[sid]).union(*(sets.get(n, set()) for n in needs[sid]))
                 self._sets = sets
         return self._sets.get(step_id, set())
 
@@ -618,6 +680,7 @@ def _step_issues(
     upstream: _Upstream,
     i: int,
     step: StepDefinition,
+    outer: frozenset[str] = frozenset(),
 ) -> list[_Issue]:
     issues: list[_Issue] = []
     here: Path = ("steps", i)
@@ -640,9 +703,11 @@ def _step_issues(
             ((*here, "foreach"), "foreach must be a list or one ${{ }} expression", "invalid")
         )
     issues += _expression_issues(
-        wf, ids, upstream, step.with_, (*here, "with"), step, allow_item=has_item
+        wf, ids, upstream, step.with_, (*here, "with"), step, allow_item=has_item, outer=outer
     )
-    issues += _expression_issues(wf, ids, upstream, step.foreach, (*here, "foreach"), step, False)
+    issues += _expression_issues(
+        wf, ids, upstream, step.foreach, (*here, "foreach"), step, False, outer=outer
+    )
     if isinstance(step.if_, str):
         condition = step.if_
         if "${{" not in condition:
@@ -651,7 +716,9 @@ def _step_issues(
             issues.append(
                 ((*here, "if"), "a condition must be a single ${{ }} expression", "bad_expression")
             )
-        issues += _expression_issues(wf, ids, upstream, condition, (*here, "if"), step, False)
+        issues += _expression_issues(
+            wf, ids, upstream, condition, (*here, "if"), step, False, outer=outer
+        )
     return issues
 
 
@@ -675,6 +742,7 @@ def _expression_issues(
     path: Path,
     step: StepDefinition | None,
     allow_item: bool,
+    outer: frozenset[str] = frozenset(),
 ) -> list[_Issue]:
     issues: list[_Issue] = []
     names = ex.SCOPE_ROOTS | ex.global_names()
@@ -683,6 +751,8 @@ def _expression_issues(
         unguarded = ex.references(text, include_guarded=False)
         for root, key in sorted(ex.references(text), key=lambda r: (r[0], r[1] or "")):
             if root == "steps" and key is not None:
+                if key in outer and key not in ids:
+                    continue  # a step upstream of the enclosing group
                 if key not in ids:
                     issues.append((where, _unknown_step(key, ids), "unknown_step"))
                 elif step is not None and key == step.id:

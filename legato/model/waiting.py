@@ -34,7 +34,7 @@ def waiting_reason(
     if status in STEP_TERMINAL:
         return None
     if status == StepStatus.PENDING:
-        if step.parent_step_id is not None:  # a foreach item beyond max_parallel
+        if step.parent_step_id is not None and not step.needs:  # a foreach item, held back
             return {"reason": "concurrency_limit", "on": "max_parallel"}
         waiting_on = [
             n for n in (step.needs or []) if n in by_key and by_key[n].status not in STEP_TERMINAL

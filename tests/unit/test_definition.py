@@ -266,7 +266,7 @@ outputs:
             10,
             "steps[1].uses",
             "unknown_kind",
-            "unknown kind 'pyhton'; known: approval, http, python, shell, sleep, workflow",
+            "unknown kind 'pyhton'; known: approval, group, http, python, shell, sleep, workflow",
         ),
         (16, "steps[2].with.duration", "unknown_input", "unknown input 'nope' (declared: source)"),
         (17, "steps[2].if", "unknown_step", "unknown step 'missing'"),
@@ -627,3 +627,36 @@ def test_yaml_loader_is_safe() -> None:
             " 'tag:yaml.org,2002:python/object/apply:os.system'",
         )
     ]
+
+
+def test_groups_nest_steps_with_their_own_needs_and_checks() -> None:
+    text = """name: g
+steps:
+  - id: first
+    uses: python
+    with: {function: "m:f"}
+  - id: grp
+    uses: group
+    needs: [first]
+    steps:
+      - id: inner
+        uses: python
+        with: {function: "m:f", x: "${{ steps.first.outputs.x }}"}
+      - id: inner2
+        needs: [nope]
+        uses: python
+        with: {function: "m:f"}
+  - id: plain
+    uses: python
+    with: {function: "m:f"}
+    steps:
+      - {id: x, uses: python, with: {function: "m:f"}}
+"""
+    with pytest.raises(DefinitionError) as exc:
+        load_definition(text)
+    assert [(p.path, p.line, p.code) for p in exc.value.problems] == [
+        ("steps[1].steps[1].needs[0]", 14, "unknown_step"),
+        ("steps[2].steps", 20, "invalid"),
+    ]
+    ok = load_definition(text.replace("[nope]", "[inner]").split("  - id: plain")[0])
+    assert ok.step("inner2").needs == ["inner"]
