@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from legato import __version__
-from legato.api import admin, identity, runs, webhooks, workflows
+from legato.api import admin, identity, ops, runs, webhooks, workflows
 from legato.api import status as status_api
 from legato.engine.worker import WorkerConfig
 from legato.http.negotiation import FormatSuffix
@@ -80,6 +80,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(identity.router)
     app.include_router(webhooks.router)
+    app.include_router(ops.router)
     return app
 
 

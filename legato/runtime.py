@@ -15,6 +15,7 @@ from typing import Any
 from legato.engine.delivery import Deliverer, DeliveryConfig
 from legato.engine.reaper import Reaper
 from legato.engine.worker import Worker, WorkerConfig
+from legato.service.metrics import MetricsService
 from legato.service.runs import RunService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
@@ -43,6 +44,7 @@ class Legato:
     transitions: Transitions = field(init=False)
     runs: RunService = field(init=False)
     status: StatusService = field(init=False)
+    metrics: MetricsService = field(init=False)
     workflows: WorkflowService = field(init=False)
     tenancy: TenancyService = field(init=False)
     webhooks: WebhookService = field(init=False)
@@ -57,6 +59,7 @@ class Legato:
         self.transitions = Transitions(self.db, self.definitions)
         self.runs = RunService(self.db, self.transitions, self.definitions)
         self.status = StatusService(self.db)
+        self.metrics = MetricsService(self.db)
         self.workflows = WorkflowService(self.db, self.definitions)
         self.tenancy = TenancyService(self.db)
         self.webhooks = WebhookService(self.db)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from legato.engine.context import ActivitySink, StepContext
 from legato.engine.kinds import StepFailure, runner_for
 from legato.engine.kinds.python import set_thread_pool
+from legato.engine.metrics import CLAIM_SECONDS, COMPLETE_SECONDS, STEP_RESULTS, STEP_SECONDS
 from legato.model.durations import format_duration
 from legato.model.records import StepResult
 from legato.model.states import StepStatus
@@ -104,7 +105,8 @@ class Worker:
                     continue
                 wake.clear()
                 try:
-                    claimed = await claim(self.db, self.name, free, self.config.lease_seconds)
+                    with CLAIM_SECONDS.time():
+                        claimed = await claim(self.db, self.name, free, self.config.lease_seconds)
                 except Exception:
                     log.exception("claim failed; retrying")
                     await asyncio.sleep(self.config.poll_interval)
@@ -132,7 +134,10 @@ class Worker:
         self._inflight[step.id] = (ctx, task)
 
     async def _execute(self, step: ClaimedStep, ctx: StepContext) -> None:
+        started = time.monotonic()
         result = await self._outcome(step, ctx)
+        STEP_SECONDS.labels(step.kind).observe(time.monotonic() - started)
+        STEP_RESULTS.labels(result.status).inc()
         self._done.append((result, step.run_id))
         self._done_event.set()
 
@@ -203,12 +208,13 @@ class Worker:
         try:
             if batch:
                 slots = self.config.concurrency - len(self._inflight) + len(batch)
-                _applied, claimed = await self.transitions.complete_and_claim(
-                    [r for r, _ in batch],
-                    [rid for _, rid in batch],
-                    Continuation(self.name, slots, self.config.lease_seconds),
-                    activity,
-                )
+                with COMPLETE_SECONDS.time():
+                    _applied, claimed = await self.transitions.complete_and_claim(
+                        [r for r, _ in batch],
+                        [rid for _, rid in batch],
+                        Continuation(self.name, slots, self.config.lease_seconds),
+                        activity,
+                    )
             elif activity:
                 claimed = []
                 await self.db.write(lambda tx: write_activity(tx, activity))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from legato.service.metrics import MetricsService
 from legato.service.runs import RunService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
@@ -15,6 +16,7 @@ __all__ = ["Services"]
 
 class Services(Protocol):
     runs: RunService
+    metrics: MetricsService
     status: StatusService
     workflows: WorkflowService
     tenancy: TenancyService

@@ -1,0 +1,17 @@
+"""Operations: Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import Response
+
+from legato.api.deps import App, Caller
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(caller: Caller, app: App) -> Response:
+    """Runs by namespace and state, queue depth, claim/complete latency, step durations."""
+    return Response(await app.metrics.render(caller), media_type=CONTENT_TYPE_LATEST)
