@@ -154,28 +154,39 @@ class RunGraph:
 # -- creating a run -----------------------------------------------------------------------
 
 
+def _step_row(
+    sd: StepDefinition,
+    run_id: int,
+    rank: int,
+    priority: int,
+    now: float,
+    parent: StepState | None = None,
+) -> StepState:
+    """A PENDING step of definition ``sd``: top level, or inside the group ``parent``."""
+    return StepState(
+        run_id=run_id,
+        key=sd.id,
+        name=sd.display_name,
+        kind=sd.uses,
+        rank=rank,
+        needs=list(sd.needs),
+        status=S.PENDING,
+        type_label=sd.type,
+        max_attempts=sd.max_attempts,
+        priority=priority,
+        timeout_s=sd.timeout,
+        created_at=now,
+        dirty=True,
+        parent=parent,
+        parent_step_id=(parent.id or None) if parent else None,
+    )
+
+
 def new_steps(definition: WorkflowDefinition, run: RunState, now: float) -> list[StepState]:
     """The top-level step rows of a new run, all PENDING until :func:`start_run`."""
-    out = []
-    for rank, sd in enumerate(definition.steps):
-        out.append(
-            StepState(
-                run_id=run.id,
-                key=sd.id,
-                name=sd.display_name,
-                kind=sd.uses,
-                rank=rank,
-                needs=list(sd.needs),
-                status=S.PENDING,
-                type_label=sd.type,
-                max_attempts=sd.retry.attempts if sd.retry else 1,
-                priority=run.priority,
-                timeout_s=sd.timeout,
-                created_at=now,
-                dirty=True,
-            )
-        )
-    return out
+    return [
+        _step_row(sd, run.id, rank, run.priority, now) for rank, sd in enumerate(definition.steps)
+    ]
 
 
 def start_run(graph: RunGraph, now: float, fx: Effects) -> None:
@@ -539,23 +550,7 @@ def _dispatch(
         _mark_running(graph.run, now, fx)
         fx.event(graph.run, "step.started", S.RUNNING, f"{step.name} started", now, step)
         for rank, child in enumerate(sd.steps or []):
-            kid = StepState(
-                run_id=step.run_id,
-                key=child.id,
-                name=child.display_name,
-                kind=child.uses,
-                rank=rank,
-                needs=list(child.needs),
-                status=S.PENDING,
-                type_label=child.type,
-                max_attempts=child.max_attempts,
-                priority=step.priority,
-                timeout_s=child.timeout,
-                created_at=now,
-                dirty=True,
-                parent=step,
-                parent_step_id=step.id or None,
-            )
+            kid = _step_row(child, step.run_id, rank, step.priority, now, parent=step)
             graph.steps.append(kid)
             fx.new_steps.append(kid)
         _advance_group(graph, step, now, fx)
