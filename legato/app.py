@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from legato import __version__
 from legato.api import admin, identity, ops, runs, webhooks, workflows
 from legato.api import status as status_api
+from legato.dialects import oac as oac_dialect
 from legato.engine.worker import WorkerConfig
 from legato.http.negotiation import FormatSuffix
 from legato.http.problems import install_problem_handlers
@@ -81,6 +82,7 @@ def create_app(
     app.include_router(identity.router)
     app.include_router(webhooks.router)
     app.include_router(ops.router)
+    app.include_router(oac_dialect.router)
     return app
 
 

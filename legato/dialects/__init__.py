@@ -1,0 +1,1 @@
+"""Faces that speak other systems' APIs (each module one system), on the service layer."""
