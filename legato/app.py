@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from legato import __version__
 from legato.api import admin, identity, ops, runs, webhooks, workflows
 from legato.api import status as status_api
+from legato.dialects import datasourcesvc, encoding_com, oracle_selfservice
 from legato.dialects import oac as oac_dialect
 from legato.engine.worker import WorkerConfig
 from legato.http.negotiation import FormatSuffix
@@ -82,7 +83,10 @@ def create_app(
     app.include_router(identity.router)
     app.include_router(webhooks.router)
     app.include_router(ops.router)
+    app.include_router(datasourcesvc.router)
+    app.include_router(encoding_com.router)
     app.include_router(oac_dialect.router)
+    app.include_router(oracle_selfservice.router)
     return app
 
 

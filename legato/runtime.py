@@ -15,7 +15,9 @@ from typing import Any
 from legato.engine.delivery import Deliverer, DeliveryConfig
 from legato.engine.reaper import Reaper
 from legato.engine.worker import Worker, WorkerConfig
+from legato.service.datasourcesvc_support import DatasourcesvcSupport
 from legato.service.metrics import MetricsService
+from legato.service.oracle_selfservice_support import SelfServiceSupport
 from legato.service.runs import RunService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
@@ -48,6 +50,7 @@ class Legato:
     workflows: WorkflowService = field(init=False)
     tenancy: TenancyService = field(init=False)
     webhooks: WebhookService = field(init=False)
+    datasourcesvc_support: DatasourcesvcSupport = field(init=False)
     #: how the engine delivers webhooks (tests shorten the backoff)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
@@ -63,6 +66,8 @@ class Legato:
         self.workflows = WorkflowService(self.db, self.definitions)
         self.tenancy = TenancyService(self.db)
         self.webhooks = WebhookService(self.db)
+        self.datasourcesvc_support = DatasourcesvcSupport(self.db)
+        self.oracle_selfservice_support = SelfServiceSupport(self.db, self.runs)
 
     async def open(self) -> None:
         await self.db.start_listening()

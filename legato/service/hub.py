@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from legato.service.datasourcesvc_support import DatasourcesvcSupport
 from legato.service.metrics import MetricsService
+from legato.service.oracle_selfservice_support import SelfServiceSupport
 from legato.service.runs import RunService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
@@ -21,5 +23,7 @@ class Services(Protocol):
     workflows: WorkflowService
     tenancy: TenancyService
     webhooks: WebhookService
+    datasourcesvc_support: DatasourcesvcSupport
+    oracle_selfservice_support: SelfServiceSupport
 
     async def workers(self) -> list[dict[str, Any]]: ...
