@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from legato import __version__
 from legato.api import admin, identity, ops, runs, webhooks, workflows
 from legato.api import status as status_api
+from legato.dialects import aspera as aspera_dialect
 from legato.dialects import datasourcesvc, encoding_com, oracle_selfservice
 from legato.dialects import oac as oac_dialect
 from legato.engine.worker import WorkerConfig
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(identity.router)
     app.include_router(webhooks.router)
+    app.include_router(aspera_dialect.router)
     app.include_router(ops.router)
     app.include_router(datasourcesvc.router)
     app.include_router(encoding_com.router)

@@ -15,6 +15,7 @@ from typing import Any
 from legato.engine.delivery import Deliverer, DeliveryConfig
 from legato.engine.reaper import Reaper
 from legato.engine.worker import Worker, WorkerConfig
+from legato.service.aspera_support import AsperaSupport
 from legato.service.datasourcesvc_support import DatasourcesvcSupport
 from legato.service.metrics import MetricsService
 from legato.service.oracle_selfservice_support import SelfServiceSupport
@@ -51,6 +52,7 @@ class Legato:
     tenancy: TenancyService = field(init=False)
     webhooks: WebhookService = field(init=False)
     datasourcesvc_support: DatasourcesvcSupport = field(init=False)
+    aspera_support: AsperaSupport = field(init=False)
     #: how the engine delivers webhooks (tests shorten the backoff)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
@@ -67,6 +69,7 @@ class Legato:
         self.tenancy = TenancyService(self.db)
         self.webhooks = WebhookService(self.db)
         self.datasourcesvc_support = DatasourcesvcSupport(self.db)
+        self.aspera_support = AsperaSupport(self.db)
         self.oracle_selfservice_support = SelfServiceSupport(self.db, self.runs)
 
     async def open(self) -> None:

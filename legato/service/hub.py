@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from legato.service.aspera_support import AsperaSupport
 from legato.service.datasourcesvc_support import DatasourcesvcSupport
 from legato.service.metrics import MetricsService
 from legato.service.oracle_selfservice_support import SelfServiceSupport
@@ -24,6 +25,7 @@ class Services(Protocol):
     tenancy: TenancyService
     webhooks: WebhookService
     datasourcesvc_support: DatasourcesvcSupport
+    aspera_support: AsperaSupport
     oracle_selfservice_support: SelfServiceSupport
 
     async def workers(self) -> list[dict[str, Any]]: ...
