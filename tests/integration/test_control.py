@@ -93,10 +93,16 @@ steps:
     async def statuses() -> list[str]:
         return [(await engine.runs.get(p, i))["status"] for i in ids]
 
-    async def two_running() -> bool:
-        return (await statuses()).count("RUNNING") == 2
+    seen: list[list[str]] = []
 
-    await sleep_until(two_running, timeout=30)
+    async def two_running() -> bool:
+        seen.append(await statuses())
+        return seen[-1].count("RUNNING") == 2
+
+    try:
+        await sleep_until(two_running, timeout=30)
+    except AssertionError:
+        raise AssertionError(f"never two running: {seen[-3:]}") from None
     await asyncio.sleep(0.5)  # several claim rounds later, still two
     assert sorted(await statuses()) == ["QUEUED"] * 3 + ["RUNNING"] * 2
     queued = next(i for i, s in zip(ids, await statuses(), strict=True) if s == "QUEUED")
