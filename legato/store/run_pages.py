@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from legato.model.filters import RunFilter
-from legato.store.runs import LIST_COLUMNS
-from legato.store.tables import run_labels, runs, steps, workflows
+from legato.store.runs import LIST_COLUMNS, filtered
+from legato.store.tables import runs, steps, workflows
 
 __all__ = [
     "count_runs",
@@ -23,36 +23,9 @@ __all__ = [
 ]
 
 
-def _filtered(query: Select[Any], flt: RunFilter) -> Select[Any]:
-    query = query.where(runs.c.namespace_id == flt.namespace_id)
-    if flt.statuses:
-        query = query.where(runs.c.status.in_(list(flt.statuses)))
-    if flt.workflow:
-        query = query.where(runs.c.workflow_name == flt.workflow)
-    if flt.created_after is not None:
-        query = query.where(runs.c.created_at >= flt.created_after)
-    if flt.created_before is not None:
-        query = query.where(runs.c.created_at < flt.created_before)
-    if flt.parent_run_id is not None:
-        query = query.where(runs.c.parent_run_id == flt.parent_run_id)
-    elif flt.top_level_only:
-        query = query.where(runs.c.parent_run_id.is_(None))
-    for key, value in sorted((flt.labels or {}).items()):
-        query = query.where(
-            select(run_labels.c.run_id)
-            .where(
-                run_labels.c.run_id == runs.c.id,
-                run_labels.c.key == key,
-                run_labels.c.value == value,
-            )
-            .exists()
-        )
-    return query
-
-
 async def count_runs(conn: AsyncConnection, flt: RunFilter) -> int:
     """How many runs the filter matches."""
-    query = _filtered(select(func.count()).select_from(runs), flt)
+    query = filtered(select(func.count()).select_from(runs), flt)
     return int((await conn.execute(query)).scalar_one())
 
 
@@ -66,7 +39,7 @@ async def page_runs(
         workflows.c.uuid.label("workflow_uuid"),
         workflows.c.description.label("workflow_description"),
     ).join(workflows, workflows.c.id == runs.c.workflow_id)
-    query = _filtered(query, flt)
+    query = filtered(query, flt)
     query = query.order_by(desc(runs.c.created_at), desc(runs.c.id)).limit(limit).offset(offset)
     return list(await conn.execute(query))
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import delete, desc, func, select, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
 
 from legato.model.filters import RunFilter
 from legato.store.tables import events, run_errors, run_labels, run_values, runs, steps
@@ -82,11 +83,9 @@ async def counts_by_status(
     return {status: n for status, n in await conn.execute(query)}
 
 
-async def list_runs(
-    conn: AsyncConnection, flt: RunFilter, *, limit: int, after: tuple[float, int] | None
-) -> list[Row[Any]]:
-    """Newest first, keyset-paginated on (created_at, id)."""
-    query = select(*LIST_COLUMNS).where(runs.c.namespace_id == flt.namespace_id)
+def filtered(query: Select[Any], flt: RunFilter, *, labels: bool = True) -> Select[Any]:
+    """``query`` narrowed to the runs ``flt`` selects (labels as EXISTS checks if asked)."""
+    query = query.where(runs.c.namespace_id == flt.namespace_id)
     if flt.statuses:
         query = query.where(runs.c.status.in_(list(flt.statuses)))
     if flt.workflow:
@@ -99,6 +98,26 @@ async def list_runs(
         query = query.where(runs.c.parent_run_id == flt.parent_run_id)
     elif flt.top_level_only:
         query = query.where(runs.c.parent_run_id.is_(None))
+    for key, value in sorted((flt.labels or {}).items()) if labels else ():
+        query = query.where(_has_label(key, value))
+    return query
+
+
+def _has_label(key: str, value: str) -> Any:
+    return (
+        select(run_labels.c.run_id)
+        .where(
+            run_labels.c.run_id == runs.c.id, run_labels.c.key == key, run_labels.c.value == value
+        )
+        .exists()
+    )
+
+
+async def list_runs(
+    conn: AsyncConnection, flt: RunFilter, *, limit: int, after: tuple[float, int] | None
+) -> list[Row[Any]]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = filtered(select(*LIST_COLUMNS), flt, labels=False)
     labels = sorted((flt.labels or {}).items())
     if labels:
         # Walk the first label's index entries newest first; the rest are checked per run.
@@ -108,15 +127,7 @@ async def list_runs(
             first.c.namespace_id == flt.namespace_id, first.c.key == key, first.c.value == value
         )
         for other_key, other_value in others:
-            query = query.where(
-                select(run_labels.c.run_id)
-                .where(
-                    run_labels.c.run_id == runs.c.id,
-                    run_labels.c.key == other_key,
-                    run_labels.c.value == other_value,
-                )
-                .exists()
-            )
+            query = query.where(_has_label(other_key, other_value))
         order = (first.c.created_at, first.c.run_id)
     else:
         order = (runs.c.created_at, runs.c.id)
