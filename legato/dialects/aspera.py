@@ -9,6 +9,7 @@ Authentication: ``login`` + ``password`` parameters or HTTP Basic (a Legato user
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -82,6 +83,7 @@ MEDIA = {
 MAX_BODY = 1 << 20
 MAX_ID = 2**63 - 1
 PAGE_DEFAULT, PAGE_MAX = 50, 500
+SYNC_WAIT = 60.0  # seconds a synchronous initiate waits at most
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -611,7 +613,31 @@ async def initiate(call: Call) -> Response:
         ),
     )
     run = await app.runs.get(p, run["id"])
+    if call.params.get("synchronous", "").lower() == "true":
+        run = await _wait_for(call, run, call.params.get("step_name", "").strip())
     return _order_response(call, await _order_doc(call, run, "initiate"))
+
+
+RUN_ENDED = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"})
+STEP_ENDED = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT", "SKIPPED"})
+
+
+async def _wait_for(call: Call, run: dict[str, Any], step_name: str) -> dict[str, Any]:
+    """Long-polls (at most :data:`SYNC_WAIT` seconds) until the named step or the run ended."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SYNC_WAIT
+    while True:
+        if run["status"] in RUN_ENDED:
+            return run
+        if step_name:
+            step = next((s for s in run["steps"] if step_name in (s["name"], s["key"])), None)
+            if step is not None and step["status"] in STEP_ENDED:
+                return run
+        left = deadline - loop.time()
+        if left <= 0:
+            return run
+        await call.app.runs.wait_for_change(run["id"], min(left, 1.0))
+        run = await call.app.runs.get(call.principal, run["id"])
 
 
 # -- lists -----------------------------------------------------------------------------------
@@ -674,6 +700,138 @@ def _render_list(call: Call, root: str, items: Array) -> Response:
     return Response(to_xml(root, items), media_type=MEDIA["xml"])
 
 
+# -- the rest of the family ------------------------------------------------------------------
+
+
+async def remote_node_ping(call: Call) -> Response:
+    """A tiny document saying the node answers."""
+    if call.target is not None:
+        raise AsperaError(404, f"Method not found: remote_node_ping/{call.target}")
+    return _render(call.fmt, "remote-node-ping", [("status", "OK"), ("time", _now())])
+
+
+async def work_step_cancel(call: Call) -> Response:
+    """Cancels the work order the step belongs to; answers the step at ``Canceling``."""
+    step_id = _integer(call.target or call.params.get("work_step_id", ""), "Work step")
+    p, app = call.principal, call.app
+    try:
+        run_id = await app.aspera_support.run_of_step(p, step_id)
+    except NotFound:
+        raise AsperaError(404, f"Work step {step_id} not found") from None
+    try:
+        await app.runs.cancel(p, run_id)
+    except Conflict:
+        raise AsperaError(409, f"Work step {step_id} has already ended") from None
+    step = await app.runs.step(p, run_id, str(step_id))
+    doc = Attr(
+        {"time": _now(), "action": "cancel", "id": str(step_id)},
+        [
+            ("name", step["name"]),
+            ("work_order_id", str(run_id)),
+            ("status", "Canceling"),
+        ],
+    )
+    if call.fmt == "json":
+        body = {"work_step": _order_json(doc)}
+        return Response(json.dumps(body, ensure_ascii=False), media_type=MEDIA["json"])
+    if call.fmt == "txt":
+        return _text("Canceling")
+    return Response(to_xml("work_step", doc), media_type=MEDIA["xml"])
+
+
+async def _all_runs(call: Call, name: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    token: str | None = None
+    flt = RunFilter(namespace_id=call.principal.namespace_id, workflow=name)
+    while True:
+        page = await call.app.runs.list_runs(call.principal, flt, PAGE_MAX, token)
+        runs.extend(page["runs"])
+        token = page["next_page_token"]
+        if not token:
+            return runs
+
+
+def _by_word(runs: list[dict[str, Any]]) -> dict[str, tuple[int, str | None]]:
+    """Per status word (in first-seen order of the table): work orders and last activity."""
+    counts: dict[str, tuple[int, str | None]] = {}
+    for word in dict.fromkeys(STATE_WORDS["run"].values()):
+        of_word = [r for r in runs if STATE_WORDS["run"][r["status"]] == word]
+        if of_word:
+            last = max(r["updated_at"] or r["created_at"] for r in of_word)
+            counts[word] = (len(of_word), last)
+    return counts
+
+
+async def workflow_details(call: Call) -> Response:
+    ref = call.target or call.params.get("workflow_id", "")
+    if not ref:
+        raise AsperaError(400, "Missing parameters: workflow_id", ["workflow_id"])
+    p, app = call.principal, call.app
+    name = await app.aspera_support.workflow_name(p, ref)
+    workflow_id = await app.aspera_support.workflow_id(p, name)
+    counts = _by_word(await _all_runs(call, name))
+    docs: list[Doc] = [
+        [("status", word), ("count", n), ("last-activity", _time(last))]
+        for word, (n, last) in counts.items()
+    ]
+    doc: Doc = [
+        ("id", workflow_id),
+        ("name", name),
+        ("statuses", Array("status-count", docs)),
+    ]
+    return _render(call.fmt, "workflow", doc)
+
+
+async def work_order_reset(call: Call) -> Response:
+    """Retries a failed work order from its failed steps."""
+    ref = call.target or call.params.get("work_order_id", "")
+    if not ref:
+        raise AsperaError(400, "Missing parameters: work_order_id", ["work_order_id"])
+    run = await _work_order(call, ref)
+    return await _reset(call, run)
+
+
+async def workstep_reset(call: Call) -> Response:
+    """Retries the failed work order a step belongs to, from its failed steps."""
+    step_id = _integer(call.target or call.params.get("work_step_id", ""), "Work step")
+    try:
+        run_id = await call.app.aspera_support.run_of_step(call.principal, step_id)
+    except NotFound:
+        raise AsperaError(404, f"Work step {step_id} not found") from None
+    return await _reset(call, await call.app.runs.get(call.principal, run_id))
+
+
+async def _reset(call: Call, run: dict[str, Any]) -> Response:
+    try:
+        run = await call.app.runs.retry(call.principal, run["id"])
+    except Conflict:
+        word = STATE_WORDS["run"][run["status"]]
+        raise AsperaError(409, f"Work order {run['id']} has not failed ({word})") from None
+    return _order_response(call, await _order_doc(call, run, "reset"))
+
+
+async def workflows_status(call: Call) -> Response:
+    p, app = call.principal, call.app
+    ids = await app.aspera_support.workflow_ids(p)
+    docs: list[Doc] = []
+    for w in await app.workflows.list(p):
+        counts = _by_word(await _all_runs(call, w["name"]))
+        docs.append(
+            [
+                ("id", ids.get(w["name"])),
+                ("name", w["name"]),
+                (
+                    "statuses",
+                    Array(
+                        "status-count",
+                        [[("status", word), ("count", n)] for word, (n, _) in counts.items()],
+                    ),
+                ),
+            ]
+        )
+    return _render_list(call, "workflows", Array("workflow", docs))
+
+
 CALLS: dict[str, Handler] = {
     "work_step_status": work_step_status,
     "work_order": work_order,
@@ -683,4 +841,10 @@ CALLS: dict[str, Handler] = {
     "initiate": initiate,
     "workflows_list": workflows_list,
     "work_orders_list": work_orders_list,
+    "remote_node_ping": remote_node_ping,
+    "work_step_cancel": work_step_cancel,
+    "workflow_details": workflow_details,
+    "work_order_reset": work_order_reset,
+    "workstep_reset": workstep_reset,
+    "workflows_status": workflows_status,
 }

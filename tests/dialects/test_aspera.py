@@ -646,3 +646,158 @@ def test_state_words_cover_every_state() -> None:
     assert STATE_WORDS["step"]["PENDING"] == STATE_WORDS["step"]["READY"] == "Inactive"
     assert STATE_WORDS["step"]["FAILED"] == "Error"
     assert json.dumps(STATE_WORDS)
+
+
+# -- the rest of the family ------------------------------------------------------------------
+
+FAILING = """
+name: aspera-failing
+steps:
+  - id: broken
+    name: Broken step
+    uses: shell
+    with: {argv: ["false"]}
+"""
+
+
+async def test_remote_node_ping(api: httpx.AsyncClient, user: None) -> None:
+    r = await _get(api, "remote_node_ping")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/xml"
+    doc = SafeET.fromstring(r.content)
+    assert doc.tag == "remote-node-ping" and doc.findtext("status") == "OK"
+    assert UTC_TIME.match(doc.findtext("time") or "")
+    r = await _get(api, "remote_node_ping.json")
+    assert r.json()["status"] == "OK" and set(r.json()) == {"status", "time"}
+    r = await _get(api, "remote_node_ping", format="json")
+    assert r.json()["status"] == "OK"
+    accept_json = {**NO_HEADER, "Accept": "application/json"}
+    r = await api.get(f"{BASE}/remote_node_ping", params=AUTH, headers=accept_json)
+    assert r.json()["status"] == "OK"
+    r = await api.get(f"{BASE}/remote_node_ping.json", headers=NO_HEADER)
+    assert r.status_code == 401
+
+
+async def test_work_step_cancel(api: httpx.AsyncClient, user: None) -> None:
+    await _put(api, SLEEPY)
+    r = await _get(api, "initiate/aspera-sleepy.json")
+    run_id = int(r.json()["work_order"]["id"])
+    run = await _wait(api, run_id, frozenset({"QUEUED", "RUNNING"}))
+    step_id = run["steps"][0]["id"]
+    r = await _get(api, f"work_step_cancel/{step_id}")
+    assert r.status_code == 200, r.text
+    doc = SafeET.fromstring(r.content)
+    assert doc.tag == "work_step"
+    assert doc.get("action") == "cancel" and doc.get("id") == str(step_id)
+    assert UTC_TIME.match(doc.get("time", ""))
+    assert doc.findtext("status") == "Canceling"
+    assert doc.findtext("name") == "Wait a while"
+    assert doc.findtext("work_order_id") == str(run_id)
+    run = await _wait(api, run_id, DONE)
+    assert run["status"] == "CANCELED"
+    r = await _get(api, f"work_step_cancel/{step_id}.json")
+    assert r.status_code == 409
+    assert r.json()["work_order"]["statusDetails"] == f"Work step {step_id} has already ended"
+    r = await _get(api, "work_step_cancel/99999999.json")
+    assert r.status_code == 404
+    assert r.json()["work_order"]["statusDetails"] == "Work step 99999999 not found"
+
+
+async def test_workflow_details_and_workflows_status(api: httpx.AsyncClient, user: None) -> None:
+    await _put(api, SLEEPY)
+    await _put(api, FAILING)
+    ids = []
+    for _ in range(2):
+        r = await _get(api, "initiate/aspera-sleepy.json", **{"external_parameters[wait]": "0s"})
+        ids.append(int(r.json()["work_order"]["id"]))
+    r = await _get(api, "initiate/aspera-failing.json")
+    failed_id = int(r.json()["work_order"]["id"])
+    for run_id in [*ids, failed_id]:
+        await _wait(api, run_id, DONE)
+
+    r = await _get(api, "workflow_details/aspera-sleepy")
+    assert r.status_code == 200, r.text
+    assert tree(r.text) == (
+        "workflow", {}, None, [
+            ("id", {"type": "integer"}, "ID", []),
+            ("name", {}, "aspera-sleepy", []),
+            ("statuses", {"type": "array"}, None, [
+                ("status-count", {}, None, [
+                    ("status", {}, "Complete", []),
+                    ("count", {"type": "integer"}, "2", []),
+                    ("last-activity", {"type": "datetime"}, "TIME", []),
+                ]),
+            ]),
+        ],
+    )  # fmt: skip
+    r = await _get(api, "workflow_details/aspera-failing.json")
+    assert masked(r.json()) == {
+        "id": "ID",
+        "name": "aspera-failing",
+        "statuses": [{"status": "Failed", "count": 1, "last_activity": "TIME"}],
+    }
+    r = await _get(api, "workflow_details/424242.json")
+    assert r.status_code == 404
+
+    r = await _get(api, "workflows_status.json")
+    assert r.status_code == 200, r.text
+    by_name = {w["name"]: w["statuses"] for w in r.json()}
+    assert by_name == {
+        "aspera-sleepy": [{"status": "Complete", "count": 2}],
+        "aspera-failing": [{"status": "Failed", "count": 1}],
+    }
+    r = await _get(api, "workflows_status")
+    doc = SafeET.fromstring(r.content)
+    assert doc.tag == "workflows" and doc.get("type") == "array"
+    assert {w.findtext("name") for w in doc} == {"aspera-sleepy", "aspera-failing"}
+
+
+async def test_work_order_and_workstep_reset(api: httpx.AsyncClient, user: None) -> None:
+    await _put(api, FAILING)
+    r = await _get(api, "initiate/aspera-failing.json")
+    run_id = int(r.json()["work_order"]["id"])
+    run = await _wait(api, run_id, DONE)
+    assert run["status"] == "FAILED"
+    r = await _get(api, f"work_order_reset/{run_id}")
+    assert r.status_code == 200, r.text
+    doc = SafeET.fromstring(r.content)
+    assert doc.tag == "work_order" and doc.get("action") == "reset"
+    assert doc.get("id") == str(run_id)
+    run = await _wait(api, run_id, DONE)
+    assert run["status"] == "FAILED"
+    step_id = run["steps"][0]["id"]
+    r = await _get(api, f"workstep_reset/{step_id}.json")
+    assert r.status_code == 200, r.text
+    assert r.json()["work_order"]["action"] == "reset"
+    assert r.json()["work_order"]["id"] == str(run_id)
+    await _wait(api, run_id, DONE)
+    r = await _get(api, "workstep_reset/99999999.json")
+    assert r.status_code == 404
+
+    await _put(api, SLEEPY)
+    r = await _get(api, "initiate/aspera-sleepy.json", **{"external_parameters[wait]": "0s"})
+    ok_id = int(r.json()["work_order"]["id"])
+    await _wait(api, ok_id, DONE)
+    r = await _get(api, f"work_order_reset/{ok_id}.json")
+    assert r.status_code == 409
+    assert r.json() == {
+        "work_order": {"statusDetails": f"Work order {ok_id} has not failed (Complete)"},
+        "missing_parameters": [],
+    }
+
+
+async def test_synchronous_initiate_waits(api: httpx.AsyncClient, user: None) -> None:
+    await _put(api, WORKFLOW)
+    r = await _get(api, "initiate/faspex-order.json", synchronous="true", step_name=STEP_NAME)
+    assert r.status_code == 200, r.text
+    body = r.json()["work_order"]
+    [first] = [s for s in body["work_steps"]["work_step"] if s["name"] == STEP_NAME]
+    assert first["status"] == "Complete"
+
+    await _put(api, SLEEPY)
+    r = await _get(
+        api, "initiate/aspera-sleepy.xml", synchronous="true",
+        **{"external_parameters[wait]": "0.2s"},
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    doc = SafeET.fromstring(r.content)
+    assert doc.find("status").attrib == {"state": "Complete"}  # type: ignore[union-attr]
