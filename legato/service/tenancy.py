@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from legato.store.database import Database, Tx
+from legato.store.limits import forget_limits
 from legato.store.tenancy import (
     count_keys,
     find_key,
@@ -189,9 +190,11 @@ class TenancyService:
             return _namespace_view(row)
 
         try:
-            return await self.db.write(tx_fn)
+            view = await self.db.write(tx_fn)
         except IntegrityError:  # created meanwhile by another request
             raise Conflict(f"namespace '{name}' exists already", code="namespace_exists") from None
+        forget_limits(self.db.shared)
+        return view
 
     async def update_namespace(
         self, principal: Principal, name: str, changes: dict[str, int | None]
@@ -209,7 +212,9 @@ class TenancyService:
                 row = await find_namespace(tx.conn, name)
             return _namespace_view(row)
 
-        return await self.db.write(tx_fn)
+        view = await self.db.write(tx_fn)
+        forget_limits(self.db.shared)  # this process applies new limits at once; others in 3 s
+        return view
 
     async def namespace_id(self, name: str) -> int:
         async with self.db.read() as conn:

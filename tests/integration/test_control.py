@@ -59,17 +59,9 @@ steps:
 
 
 async def _limit_concurrent_runs(legato: Legato, limit: int) -> None:
-    from sqlalchemy import update
-
-    from legato.store.database import Tx
-    from legato.store.limits import forget_limits
-    from legato.store.tables import namespaces
-
-    async def tx_fn(tx: Tx) -> None:
-        await tx.conn.execute(update(namespaces).values(max_concurrent_runs=limit))
-        forget_limits(tx.shared)
-
-    await legato.db.write(tx_fn)
+    await legato.tenancy.update_namespace(
+        await admin(legato), "default", {"max_concurrent_runs": limit}
+    )
 
 
 async def test_max_concurrent_runs_holds_and_queued_runs_say_why(
