@@ -58,12 +58,6 @@ async def _run(engine: Legato, workflow: str, **inputs: Any) -> dict[str, Any]:
     return final
 
 
-def _quick(run: dict[str, Any], limit_ms: int) -> None:
-    """The examples must stay quick to try. Typical: hello 0.2s, media-pipeline 0.7s,
-    ops-change 0.6s; the limits leave room for a busy test machine."""
-    assert run["duration_ms"] < limit_ms, f"{run['workflow']} took {run['duration_ms']}ms"
-
-
 async def _resources(engine: Legato, run_id: int) -> list[tuple[str, str, str]]:
     async with engine.db.read() as conn:
         rows = await conn.execute(
@@ -105,7 +99,6 @@ async def test_hello(engine: Legato) -> None:
         "announcing: Hello, world!",
         '{"announcement": "HELLO, WORLD!", "characters": 13}',
     ]
-    _quick(run, 1000)
 
     named = await _run(engine, "hello", name="Ada")
     assert named["outputs"] == {"greeting": "Hello, Ada!", "announcement": "HELLO, ADA!"}
@@ -175,7 +168,6 @@ async def test_media_pipeline(engine: Legato) -> None:
         [("file", SOURCE_PATH, "CREATED")] + [("file", f, "CREATED") for f in MEDIA_FILES.values()]
     )
     assert await _resources(engine, child["id"]) == [("faspex_package", package_id, "CREATED")]
-    _quick(run, 3000)
 
 
 async def test_media_pipeline_with_fewer_formats(engine: Legato) -> None:
@@ -276,7 +268,6 @@ async def test_ops_change(engine: Legato) -> None:
         ("change_request", "CHG-1042", "UPDATED"),
     ]
     assert await _resources(engine, child["id"]) == [("host", h, "UPDATED") for h in hosts]
-    _quick(run, 3000)
 
 
 async def test_ops_change_rejects_a_bad_ticket(engine: Legato) -> None:
