@@ -186,4 +186,4 @@ async def test_every_progress_point_is_kept_with_its_rate(engine: Legato) -> Non
         (0.5, "at 0.5"),
         (0.75, "at 0.75"),
     ]
-    assert 0.3 < history["rate_per_second"] < 1.0  # 0.5 over ~0.6 s
+    assert 0 < history["rate_per_second"] < 1.0  # 0.5 over at least 0.6 s
