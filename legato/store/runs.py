@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, desc, func, select, tuple_, update
+from sqlalchemy import delete, desc, func, select, tuple_
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from legato.model.filters import RunFilter
-from legato.store.tables import events, run_errors, run_labels, run_values, runs, steps
+from legato.store.tables import events, run_errors, run_labels, runs, steps
 
 __all__ = [
     "RunFilter",
@@ -67,20 +67,6 @@ async def run_steps(
             steps.c.parent_step_id.is_(None) if parent is None else steps.c.parent_step_id == parent
         )
     return list(await conn.execute(query.order_by(steps.c.rank, steps.c.id)))
-
-
-async def counts_by_status(
-    conn: AsyncConnection, run_id: int, parent: int | None = None
-) -> dict[str, int]:
-    query = (
-        select(steps.c.status, func.count())
-        .where(steps.c.run_id == run_id)
-        .group_by(steps.c.status)
-    )
-    query = query.where(
-        steps.c.parent_step_id.is_(None) if parent is None else steps.c.parent_step_id == parent
-    )
-    return {status: n for status, n in await conn.execute(query)}
 
 
 def filtered(query: Select[Any], flt: RunFilter, *, labels: bool = True) -> Select[Any]:
@@ -160,14 +146,6 @@ async def list_events(conn: AsyncConnection, run_id: int, after: int = 0) -> lis
     )
 
 
-async def list_values(conn: AsyncConnection, run_id: int) -> list[Row[Any]]:
-    return list(
-        await conn.execute(
-            select(run_values).where(run_values.c.run_id == run_id).order_by(run_values.c.id)
-        )
-    )
-
-
 async def list_errors(conn: AsyncConnection, run_id: int) -> list[Row[Any]]:
     return list(
         await conn.execute(
@@ -186,14 +164,6 @@ async def delete_run(conn: AsyncConnection, run_id: int) -> None:
     for child in children:
         await delete_run(conn, child)
     await conn.execute(delete(runs).where(runs.c.id == run_id))
-
-
-async def touch_run(conn: AsyncConnection, run_id: int, now: float) -> None:
-    await conn.execute(
-        update(runs)
-        .where(runs.c.id == run_id)
-        .values(updated_at=now, change_seq=runs.c.change_seq + 1)
-    )
 
 
 async def subtree_counts(

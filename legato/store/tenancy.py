@@ -78,12 +78,3 @@ async def find_key(conn: AsyncConnection, secret_hash: str) -> Row[Any] | None:
 
 async def count_keys(conn: AsyncConnection) -> int:
     return len((await conn.execute(select(api_keys.c.id).limit(1))).all())
-
-
-async def revoke_key(conn: AsyncConnection, key_id: int, now: float) -> bool:
-    result = await conn.execute(
-        update(api_keys)
-        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return bool(result.rowcount)
