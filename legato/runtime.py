@@ -19,6 +19,7 @@ from legato.service.aspera_support import AsperaSupport
 from legato.service.datasourcesvc_support import DatasourcesvcSupport
 from legato.service.metrics import MetricsService
 from legato.service.oracle_selfservice_support import SelfServiceSupport
+from legato.service.reads import RunReads
 from legato.service.runs import RunService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
@@ -45,6 +46,7 @@ class Legato:
     db: Database = field(init=False)
     definitions: DefinitionCache = field(init=False)
     transitions: Transitions = field(init=False)
+    reads: RunReads = field(init=False)
     runs: RunService = field(init=False)
     status: StatusService = field(init=False)
     metrics: MetricsService = field(init=False)
@@ -62,8 +64,9 @@ class Legato:
         self.db = Database(self.database_url)
         self.definitions = DefinitionCache()
         self.transitions = Transitions(self.db, self.definitions)
-        self.runs = RunService(self.db, self.transitions, self.definitions)
-        self.status = StatusService(self.db)
+        self.reads = RunReads(self.db)
+        self.status = StatusService(self.db, self.reads)
+        self.runs = RunService(self.db, self.transitions, self.definitions, self.reads, self.status)
         self.metrics = MetricsService(self.db)
         self.workflows = WorkflowService(self.db, self.definitions)
         self.tenancy = TenancyService(self.db)

@@ -14,8 +14,15 @@ from starlette.responses import Response
 
 from legato.api.deps import MAX_ID, App, Caller, parse_run_ref
 from legato.http.negotiation import FORMATS, MEDIA_TYPES, negotiate, render
-from legato.http.watch import SSE, SSEvent, etag, etag_matches, parse_etags, parse_wait
-from legato.service.status import MAX_BATCH, Snapshot
+from legato.http.watch import (
+    SSE,
+    SSEvent,
+    etag,
+    etag_matches,
+    parse_etags,
+    parse_wait,
+)
+from legato.service.status import MAX_BATCH, Resource, Snapshot
 from legato.service.tenancy import Principal
 
 __all__ = ["AS_XML", "AS_XML_OR_TEXT", "SUFFIXED", "Status", "StatusQuery", "router"]
@@ -84,7 +91,8 @@ class StatusQuery:
         self, load: Loader, root: str, text: Callable[[Any], str] | None = None
     ) -> Response:
         """The snapshot ``load`` gives, in the negotiated format, with its ETag; 304 while
-        it matches ``If-None-Match``; after waiting for a change when ``wait`` was given."""
+        it matches ``If-None-Match`` (without building the body); after waiting for a change
+        when ``wait`` was given."""
         fmt = negotiate(self.request, FORMATS if text else FORMATS[:2])
         baseline = list(self.tags)
 
@@ -99,14 +107,17 @@ class StatusQuery:
         headers = {"ETag": tag, "Vary": "Accept", "Cache-Control": "no-cache"}
         if self.tags and etag_matches(self.tags, tag):
             return Response(status_code=304, headers=headers)
-        body = snap.body
-        inner = body[root] if isinstance(body, dict) and list(body) == [root] else body
-        words = text(body) if text and fmt == "txt" else None
-        content = render(inner if fmt == "xml" else body, fmt, root, words)
+
+        def encode(body: Any) -> bytes:
+            inner = body[root] if isinstance(body, dict) and list(body) == [root] else body
+            words = text(body) if text and fmt == "txt" else None
+            return render(inner if fmt == "xml" else body, fmt, root, words)
+
+        content = await self.app.status.rendered(snap, fmt, encode)
         return Response(content, media_type=MEDIA_TYPES[fmt], headers=headers)
 
-    def load(self, ref: int | str, body: Callable[[int], Awaitable[Any]]) -> Loader:
-        return lambda: self.app.status.snapshot(self.caller, ref, body)
+    def load(self, ref: int | str, resource: Resource) -> Loader:
+        return lambda: self.app.status.snapshot(self.caller, ref, resource)
 
 
 Status = Annotated[StatusQuery, Depends()]
@@ -117,38 +128,24 @@ Status = Annotated[StatusQuery, Depends()]
 
 async def run_resource(status: StatusQuery, run_id: str) -> Response:
     """``GET /runs/{id}``: the run; ``.txt``: its status word."""
-    runs, caller = status.app.runs, status.caller
-    return await status.answer(
-        status.load(parse_run_ref(run_id), lambda rid: runs.get(caller, rid)), "run", _status_word
-    )
+    resource = status.app.status.run(status.caller)
+    return await status.answer(status.load(parse_run_ref(run_id), resource), "run", _status_word)
 
 
 async def steps_resource(status: StatusQuery, run_id: str, parent: int | None) -> Response:
-    runs, caller = status.app.runs, status.caller
-
-    async def body(rid: int) -> Any:
-        return {"steps": await runs.steps(caller, rid, parent)}
-
-    return await status.answer(status.load(parse_run_ref(run_id), body), "steps")
+    resource = status.app.status.steps(status.caller, parent)
+    return await status.answer(status.load(parse_run_ref(run_id), resource), "steps")
 
 
 async def step_resource(status: StatusQuery, run_id: str, step: str) -> Response:
     """One step; ``.txt``: its status word."""
-    runs, caller = status.app.runs, status.caller
-    return await status.answer(
-        status.load(parse_run_ref(run_id), lambda rid: runs.step(caller, rid, step)),
-        "step",
-        _status_word,
-    )
+    resource = status.app.status.step(status.caller, step)
+    return await status.answer(status.load(parse_run_ref(run_id), resource), "step", _status_word)
 
 
 async def events_resource(status: StatusQuery, run_id: str) -> Response:
-    runs, caller = status.app.runs, status.caller
-
-    async def body(rid: int) -> Any:
-        return {"events": await runs.events(caller, rid)}
-
-    return await status.answer(status.load(parse_run_ref(run_id), body), "events")
+    resource = status.app.status.events(status.caller)
+    return await status.answer(status.load(parse_run_ref(run_id), resource), "events")
 
 
 # -- values, errors, resources ------------------------------------------------------------
@@ -157,8 +154,8 @@ async def events_resource(status: StatusQuery, run_id: str) -> Response:
 @router.get("/runs/{run_id}/values", response_class=Response, responses=AS_XML)
 async def run_values(run_id: str, status: Status) -> Response:
     """Inputs, carried values (``var``), step outputs and run outputs, each with its id."""
-    ref = parse_run_ref(run_id)
-    return await status.answer(lambda: status.app.status.values(status.caller, ref), "values")
+    resource = status.app.status.values(status.caller)
+    return await status.answer(status.load(parse_run_ref(run_id), resource), "values")
 
 
 @router.get("/values/{value_id}", response_class=Response, responses=AS_XML_OR_TEXT)
@@ -178,22 +175,20 @@ async def get_value(value_id: str, status: Status) -> Response:
 )
 async def get_output(run_id: str, step_key: str, name: str, status: Status) -> Response:
     """The output ``name`` of a step, as a value (same formats as ``/values/{id}``)."""
-    ref = parse_run_ref(run_id)
-    return await status.answer(
-        lambda: status.app.status.output(status.caller, ref, step_key, name), "value", _raw_value
-    )
+    resource = status.app.status.output(status.caller, step_key, name)
+    return await status.answer(status.load(parse_run_ref(run_id), resource), "value", _raw_value)
 
 
 @router.get("/runs/{run_id}/errors", response_class=Response, responses=AS_XML)
 async def run_errors(run_id: str, status: Status) -> Response:
-    ref = parse_run_ref(run_id)
-    return await status.answer(lambda: status.app.status.errors(status.caller, ref), "errors")
+    resource = status.app.status.errors(status.caller)
+    return await status.answer(status.load(parse_run_ref(run_id), resource), "errors")
 
 
 @router.get("/runs/{run_id}/resources", response_class=Response, responses=AS_XML)
 async def run_resources(run_id: str, status: Status) -> Response:
-    ref = parse_run_ref(run_id)
-    return await status.answer(lambda: status.app.status.resources(status.caller, ref), "resources")
+    resource = status.app.status.resources(status.caller)
+    return await status.answer(status.load(parse_run_ref(run_id), resource), "resources")
 
 
 # -- watch ---------------------------------------------------------------------------------
@@ -218,19 +213,15 @@ async def watch_run(
     seen = (last_event_id or "").strip()
     after = int(seen) if seen.isdigit() and len(seen) < 19 else None
 
-    async def nothing(_rid: int) -> Any:
-        return None
-
-    head = await app.status.snapshot(caller, ref, nothing)  # 404 before the stream starts
-    if head.finished and after is not None and after >= head.change_seq:
+    head = await app.status.head(caller, ref)  # 404 before the stream starts
+    if head.finished and after is not None and after >= head.version:
         return Response(status_code=204)
-
-    async def body(rid: int) -> Any:
-        return await app.runs.get(caller, rid)
+    resource = app.status.run(caller)
 
     async def events() -> AsyncIterator[SSEvent]:
-        async for snap in app.status.watch(caller, head.run_id, body, after_seq=after):
-            yield SSEvent("run", snap.body, snap.change_seq)
+        async for snap in app.status.watch(caller, head.id, resource, after_seq=after):
+            data = await app.status.rendered(snap, "sse", orjson.dumps)
+            yield SSEvent("run", orjson.Fragment(data), snap.change_seq)
 
     return SSE(events())
 
@@ -248,11 +239,7 @@ class BatchGetBody(BaseModel):
 
 async def _batch(request: Request, caller: Principal, app: Any, ids: list[int | str]) -> Response:
     fmt = negotiate(request, FORMATS[:2])
-
-    async def body(rid: int) -> Any:
-        return await app.runs.get(caller, rid)
-
-    answer = await app.status.batch_get(caller, ids, body)
+    answer = await app.status.batch_get(caller, ids)
     return Response(render(answer, fmt, "batch"), media_type=MEDIA_TYPES[fmt])
 
 

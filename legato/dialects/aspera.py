@@ -46,6 +46,7 @@ from legato.model.filters import RunFilter
 from legato.service.hub import Services
 from legato.service.runs import StartRun
 from legato.service.tenancy import Principal
+from legato.service.views import value_view
 
 __all__ = ["PREFIX", "STATE_WORDS", "router"]
 
@@ -354,7 +355,9 @@ async def _step_of_work_order(call: Call) -> Response:
     if call.params.get("status_only", "").lower() == "true" or call.fmt == "txt":
         return _text(word)
     p, app = call.principal, call.app
-    values = (await app.status.values(p, run["id"])).body["values"]
+    values = [
+        value_view(v) for v in await app.status.values_of(await app.status.head(p, run["id"]))
+    ]
     workflow = await app.workflows.get(p, run["workflow"], run["workflow_version"])
     workflow_id = await app.aspera_support.workflow_id(p, run["workflow"])
     spec = _definition_step(workflow["definition"], step["key"])
@@ -415,10 +418,10 @@ async def _step_output(call: Call, step_id: int) -> Response:
     [name] = _required(call, "output_name")
     run_id = await call.app.aspera_support.run_of_step(call.principal, step_id)
     try:
-        snap = await call.app.status.output(call.principal, run_id, str(step_id), name)
+        resource = call.app.status.output(call.principal, str(step_id), name)
+        v = await (await call.app.status.snapshot(call.principal, run_id, resource)).body()
     except NotFound:
         raise AsperaError(404, f"Work step {step_id} has no output '{name}'") from None
-    v = snap.body
     if call.fmt == "txt":
         return _text(ruby_text(v["value"]))
     if call.fmt == "json":

@@ -27,6 +27,7 @@ from legato.service.hub import Services
 from legato.service.runs import StartRun
 from legato.service.status import parse_ref
 from legato.service.tenancy import Principal
+from legato.service.views import error_view, resource_view
 
 __all__ = ["STATE_WORDS", "router"]
 
@@ -197,17 +198,15 @@ def _ref(work_request_id: str) -> int | str:
 async def _item(app: Services, p: Principal, work_request_id: str) -> tuple[dict[str, Any], str]:
     """The work request and its entity tag (from the run's change counter)."""
 
-    async def body(run_id: int) -> Any:
-        run = await app.runs.get(p, run_id)
-        resources = (await app.status.resources(p, run_id)).body["resources"]
-        errors = (await app.status.errors(p, run_id)).body["errors"]
-        return work_request(run, await _resource_type(app, p, run, {}), resources, errors)
-
     try:
-        snap = await app.status.snapshot(p, _ref(work_request_id), body)
+        head = await app.status.head(p, _ref(work_request_id))
+        run = await app.runs.get(p, head.id)
     except NotFound:
         raise OacError(404, f"work request {work_request_id} does not exist") from None
-    return snap.body, etag(snap.run_id, snap.change_seq, "oac")
+    resources = [resource_view(r) for r in await app.status.resources_of(head)]
+    errors = [error_view(e) for e in await app.status.errors_of(head)]
+    body = work_request(run, await _resource_type(app, p, run, {}), resources, errors)
+    return body, etag(head.id, head.version, "oac")
 
 
 def _check_if_match(request: Request, tag: str) -> None:
@@ -284,10 +283,11 @@ async def work_request_errors(request: Request, work_request_id: str) -> Respons
 
     async def handler(p: Principal, app: Services) -> Response:
         try:
-            snap = await app.status.errors(p, _ref(work_request_id))
+            head = await app.status.head(p, _ref(work_request_id))
         except NotFound:
             raise OacError(404, f"work request {work_request_id} does not exist") from None
-        return _json([_work_request_error(e) for e in snap.body["errors"]])
+        errors = await app.status.errors_of(head)
+        return _json([_work_request_error(error_view(e)) for e in errors])
 
     return await _serve(request, handler)
 

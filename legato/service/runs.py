@@ -7,7 +7,6 @@ import base64
 import binascii
 import contextlib
 import math
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,19 +15,27 @@ from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
+from legato.model.reads import RunHead
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
 from legato.service.batching import GroupCommit
+from legato.service.reads import RunReads
+from legato.service.status import StatusService
 from legato.service.tenancy import Principal
-from legato.service.views import Detail, iso, run_view, step_view
+from legato.service.views import (
+    event_view,
+    iso,
+    level_view,
+    log_view,
+    run_detail_view,
+    run_view,
+)
 from legato.store import activity as activity_store
+from legato.store import reads as reader
 from legato.store import runs as run_store
 from legato.store.database import Database, Tx
 from legato.store.graphs import DefinitionCache
-from legato.store.limits import is_full
-from legato.store.stats import load_histories
 from legato.store.tenancy import namespace_by_id
 from legato.store.transitions import NewRun, Transitions
-from legato.store.workers import any_worker_alive
 
 __all__ = ["RunService", "StartRun"]
 
@@ -60,8 +67,17 @@ class _BatchScope:
 
 
 class RunService:
-    def __init__(self, db: Database, transitions: Transitions, definitions: DefinitionCache):
+    def __init__(
+        self,
+        db: Database,
+        transitions: Transitions,
+        definitions: DefinitionCache,
+        reads: RunReads,
+        status: StatusService,
+    ):
         self.db = db
+        self.reads = reads
+        self.status = status
         self.transitions = transitions
         self.definitions = definitions
         self._starts: GroupCommit[tuple[Principal, StartRun], dict[str, Any]] = GroupCommit(
@@ -165,58 +181,27 @@ class RunService:
 
     # -- read ----------------------------------------------------------------------------
 
-    async def _row(self, p: Principal, ref: int | str) -> Any:
-        async with self.db.read() as conn:
-            row = await run_store.find_run(conn, p.namespace_id, ref)
-        if row is None:
-            raise NotFound(f"run {ref} does not exist", code="run_not_found")
-        return row
+    async def _head(self, p: Principal, ref: int | str) -> RunHead:
+        return await self.reads.head(p.namespace_id, ref)
 
     async def get(self, p: Principal, ref: int | str) -> dict[str, Any]:
         """The run with its top-level steps, progress, time left, waiting reasons and the
         counts of every subtree."""
-        async with self.db.read() as conn:
-            row = await run_store.find_run(conn, p.namespace_id, ref)
-            if row is None:
-                raise NotFound(f"run {ref} does not exist", code="run_not_found")
-            steps = await run_store.run_steps(conn, row.id)
-            detail = await self._detail(conn, row, steps)
-        return run_view(row, p.namespace, steps, detail=detail)
-
-    async def _detail(self, conn: Any, run: Any, steps: Sequence[Any]) -> Detail:
-        histories = await load_histories(conn, run.namespace_id, [run.workflow_name])
-        children = {s.child_run_id: s.id for s in steps if s.child_run_id is not None}
-        counts = await run_store.subtree_counts(conn, run.id, children)
-        due = any(s.status == StepStatus.READY for s in steps)
-        return Detail(
-            now=time.time(),
-            histories={key: h for (wf, key), h in histories.items() if wf == run.workflow_name},
-            subtree_counts=counts,
-            workers_alive=await any_worker_alive(self.db) if due else True,
-            namespace_full=run.status == RunStatus.QUEUED and await is_full(conn, run.namespace_id),
-        )
+        read = await self.reads.run(await self._head(p, ref))
+        return run_detail_view(read, p.namespace, await self.reads.facts(read))
 
     async def steps(
         self, p: Principal, ref: int | str, parent: int | None = None
     ) -> list[dict[str, Any]]:
         """One level of the step tree (top level, or the items of ``parent``), in detail."""
-        run = await self._row(p, ref)
-        async with self.db.read() as conn:
-            rows = await run_store.run_steps(conn, run.id, parent=parent)
-            detail = await self._detail(conn, run, rows)
-        by_key = {s.key: s for s in rows}
-        return [step_view(s, detail, by_key) for s in rows]
+        head = await self._head(p, ref)
+        read = await self.reads.run(head)
+        level = await self.reads.level(head, parent)
+        return level_view(read, level, await self.reads.facts(read, level))
 
     async def step(self, p: Principal, ref: int | str, step_ref: str) -> dict[str, Any]:
-        run = await self._row(p, ref)
-        async with self.db.read() as conn:
-            rows = await run_store.run_steps(conn, run.id, all_levels=True)
-            found = [s for s in rows if s.key == step_ref or str(s.id) == step_ref]
-            detail = await self._detail(conn, run, found) if found else None
-        if found:
-            level = {s.key: s for s in rows if s.parent_step_id == found[0].parent_step_id}
-            return step_view(found[0], detail, level)
-        raise NotFound(f"run {ref} has no step '{step_ref}'", code="step_not_found")
+        body = await self.status.step(p, step_ref)(await self._head(p, ref)).body()
+        return body  # type: ignore[no-any-return]
 
     async def progress_history(self, p: Principal, ref: int | str, step_ref: str) -> dict[str, Any]:
         """Every progress point a step reported, and the rate it makes progress at."""
@@ -247,22 +232,7 @@ class RunService:
         return {"runs": [run_view(r, p.namespace) for r in rows], "next_page_token": token}
 
     async def events(self, p: Principal, ref: int | str) -> list[dict[str, Any]]:
-        run = await self._row(p, ref)
-        async with self.db.read() as conn:
-            rows = await run_store.list_events(conn, run.id)
-        return [
-            {
-                "seq": e.id,
-                "time": iso(e.time),
-                "type": e.type,
-                "step": e.step_key,
-                "step_id": e.step_id,
-                "status": e.status,
-                "message": e.message,
-                "data": e.data,
-            }
-            for e in rows
-        ]
+        return [event_view(e) for e in await self.reads.events(await self._head(p, ref))]
 
     # -- logs ----------------------------------------------------------------------------
 
@@ -275,43 +245,37 @@ class RunService:
         step: str | None = None,
         limit: int = 1000,
     ) -> list[dict[str, Any]]:
-        run = await self._row(p, ref)
+        head = await self._head(p, ref)
         async with self.db.read() as conn:
-            rows = await activity_store.read_logs(
-                conn, run.id, after=after, step_key=step, limit=limit
-            )
-        return [_log_view(r) for r in rows]
+            rows = await reader.read_logs(conn, head.id, after=after, step_key=step, limit=limit)
+        return [log_view(r) for r in rows]
 
     async def follow_logs(
         self, p: Principal, ref: int | str, *, after: int = 0, step: str | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Every log line from ``after`` on, live, until the run has ended."""
-        run = await self._row(p, ref)
-        topic = f"run:{run.id}"
-        changed = self.db.subscribe(topic)
-        try:
+        run_id = (await self._head(p, ref)).id
+        async with self.db.watching(f"run:{run_id}") as changed:
             while True:
                 changed.clear()
                 async with self.db.read() as conn:
-                    rows = await activity_store.read_logs(conn, run.id, after=after, step_key=step)
-                    status = await run_store.find_run(conn, p.namespace_id, run.id)
+                    rows = await reader.read_logs(conn, run_id, after=after, step_key=step)
+                    head = await reader.find_head(conn, p.namespace_id, run_id)
                 for r in rows:
                     after = r.id
-                    yield _log_view(r)
+                    yield log_view(r)
                 if rows:
                     continue
-                if status is None or status.status in RUN_TERMINAL:
+                if head is None or head.finished:
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), 1.0)
-        finally:
-            self.db.unsubscribe(topic, changed)
 
     # -- control -------------------------------------------------------------------------
 
     async def cancel(self, p: Principal, ref: int | str) -> dict[str, Any]:
         p.require("operator")
-        run = await self._row(p, ref)
+        run = await self._head(p, ref)
         if run.status in RUN_TERMINAL:
             raise Conflict(f"run {run.id} has already ended ({run.status})", code="run_finished")
         await self.transitions.cancel(run.id)
@@ -319,7 +283,7 @@ class RunService:
 
     async def retry(self, p: Principal, ref: int | str) -> dict[str, Any]:
         p.require("operator")
-        run = await self._row(p, ref)
+        run = await self._head(p, ref)
         if run.status not in (RunStatus.FAILED, RunStatus.TIMED_OUT):
             raise Conflict(
                 f"only a failed or timed-out run can be retried; run {run.id} is {run.status}",
@@ -332,9 +296,8 @@ class RunService:
         self, p: Principal, ref: int | str, step_key: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
         p.require("operator")
-        run = await self._row(p, ref)
-        async with self.db.read() as conn:
-            steps = await run_store.run_steps(conn, run.id, all_levels=True)
+        run = await self._head(p, ref)
+        steps = await self.reads.all_steps(run)
         step = next((s for s in steps if s.key == step_key), None)
         if step is None:
             raise NotFound(f"run {run.id} has no step '{step_key}'", code="step_not_found")
@@ -348,7 +311,7 @@ class RunService:
 
     async def delete(self, p: Principal, ref: int | str) -> None:
         p.require("operator")
-        run = await self._row(p, ref)
+        run = (await self.reads.run(await self._head(p, ref))).run
         if run.status not in RUN_TERMINAL:
             raise Conflict(
                 f"run {run.id} is {run.status}; cancel it and wait for it to end "
@@ -367,27 +330,13 @@ class RunService:
             tx.wake(f"run:{run.id}")
 
         await self.db.write(tx_fn)
+        self.reads.forget(run.id)
 
     async def wait_for_change(self, run_id: int, timeout: float) -> None:
         """Returns when the run changed (or after ``timeout``): the base of long-polls."""
-        topic = f"run:{run_id}"
-        ev = self.db.subscribe(topic)
-        try:
+        async with self.db.watching(f"run:{run_id}") as changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ev.wait(), timeout)
-        finally:
-            self.db.unsubscribe(topic, ev)
-
-
-def _log_view(r: Any) -> dict[str, Any]:
-    return {
-        "seq": r.id,
-        "time": iso(r.time),
-        "level": r.level,
-        "step": r.step_key,
-        "attempt": r.attempt,
-        "message": r.message,
-    }
+                await asyncio.wait_for(changed.wait(), timeout)
 
 
 def _encode_token(created_at: float, run_id: int) -> str:

@@ -1,11 +1,13 @@
 """Status resources of a run and watching them change.
 
-Every resource of a run (the run, its steps, values, events, errors, resources) is answered as
-a :class:`Snapshot`: the body plus the run's ``change_seq``, which the store raises on every
-change of the run. A face derives its validators (ETags) from it, long-polls with
-:meth:`StatusService.poll` and streams changes with :meth:`StatusService.watch`; both wait on the
-run's wake-up topic (``run:{id}``), which crosses processes on PostgreSQL (LISTEN/NOTIFY) and
-is local on SQLite, so a waiter answers right after the commit that changed the run.
+Every resource of a run (the run, its steps, values, events, errors, resources, one output) is
+answered as a :class:`Snapshot`: the run's head (id, status and version, which rises on every
+committed change of the run or its sub-workflow runs) and a way to build the body of that
+version. A face derives its validators (ETags) from the head alone, so a conditional request
+that matches is answered without building anything; it long-polls with
+:meth:`StatusService.poll` and streams changes with :meth:`StatusService.watch`, both waiting on
+the run's wake-up topic (``run:{id}``), which crosses processes on PostgreSQL (LISTEN/NOTIFY)
+and is local on SQLite, so a waiter answers right after the commit that changed the run.
 """
 
 from __future__ import annotations
@@ -13,175 +15,214 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from legato.model.errors import InvalidInput, NotFound
-from legato.model.states import RUN_TERMINAL
+from legato.model.reads import (
+    ErrorRecord,
+    ResourceRecord,
+    RunHead,
+    RunRead,
+    StepRecord,
+    ValueRecord,
+)
+from legato.service.reads import MAX_ID, RunReads, parse_ref
 from legato.service.tenancy import Principal
-from legato.service.views import iso
-from legato.store import runs as run_store
-from legato.store import status as status_store
+from legato.service.views import (
+    error_view,
+    event_view,
+    level_view,
+    resource_view,
+    run_detail_view,
+    value_view,
+)
 from legato.store.database import Database
 
-__all__ = ["MAX_BATCH", "Body", "Snapshot", "StatusService", "parse_ref"]
+__all__ = ["MAX_BATCH", "Snapshot", "StatusService", "parse_ref"]
 
-MAX_ID = 2**63 - 1
 MAX_BATCH = 100
+#: How long a running run's rendered body is reused (many watchers of one change share it).
+FRESH_SECONDS = 0.1
 #: However the wake-ups behave, a waiter looks again this often.
 RECHECK_SECONDS = 5.0
-
-#: Builds a resource's body from the run's integer id (inside a namespace already checked).
-Body = Callable[[int], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A status resource and the change of its run it reflects (at least)."""
+    """A status resource at one version of its run: the head now, the body on demand."""
 
-    run_id: int
-    change_seq: int
-    run_status: str
-    body: Any
+    head: RunHead
+    #: what resource this is (with the run id and version, it names the body exactly)
+    key: Hashable
+    build: Callable[[], Awaitable[Any]]
+
+    @property
+    def run_id(self) -> int:
+        return self.head.id
+
+    @property
+    def change_seq(self) -> int:
+        return self.head.version
+
+    @property
+    def run_status(self) -> str:
+        return self.head.status
 
     @property
     def finished(self) -> bool:
-        return self.run_status in RUN_TERMINAL
+        return self.head.finished
+
+    async def body(self) -> Any:
+        return await self.build()
 
 
-def parse_ref(ref: int | str) -> int | str | None:
-    """A run reference as the store takes it (integer id or UUID); None for what can name
-    no run."""
-    if isinstance(ref, bool):
-        return None
-    if isinstance(ref, int):
-        return ref if 0 < ref <= MAX_ID else None
-    text = ref.strip()
-    if text.isdigit():
-        number = int(text)
-        return number if 0 < number <= MAX_ID else None
-    if not text or len(text) > 36:
-        return None
-    return text
-
-
-def value_view(v: Any) -> dict[str, Any]:
-    return {
-        "id": v.id,
-        "scope": v.scope,
-        "name": v.name,
-        "type": v.type,
-        "value": v.value,
-        "step": v.step_key,
-        "step_id": v.step_id,
-        "created_at": iso(v.created_at),
-    }
-
-
-def error_view(e: Any) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "code": e.code,
-        "message": e.message,
-        "time": iso(e.time),
-        "step": e.step_key,
-    }
-
-
-def resource_view(r: Any) -> dict[str, Any]:
-    row = r._mapping
-    return {
-        "id": row["id"],
-        "type": row["type"],
-        "resource_id": row["resource_id"],
-        "action_result": row["action_result"],
-        "metadata": row["metadata"] if row["metadata"] is not None else {},
-        "step": row["step_key"],
-        "time": iso(row["time"]),
-    }
+#: A resource of a run, given its head: what the faces ask the service for.
+Resource = Callable[[RunHead], Snapshot]
 
 
 class StatusService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, reads: RunReads) -> None:
         self.db = db
+        self.reads = reads
 
-    # -- snapshots -------------------------------------------------------------------------
+    # -- resources -----------------------------------------------------------------------
 
-    async def _head(self, p: Principal, ref: int | str) -> Any:
-        store_ref = parse_ref(ref)
-        head = None
-        if store_ref is not None:
-            async with self.db.read() as conn:
-                head = await status_store.find_run_head(conn, p.namespace_id, store_ref)
-        if head is None:
-            raise NotFound(f"run {ref} does not exist", code="run_not_found")
-        return head
+    async def head(self, p: Principal, ref: int | str) -> RunHead:
+        return await self.reads.head(p.namespace_id, ref)
 
-    async def snapshot(self, p: Principal, ref: int | str, body: Body) -> Snapshot:
-        """The run's change counter, then the body: the body is at least as new as the
-        counter, so a validator derived from it never claims a state the body lacks."""
-        head = await self._head(p, ref)
-        return Snapshot(head.id, head.change_seq, head.status, await body(head.id))
+    async def snapshot(self, p: Principal, ref: int | str, resource: Resource) -> Snapshot:
+        return resource(await self.head(p, ref))
 
-    async def values(self, p: Principal, ref: int | str) -> Snapshot:
-        async def body(run_id: int) -> Any:
-            async with self.db.read() as conn:
-                rows = await status_store.list_values(conn, run_id)
-            return {"values": [value_view(v) for v in rows]}
+    def run(self, p: Principal) -> Resource:
+        """The run with its top-level steps, progress, time left, waiting reasons and the
+        counts of every subtree."""
 
-        return await self.snapshot(p, ref, body)
+        async def build(head: RunHead) -> Any:
+            read = await self.reads.run(head)
+            return run_detail_view(read, p.namespace, await self.reads.facts(read))
 
-    async def errors(self, p: Principal, ref: int | str) -> Snapshot:
-        async def body(run_id: int) -> Any:
-            async with self.db.read() as conn:
-                rows = await run_store.list_errors(conn, run_id)
-            return {"errors": [error_view(e) for e in rows]}
+        return lambda head: Snapshot(head, "run", lambda: build(head))
 
-        return await self.snapshot(p, ref, body)
+    async def read(self, p: Principal, ref: int | str) -> RunRead:
+        """The typed read of a run now (for faces that render it their own way)."""
+        return await self.reads.run(await self.head(p, ref))
 
-    async def resources(self, p: Principal, ref: int | str) -> Snapshot:
-        async def body(run_id: int) -> Any:
-            async with self.db.read() as conn:
-                rows = await status_store.list_resources(conn, run_id)
-            return {"resources": [resource_view(r) for r in rows]}
+    def steps(self, p: Principal, parent: int | None = None) -> Resource:
+        """One level of the step tree (top level, or the items of ``parent``), in detail."""
 
-        return await self.snapshot(p, ref, body)
+        async def build(head: RunHead) -> Any:
+            read = await self.reads.run(head)
+            level = await self.reads.level(head, parent)
+            return {"steps": level_view(read, level, await self.reads.facts(read, level))}
+
+        return lambda head: Snapshot(head, ("steps", parent), lambda: build(head))
+
+    def step(self, p: Principal, step_ref: str) -> Resource:
+        """One step of any level, by key or id."""
+
+        async def build(head: RunHead) -> Any:
+            read = await self.reads.run(head)
+            everything = await self.reads.all_steps(head)
+            found = _find_step(everything, step_ref)
+            if found is None:
+                raise NotFound(f"run {head.id} has no step '{step_ref}'", code="step_not_found")
+            level = tuple(s for s in everything if s.parent_step_id == found.parent_step_id)
+            [view] = [
+                v
+                for v in level_view(read, level, await self.reads.facts(read, (found,)))
+                if v["id"] == found.id
+            ]
+            return view
+
+        return lambda head: Snapshot(head, ("step", step_ref), lambda: build(head))
+
+    def events(self, p: Principal) -> Resource:
+        async def build(head: RunHead) -> Any:
+            return {"events": [event_view(e) for e in await self.reads.events(head)]}
+
+        return lambda head: Snapshot(head, "events", lambda: build(head))
+
+    def values(self, p: Principal) -> Resource:
+        async def build(head: RunHead) -> Any:
+            return {"values": [value_view(v) for v in await self.reads.values(head)]}
+
+        return lambda head: Snapshot(head, "values", lambda: build(head))
+
+    def errors(self, p: Principal) -> Resource:
+        async def build(head: RunHead) -> Any:
+            return {"errors": [error_view(e) for e in await self.reads.errors(head)]}
+
+        return lambda head: Snapshot(head, "errors", lambda: build(head))
+
+    def resources(self, p: Principal) -> Resource:
+        async def build(head: RunHead) -> Any:
+            return {"resources": [resource_view(r) for r in await self.reads.resources(head)]}
+
+        return lambda head: Snapshot(head, "resources", lambda: build(head))
+
+    def output(self, p: Principal, step_ref: str, name: str) -> Resource:
+        """The output ``name`` of a step (by key or id), once the step has given it."""
+
+        async def build(head: RunHead) -> Any:
+            found = _find_step(await self.reads.all_steps(head), step_ref)
+            if found is None:
+                raise NotFound(f"run {head.id} has no step '{step_ref}'", code="step_not_found")
+            latest = None
+            for v in await self.reads.values(head):
+                if v.step_id == found.id and v.scope == "output" and v.name == name:
+                    latest = v
+            if latest is None:
+                raise NotFound(
+                    f"step '{step_ref}' of run {head.id} has no output '{name}'",
+                    code="value_not_found",
+                )
+            return value_view(latest)
+
+        return lambda head: Snapshot(head, ("output", step_ref, name), lambda: build(head))
+
+    async def values_of(self, head: RunHead) -> tuple[ValueRecord, ...]:
+        return await self.reads.values(head)
+
+    async def errors_of(self, head: RunHead) -> tuple[ErrorRecord, ...]:
+        return await self.reads.errors(head)
+
+    async def resources_of(self, head: RunHead) -> tuple[ResourceRecord, ...]:
+        return await self.reads.resources(head)
 
     async def value(self, p: Principal, value_id: int) -> Snapshot:
         """One value by its id; another namespace's value does not exist."""
         found = None
         if 0 < value_id <= MAX_ID:
-            async with self.db.read() as conn:
-                found = await status_store.find_value(conn, p.namespace_id, value_id)
+            found = await self.reads.value(p.namespace_id, value_id)
         if found is None:
             raise NotFound(f"value {value_id} does not exist", code="value_not_found")
         value, head = found
-        return Snapshot(head.id, head.change_seq, head.status, value_view(value))
 
-    async def output(self, p: Principal, ref: int | str, step_ref: str, name: str) -> Snapshot:
-        """The output ``name`` of a step (by key or id), once the step has given it."""
+        async def build() -> Any:
+            return value_view(value)
 
-        async def body(run_id: int) -> Any:
-            async with self.db.read() as conn:
-                step_id = await status_store.find_step_id(conn, run_id, step_ref)
-                if step_id is None:
-                    raise NotFound(f"run {ref} has no step '{step_ref}'", code="step_not_found")
-                row = await status_store.find_output(conn, run_id, step_id, name)
-            if row is None:
-                raise NotFound(
-                    f"step '{step_ref}' of run {ref} has no output '{name}'",
-                    code="value_not_found",
-                )
-            return value_view(row)
+        return Snapshot(head, ("value", value_id), build)
 
-        return await self.snapshot(p, ref, body)
+    async def rendered(
+        self, snap: Snapshot, form: Hashable, encode: Callable[[Any], bytes]
+    ) -> bytes:
+        """The snapshot's body as ``encode`` makes it (``form`` names the encoding), kept
+        while the run stays at this version: for good once it has finished, else for
+        :data:`FRESH_SECONDS`, since a running run's body also tells time (time left,
+        elapsed, waiting until)."""
+        key = (snap.key, form)
+        kept = self.reads.remembered(snap.head, key)
+        if kept is not None and (snap.finished or time.monotonic() - kept[0] < FRESH_SECONDS):
+            return kept[1]  # type: ignore[no-any-return]
+        content = encode(await snap.body())
+        self.reads.remember(snap.head, key, (time.monotonic(), content))
+        return content
 
     # -- many runs -------------------------------------------------------------------------
 
-    async def batch_get(
-        self, p: Principal, refs: Sequence[int | str], body: Body
-    ) -> dict[str, Any]:
+    async def batch_get(self, p: Principal, refs: Sequence[int | str]) -> dict[str, Any]:
         """``{"runs": [...], "not_found": [...]}`` in the asked order; another namespace's
         runs are not found."""
         if len(refs) > MAX_BATCH:
@@ -190,21 +231,15 @@ class StatusService:
                 errors=[{"path": "ids", "message": f"at most {MAX_BATCH} ids"}],
             )
         parsed = [parse_ref(r) for r in refs]
-        ids = [r for r in parsed if isinstance(r, int)]
-        uuids = [r for r in parsed if isinstance(r, str)]
-        async with self.db.read() as conn:
-            rows = await status_store.find_run_ids(conn, p.namespace_id, ids, uuids)
-        by_ref: dict[int | str, int] = {}
-        for row in rows:
-            by_ref[row.id] = row.id
-            by_ref[row.uuid] = row.id
+        heads = await self.reads.find(p.namespace_id, [r for r in parsed if r is not None])
+        resource = self.run(p)
         found: list[Any] = []
         missing: list[int | str] = []
         for ref, key in zip(refs, parsed, strict=True):
-            run_id = by_ref.get(key) if key is not None else None
-            if run_id is not None:
+            head = heads.get(key) if key is not None else None
+            if head is not None:
                 with contextlib.suppress(NotFound):  # deleted meanwhile
-                    found.append(await body(run_id))
+                    found.append(await resource(head).body())
                     continue
             missing.append(key if isinstance(key, int) else ref)
         return {"runs": found, "not_found": missing}
@@ -223,9 +258,7 @@ class StatusService:
         if timeout <= 0 or not unchanged(snap):
             return snap
         deadline = time.monotonic() + timeout
-        topic = f"run:{snap.run_id}"
-        changed = self.db.subscribe(topic)
-        try:
+        async with self.db.watching(f"run:{snap.run_id}") as changed:
             while True:
                 changed.clear()  # before the load: a commit after it sets the event again
                 snap = await load()
@@ -234,23 +267,19 @@ class StatusService:
                     return snap
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), min(left, RECHECK_SECONDS))
-        finally:
-            self.db.unsubscribe(topic, changed)
 
     async def watch(
-        self, p: Principal, ref: int | str, body: Body, *, after_seq: int | None = None
+        self, p: Principal, ref: int | str, resource: Resource, *, after_seq: int | None = None
     ) -> AsyncIterator[Snapshot]:
-        """The run now (unless ``after_seq`` is its current change already) and again after
+        """The resource now (unless ``after_seq`` is its version already) and again after
         each change, until the run has finished; ends early if the run is deleted."""
-        run_id = (await self._head(p, ref)).id
-        topic = f"run:{run_id}"
-        changed = self.db.subscribe(topic)
+        run_id = (await self.head(p, ref)).id
         last = after_seq
-        try:
+        async with self.db.watching(f"run:{run_id}") as changed:
             while True:
                 changed.clear()  # before the load: a commit after it sets the event again
                 try:
-                    snap = await self.snapshot(p, run_id, body)
+                    snap = await self.snapshot(p, run_id, resource)
                 except NotFound:
                     return
                 if last is None or snap.change_seq > last:
@@ -260,5 +289,15 @@ class StatusService:
                     return
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), RECHECK_SECONDS)
-        finally:
-            self.db.unsubscribe(topic, changed)
+
+
+def _find_step(steps: Sequence[StepRecord], step_ref: str) -> StepRecord | None:
+    """A step by key (the first of any level) or by id."""
+    for s in steps:
+        if s.key == step_ref:
+            return s
+    if step_ref.isascii() and step_ref.isdigit():
+        for s in steps:
+            if str(s.id) == step_ref:
+                return s
+    return None

@@ -1,5 +1,6 @@
 """The native representation of runs, steps, workflows and their parts (plain dicts), built
-from store rows or in-memory records alike (both expose the same attribute names)."""
+from the typed read model (``model/reads.py``) or the engine's in-memory records alike (both
+expose the same attribute names). JSON, XML and text are rendered from these by the faces."""
 
 from __future__ import annotations
 
@@ -9,10 +10,34 @@ from datetime import UTC, datetime
 from typing import Any
 
 from legato.model.estimates import StepHistory, baseline, estimate, slower_than_usual
+from legato.model.reads import (
+    ErrorRecord,
+    EventRecord,
+    LogRecord,
+    ReadFacts,
+    ResourceRecord,
+    RunRead,
+    StepRecord,
+    ValueRecord,
+)
 from legato.model.states import STEP_TERMINAL, StepStatus
 from legato.model.waiting import waiting_reason
 
-__all__ = ["Detail", "iso", "progress", "run_view", "step_view", "workflow_view"]
+__all__ = [
+    "Detail",
+    "error_view",
+    "event_view",
+    "iso",
+    "level_view",
+    "log_view",
+    "progress",
+    "resource_view",
+    "run_detail_view",
+    "run_view",
+    "step_view",
+    "value_view",
+    "workflow_view",
+]
 
 
 def iso(ts: float | None) -> str | None:
@@ -34,9 +59,19 @@ class Detail:
 
     now: float
     histories: Mapping[str, StepHistory] = field(default_factory=dict)  # by step key
-    subtree_counts: Mapping[int, dict[str, int]] = field(default_factory=dict)  # by step id
+    subtree_counts: Mapping[int, Mapping[str, int]] = field(default_factory=dict)  # by step id
     workers_alive: bool = True
     namespace_full: bool = False  # a queued run waits for a run slot of its namespace
+
+    @classmethod
+    def of(cls, read: RunRead, facts: ReadFacts) -> Detail:
+        return cls(
+            now=facts.now,
+            histories=read.histories,
+            subtree_counts=read.subtree_counts,
+            workers_alive=facts.workers_alive,
+            namespace_full=facts.namespace_full,
+        )
 
 
 def step_view(
@@ -195,3 +230,76 @@ def workflow_view(row: Any, namespace: str, *, definition: bool = True) -> dict[
     if definition:
         view["definition"] = row.definition
     return view
+
+
+def run_detail_view(read: RunRead, namespace: str, facts: ReadFacts) -> dict[str, Any]:
+    """``GET /runs/{id}``: the run with its top-level steps, estimates and waiting reasons."""
+    return run_view(read.run, namespace, list(read.steps), detail=Detail.of(read, facts))
+
+
+def level_view(
+    read: RunRead, level: tuple[StepRecord, ...], facts: ReadFacts
+) -> list[dict[str, Any]]:
+    """One level of the step tree, each step in detail (its siblings explain its waits)."""
+    detail = Detail.of(read, facts)
+    by_key = {s.key: s for s in level}
+    return [step_view(s, detail, by_key) for s in level]
+
+
+def value_view(v: ValueRecord) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "scope": v.scope,
+        "name": v.name,
+        "type": v.type,
+        "value": v.value,
+        "step": v.step_key,
+        "step_id": v.step_id,
+        "created_at": iso(v.created_at),
+    }
+
+
+def event_view(e: EventRecord) -> dict[str, Any]:
+    return {
+        "seq": e.id,
+        "time": iso(e.time),
+        "type": e.type,
+        "step": e.step_key,
+        "step_id": e.step_id,
+        "status": e.status,
+        "message": e.message,
+        "data": e.data,
+    }
+
+
+def error_view(e: ErrorRecord) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "code": e.code,
+        "message": e.message,
+        "time": iso(e.time),
+        "step": e.step_key,
+    }
+
+
+def resource_view(r: ResourceRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "type": r.type,
+        "resource_id": r.resource_id,
+        "action_result": r.action_result,
+        "metadata": r.metadata,
+        "step": r.step_key,
+        "time": iso(r.time),
+    }
+
+
+def log_view(r: LogRecord) -> dict[str, Any]:
+    return {
+        "seq": r.id,
+        "time": iso(r.time),
+        "level": r.level,
+        "step": r.step_key,
+        "attempt": r.attempt,
+        "message": r.message,
+    }

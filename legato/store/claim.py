@@ -68,7 +68,7 @@ _touch_runs = (
         updated_at=bindparam("now"),
         change_seq=runs.c.change_seq + 1,
     )
-    .returning(runs.c.id, runs.c.started_at, runs.c.namespace_id)
+    .returning(runs.c.id, runs.c.started_at, runs.c.namespace_id, runs.c.parent_run_id)
 )
 
 
@@ -121,11 +121,10 @@ async def claim_in(
     touched = sorted({c.run_id for c in claimed})
     started: list[int] = []
     if run_ids is None:
-        began = {
-            r.id: r.namespace_id
-            for r in await tx.conn.execute(_touch_runs, {"ids": touched, "now": now})
-            if r.started_at == now
-        }
+        touched_rows = list(await tx.conn.execute(_touch_runs, {"ids": touched, "now": now}))
+        began = {r.id: r.namespace_id for r in touched_rows if r.started_at == now}
+        # a sub-workflow's steps show in its parent run's counts
+        touched.extend(r.parent_run_id for r in touched_rows if r.parent_run_id is not None)
         back = await enforce_limits(tx, began, limits) if limits else set()
         if back:
             claimed = [c for c in claimed if c.run_id not in back]

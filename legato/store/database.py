@@ -176,6 +176,16 @@ class Database:
         self._listeners[topic].add(ev)
         return ev
 
+    @contextlib.asynccontextmanager
+    async def watching(self, topic: str) -> AsyncIterator[asyncio.Event]:
+        """An event set after every commit that wakes ``topic``, for as long as the block
+        runs; clear it before looking, so a commit after the look sets it again."""
+        ev = self.subscribe(topic)
+        try:
+            yield ev
+        finally:
+            self.unsubscribe(topic, ev)
+
     def unsubscribe(self, topic: str, ev: asyncio.Event) -> None:
         listeners = self._listeners.get(topic)
         if listeners is not None:

@@ -120,7 +120,12 @@ async def enforce_limits(tx: Tx, started: dict[int, int], limits: dict[int, int]
         await tx.conn.execute(
             update(runs)
             .where(runs.c.id.in_(ids))
-            .values(status=RunStatus.QUEUED, started_at=None, status_message="Queued")
+            .values(
+                status=RunStatus.QUEUED,
+                started_at=None,
+                status_message="Queued",
+                change_seq=runs.c.change_seq + 1,
+            )
         )
     return back
 

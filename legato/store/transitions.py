@@ -251,6 +251,8 @@ class Transitions:
             tx.wake(CANCEL_TOPIC)
         for g in graphs.values():
             tx.wake(f"run:{g.run.id}")
+            if g.run.parent_run_id is not None:  # its steps show in the parent's counts
+                tx.wake(f"run:{g.run.parent_run_id}")
         return applied
 
     def _apply(self, graph: RunGraph, it: _Item, now: float, fx: Effects) -> bool:

@@ -1,0 +1,257 @@
+"""Status reads of runs, at the cost they must have.
+
+A read takes the run's head (one indexed row: its id, status and version), then the rest of
+the read model from a per-process cache keyed by that version, reading the database again
+only when the run changed. Everything stays exact: the head is read after the request came,
+and a cached read is used only for the version that head names, so an answer never shows a
+state older than the last change committed before the request. Concurrent builds of the same
+version share one database read. What moves with the clock is left to read time
+(:class:`ReadFacts`); the few live facts it needs (is any worker alive, is the namespace at its
+limit) are read at most once a second per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, TypeVar
+
+from legato.model.errors import NotFound
+from legato.model.estimates import StepHistory
+from legato.model.reads import (
+    ErrorRecord,
+    EventRecord,
+    ReadFacts,
+    ResourceRecord,
+    RunHead,
+    RunRead,
+    StepRecord,
+    ValueRecord,
+)
+from legato.model.states import RunStatus, StepStatus
+from legato.store import reads as reader
+from legato.store.database import Database
+from legato.store.stats import load_histories
+
+__all__ = ["RunReads", "parse_ref"]
+
+T = TypeVar("T")
+MAX_ID = 2**63 - 1
+#: Runs whose reads a process keeps (each a few kB for ordinary runs).
+CACHED_RUNS = 4096
+#: How long live facts (worker liveness, namespace load, duration history) are reused.
+FACTS_SECONDS = 1.0
+HISTORY_SECONDS = 2.0
+#: A worker that has not beaten for this long is not alive.
+WORKER_SILENCE_SECONDS = 60.0
+
+
+def parse_ref(ref: int | str) -> int | str | None:
+    """A run reference as the store takes it (integer id or UUID); None for what can name
+    no run. Only ASCII digits make an id."""
+    if isinstance(ref, bool):
+        return None
+    if isinstance(ref, int):
+        return ref if 0 < ref <= MAX_ID else None
+    text = ref.strip()
+    if text.isascii() and text.isdigit():
+        number = int(text)
+        return number if 0 < number <= MAX_ID else None
+    if not text or len(text) > 36:
+        return None
+    return text
+
+
+class _Entry:
+    """What the process keeps of one run at one version."""
+
+    __slots__ = ("parts", "version")
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.parts: dict[Hashable, Any] = {}
+
+
+class RunReads:
+    def __init__(self, db: Database, *, capacity: int = CACHED_RUNS) -> None:
+        self.db = db
+        self.capacity = capacity
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._building: dict[tuple[int, int, Hashable], asyncio.Future[Any]] = {}
+        self._histories: dict[tuple[int, str], tuple[float, dict[str, StepHistory]]] = {}
+        self._heartbeat: tuple[float, float | None] = (0.0, None)
+        self._full: dict[int, tuple[float, bool]] = {}
+
+    # -- heads ---------------------------------------------------------------------------
+
+    async def head(self, namespace_id: int, ref: int | str) -> RunHead:
+        """The run's head, read now; NotFound for what names no run of the namespace."""
+        store_ref = parse_ref(ref)
+        head = None
+        if store_ref is not None:
+            async with self.db.read() as conn:
+                head = await reader.find_head(conn, namespace_id, store_ref)
+        if head is None:
+            raise NotFound(f"run {ref} does not exist", code="run_not_found")
+        return head
+
+    async def find(self, namespace_id: int, refs: Sequence[int | str]) -> dict[int | str, RunHead]:
+        """Heads of the namespace's runs among ids and UUIDs, by each of the two."""
+        if not refs:
+            return {}
+        async with self.db.read() as conn:
+            return await reader.find_heads(conn, namespace_id, refs)
+
+    async def value(self, namespace_id: int, value_id: int) -> tuple[ValueRecord, RunHead] | None:
+        async with self.db.read() as conn:
+            return await reader.read_value(conn, namespace_id, value_id)
+
+    # -- the read model, by version ------------------------------------------------------
+
+    async def run(self, head: RunHead) -> RunRead:
+        """The run with its top-level steps, subtree counts and duration history."""
+        return await self._part(head, "run", lambda: self._read_run(head))
+
+    async def level(self, head: RunHead, parent: int | None) -> tuple[StepRecord, ...]:
+        """One level of the step tree: the top level, or the children of ``parent``."""
+        if parent is None:
+            return (await self.run(head)).steps
+        return await self._part(head, ("level", parent), lambda: self._read_level(head, parent))
+
+    async def all_steps(self, head: RunHead) -> tuple[StepRecord, ...]:
+        return await self._part(head, "all_steps", lambda: self._read_all_steps(head))
+
+    async def values(self, head: RunHead) -> tuple[ValueRecord, ...]:
+        return await self._part(head, "values", lambda: self._list(reader.read_values, head))
+
+    async def events(self, head: RunHead) -> tuple[EventRecord, ...]:
+        return await self._part(head, "events", lambda: self._list(reader.read_events, head))
+
+    async def errors(self, head: RunHead) -> tuple[ErrorRecord, ...]:
+        return await self._part(head, "errors", lambda: self._list(reader.read_errors, head))
+
+    async def resources(self, head: RunHead) -> tuple[ResourceRecord, ...]:
+        return await self._part(head, "resources", lambda: self._list(reader.read_resources, head))
+
+    def remembered(self, head: RunHead, key: Hashable) -> Any:
+        """Something a face derived from this version of the run (a rendered body), if kept."""
+        entry = self._entries.get(head.id)
+        return entry.parts.get(("face", key)) if entry and entry.version == head.version else None
+
+    def remember(self, head: RunHead, key: Hashable, value: Any) -> None:
+        entry = self._entry(head)
+        if entry is not None:
+            entry.parts[("face", key)] = value
+
+    def forget(self, run_id: int) -> None:
+        self._entries.pop(run_id, None)
+
+    # -- live facts ----------------------------------------------------------------------
+
+    async def facts(self, read: RunRead, steps: tuple[StepRecord, ...] = ()) -> ReadFacts:
+        """The clock, and the live facts that explain why ``steps`` (default: the run's
+        top-level steps) wait; read only when a step is ready to run."""
+        now = time.time()
+        waiting = steps or read.steps
+        if not any(s.status == StepStatus.READY for s in waiting):
+            return ReadFacts(now)
+        alive = await self._workers_alive(now)
+        full = False
+        if read.run.status == RunStatus.QUEUED:
+            full = await self._namespace_full(read.run.namespace_id)
+        return ReadFacts(now, workers_alive=alive, namespace_full=full)
+
+    async def _workers_alive(self, now: float) -> bool:
+        checked, latest = self._heartbeat
+        if time.monotonic() - checked > FACTS_SECONDS:
+            async with self.db.read() as conn:
+                latest = await reader.latest_heartbeat(conn)
+            self._heartbeat = (time.monotonic(), latest)
+        return latest is not None and latest > now - WORKER_SILENCE_SECONDS
+
+    async def _namespace_full(self, namespace_id: int) -> bool:
+        cached = self._full.get(namespace_id)
+        if cached is not None and time.monotonic() - cached[0] <= FACTS_SECONDS:
+            return cached[1]
+        async with self.db.read() as conn:
+            full = await reader.namespace_full(conn, namespace_id)
+        self._full[namespace_id] = (time.monotonic(), full)
+        return full
+
+    # -- building ------------------------------------------------------------------------
+
+    def _entry(self, head: RunHead) -> _Entry | None:
+        entry = self._entries.get(head.id)
+        if entry is not None and entry.version >= head.version:
+            self._entries.move_to_end(head.id)
+            return entry if entry.version == head.version else None
+        entry = _Entry(head.version)
+        self._entries[head.id] = entry
+        if len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return entry
+
+    async def _part(self, head: RunHead, key: Hashable, build: Callable[[], Awaitable[T]]) -> T:
+        entry = self._entries.get(head.id)
+        if entry is not None and entry.version == head.version and key in entry.parts:
+            self._entries.move_to_end(head.id)
+            return entry.parts[key]  # type: ignore[no-any-return]
+        flight = (head.id, head.version, key)
+        task = self._building.get(flight)
+        if task is None:
+            # a task of its own: a requester that goes away does not cancel the others' read
+            task = asyncio.ensure_future(self._build(head, key, build))
+            self._building[flight] = task
+            task.add_done_callback(lambda done: self._built(flight, done))
+        return await asyncio.shield(task)
+
+    async def _build(self, head: RunHead, key: Hashable, build: Callable[[], Awaitable[T]]) -> T:
+        value = await build()
+        entry = self._entry(head)
+        if entry is not None:
+            entry.parts[key] = value
+        return value
+
+    def _built(self, flight: tuple[int, int, Hashable], task: asyncio.Future[Any]) -> None:
+        self._building.pop(flight, None)
+        if not task.cancelled():
+            task.exception()  # retrieved, even when every requester has gone
+
+    async def _read_run(self, head: RunHead) -> RunRead:
+        async with self.db.read() as conn:
+            run = await reader.read_run(conn, head.id)
+            if run is None:
+                raise NotFound(f"run {head.id} does not exist", code="run_not_found")
+            steps = await reader.read_steps(conn, head.id)
+            children = {s.child_run_id: s.id for s in steps if s.child_run_id is not None}
+            counts = await reader.read_subtree_counts(conn, head.id, children)
+            histories = await self._history(conn, run.namespace_id, run.workflow_name)
+        return RunRead(head.version, run, tuple(steps), counts, histories)
+
+    async def _history(self, conn: Any, namespace_id: int, workflow: str) -> dict[str, Any]:
+        key = (namespace_id, workflow)
+        cached = self._histories.get(key)
+        if cached is not None and time.monotonic() - cached[0] <= HISTORY_SECONDS:
+            return cached[1]
+        loaded = await load_histories(conn, namespace_id, [workflow])
+        histories = {step: h for (_wf, step), h in loaded.items()}
+        if len(self._histories) > self.capacity:
+            self._histories.clear()
+        self._histories[key] = (time.monotonic(), histories)
+        return histories
+
+    async def _read_level(self, head: RunHead, parent: int) -> tuple[StepRecord, ...]:
+        async with self.db.read() as conn:
+            return tuple(await reader.read_steps(conn, head.id, parent=parent))
+
+    async def _read_all_steps(self, head: RunHead) -> tuple[StepRecord, ...]:
+        async with self.db.read() as conn:
+            return tuple(await reader.read_steps(conn, head.id, all_levels=True))
+
+    async def _list(
+        self, fn: Callable[[Any, int], Awaitable[list[T]]], head: RunHead
+    ) -> tuple[T, ...]:
+        async with self.db.read() as conn:
+            return tuple(await fn(conn, head.id))

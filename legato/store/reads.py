@@ -1,0 +1,276 @@
+"""The reader of the read model: every status read of a run, as typed records.
+
+Each function takes one open read connection and uses only it (a read never holds one
+connection while waiting for another), with statements built once at import. A request first
+reads the run's :class:`RunHead` (one indexed row); the rest is read only when the run
+changed since the last read the service keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from legato.model.reads import (
+    ErrorRecord,
+    EventRecord,
+    LogRecord,
+    ResourceRecord,
+    RunHead,
+    RunRecord,
+    StepRecord,
+    ValueRecord,
+)
+from legato.model.states import RunStatus
+from legato.store.tables import (
+    events,
+    logs,
+    namespaces,
+    resources,
+    run_errors,
+    run_values,
+    runs,
+    steps,
+    workers,
+)
+
+__all__ = [
+    "find_head",
+    "find_heads",
+    "latest_heartbeat",
+    "namespace_full",
+    "read_errors",
+    "read_events",
+    "read_logs",
+    "read_resources",
+    "read_run",
+    "read_steps",
+    "read_subtree_counts",
+    "read_value",
+    "read_values",
+]
+
+_children = runs.alias("child")
+_child_seqs = (
+    select(cast(func.coalesce(func.sum(_children.c.change_seq), 0), BigInteger))
+    .where(_children.c.parent_run_id == runs.c.id)
+    .scalar_subquery()
+)
+_HEAD = select(
+    runs.c.id, runs.c.namespace_id, runs.c.status, (runs.c.change_seq + _child_seqs)
+).where(runs.c.namespace_id == bindparam("ns"))
+_HEAD_BY_ID = _HEAD.where(runs.c.id == bindparam("ref"))
+_HEAD_BY_UUID = _HEAD.where(runs.c.uuid == bindparam("ref"))
+_HEADS = _HEAD.add_columns(runs.c.uuid).where(
+    or_(
+        runs.c.id.in_(bindparam("ids", expanding=True)),
+        runs.c.uuid.in_(bindparam("uuids", expanding=True)),
+    )
+)
+
+_RUN_FIELDS = RunRecord.__dataclass_fields__
+_RUN = select(*(runs.c[name] for name in _RUN_FIELDS)).where(runs.c.id == bindparam("run_id"))
+
+_STEP_FIELDS = StepRecord.__dataclass_fields__
+_STEP_COLUMNS = [steps.c[name] for name in _STEP_FIELDS]
+_STEPS = select(*_STEP_COLUMNS).where(steps.c.run_id == bindparam("run_id"))
+_TOP_STEPS = _STEPS.where(steps.c.parent_step_id.is_(None)).order_by(steps.c.rank, steps.c.id)
+_LEVEL_STEPS = _STEPS.where(steps.c.parent_step_id == bindparam("parent")).order_by(
+    steps.c.rank, steps.c.id
+)
+_ALL_STEPS = _STEPS.order_by(steps.c.rank, steps.c.id)
+
+_NESTED_COUNTS = (
+    select(steps.c.parent_step_id, literal_column("0"), steps.c.status, func.count())
+    .where(steps.c.run_id == bindparam("run_id"), steps.c.parent_step_id.is_not(None))
+    .group_by(steps.c.parent_step_id, steps.c.status)
+)
+_CHILD_RUN_COUNTS = (
+    select(cast(null(), BigInteger), steps.c.run_id, steps.c.status, func.count())
+    .where(
+        steps.c.run_id.in_(bindparam("child_ids", expanding=True)),
+        steps.c.parent_step_id.is_(None),
+    )
+    .group_by(steps.c.run_id, steps.c.status)
+)
+_COUNTS = union_all(_NESTED_COUNTS, _CHILD_RUN_COUNTS)
+
+_VALUES = (
+    select(
+        *(run_values.c[name] for name in ValueRecord.__dataclass_fields__ if name != "step_key"),
+        steps.c.key,
+    )
+    .select_from(run_values.outerjoin(steps, steps.c.id == run_values.c.step_id))
+    .order_by(run_values.c.id)
+)
+_RUN_VALUES = _VALUES.where(run_values.c.run_id == bindparam("run_id"))
+_VALUE = _VALUES.join(runs, runs.c.id == run_values.c.run_id).where(
+    run_values.c.id == bindparam("value_id"), runs.c.namespace_id == bindparam("ns")
+)
+_EVENTS = (
+    select(*(events.c[name] for name in EventRecord.__dataclass_fields__))
+    .where(events.c.run_id == bindparam("run_id"))
+    .order_by(events.c.id)
+)
+_ERRORS = (
+    select(*(run_errors.c[name] for name in ErrorRecord.__dataclass_fields__))
+    .where(run_errors.c.run_id == bindparam("run_id"))
+    .order_by(run_errors.c.id)
+)
+_RESOURCES = (
+    select(
+        *(resources.c[name] for name in ResourceRecord.__dataclass_fields__ if name != "step_key"),
+        steps.c.key,
+    )
+    .select_from(resources.outerjoin(steps, steps.c.id == resources.c.step_id))
+    .where(resources.c.run_id == bindparam("run_id"))
+    .order_by(resources.c.id)
+)
+_LATEST_HEARTBEAT = select(func.max(workers.c.heartbeat_at))
+_ACTIVE = (RunStatus.RUNNING, RunStatus.CANCELING)
+_NAMESPACE_LOAD = select(
+    namespaces.c.max_concurrent_runs,
+    select(func.count())
+    .select_from(runs)
+    .where(runs.c.namespace_id == namespaces.c.id, runs.c.status.in_(_ACTIVE))
+    .scalar_subquery(),
+).where(namespaces.c.id == bindparam("ns"))
+
+
+async def find_head(conn: AsyncConnection, namespace_id: int, ref: int | str) -> RunHead | None:
+    """A run of the namespace by integer id or UUID; None for another tenant's run."""
+    query = _HEAD_BY_ID if isinstance(ref, int) else _HEAD_BY_UUID
+    row = (await conn.execute(query, {"ns": namespace_id, "ref": ref})).first()
+    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]))
+
+
+async def find_heads(
+    conn: AsyncConnection, namespace_id: int, refs: Sequence[int | str]
+) -> dict[int | str, RunHead]:
+    """The namespace's runs among integer ids and UUIDs, by each of the two."""
+    ids = [r for r in refs if isinstance(r, int)] or [-1]
+    uuids = [r for r in refs if isinstance(r, str)] or [""]
+    out: dict[int | str, RunHead] = {}
+    for r in await conn.execute(_HEADS, {"ns": namespace_id, "ids": ids, "uuids": uuids}):
+        head = RunHead(r[0], r[1], r[2], int(r[3]))
+        out[head.id] = out[r[4]] = head
+    return out
+
+
+async def read_run(conn: AsyncConnection, run_id: int) -> RunRecord | None:
+    row = (await conn.execute(_RUN, {"run_id": run_id})).first()
+    return None if row is None else RunRecord(*row)
+
+
+def _step(row: Any) -> StepRecord:
+    values = list(row)
+    values[8] = tuple(values[8] or ())  # needs
+    return StepRecord(*values)
+
+
+async def read_steps(
+    conn: AsyncConnection, run_id: int, *, parent: int | None = None, all_levels: bool = False
+) -> list[StepRecord]:
+    """One level of a run's step tree (the top level, or the children of ``parent``)."""
+    if all_levels:
+        query, params = _ALL_STEPS, {"run_id": run_id}
+    elif parent is None:
+        query, params = _TOP_STEPS, {"run_id": run_id}
+    else:
+        query, params = _LEVEL_STEPS, {"run_id": run_id, "parent": parent}
+    return [_step(r) for r in await conn.execute(query, params)]
+
+
+async def read_subtree_counts(
+    conn: AsyncConnection, run_id: int, child_runs: dict[int, int]
+) -> dict[int, dict[str, int]]:
+    """Counts by status under every step that has children, keyed by step id, from one
+    aggregate statement (no listing): nested steps (foreach items, group members) and the
+    top-level steps of each sub-workflow step's child run (``child_runs``: run id -> step
+    id)."""
+    out: dict[int, dict[str, int]] = {}
+    params = {"run_id": run_id, "child_ids": sorted(child_runs) or [-1]}
+    for parent, child, status, n in await conn.execute(_COUNTS, params):
+        step_id = parent if parent is not None else child_runs[child]
+        out.setdefault(step_id, {})[status] = n
+    return out
+
+
+def _value(row: Any) -> ValueRecord:
+    return ValueRecord(*row)
+
+
+async def read_values(conn: AsyncConnection, run_id: int) -> list[ValueRecord]:
+    """Inputs, carried values, step outputs and run outputs, in the order they were written."""
+    return [_value(r) for r in await conn.execute(_RUN_VALUES, {"run_id": run_id})]
+
+
+async def read_value(
+    conn: AsyncConnection, namespace_id: int, value_id: int
+) -> tuple[ValueRecord, RunHead] | None:
+    """A value of the namespace by id, with the head of its run; None for another tenant's."""
+    row = (await conn.execute(_VALUE, {"value_id": value_id, "ns": namespace_id})).first()
+    if row is None:
+        return None
+    value = _value(row)
+    head = await find_head(conn, namespace_id, value.run_id)
+    return None if head is None else (value, head)
+
+
+async def read_events(conn: AsyncConnection, run_id: int) -> list[EventRecord]:
+    return [EventRecord(*r) for r in await conn.execute(_EVENTS, {"run_id": run_id})]
+
+
+async def read_errors(conn: AsyncConnection, run_id: int) -> list[ErrorRecord]:
+    return [ErrorRecord(*r) for r in await conn.execute(_ERRORS, {"run_id": run_id})]
+
+
+async def read_resources(conn: AsyncConnection, run_id: int) -> list[ResourceRecord]:
+    out = []
+    for r in await conn.execute(_RESOURCES, {"run_id": run_id}):
+        values = list(r)
+        values[5] = values[5] if values[5] is not None else {}  # metadata
+        out.append(ResourceRecord(*values))
+    return out
+
+
+async def read_logs(
+    conn: AsyncConnection,
+    run_id: int,
+    *,
+    after: int = 0,
+    step_key: str | None = None,
+    limit: int = 1000,
+) -> list[LogRecord]:
+    query = select(
+        logs.c.id, logs.c.time, logs.c.level, logs.c.step_key, logs.c.attempt, logs.c.message
+    ).where(logs.c.run_id == run_id, logs.c.id > after)
+    if step_key is not None:
+        query = query.where(logs.c.step_key == step_key)
+    rows = await conn.execute(query.order_by(logs.c.id).limit(limit))
+    return [LogRecord(*r) for r in rows]
+
+
+async def latest_heartbeat(conn: AsyncConnection) -> float | None:
+    """When the most recently heard worker last beat (None: no worker registered)."""
+    value = (await conn.execute(_LATEST_HEARTBEAT)).scalar()
+    return None if value is None else float(value)
+
+
+async def namespace_full(conn: AsyncConnection, namespace_id: int) -> bool:
+    """Whether the namespace has as many active runs as its concurrent-run limit allows."""
+    row = (await conn.execute(_NAMESPACE_LOAD, {"ns": namespace_id})).first()
+    return row is not None and row[0] is not None and row[1] >= row[0]
