@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from legato import __version__
 from legato.api import admin, identity, ops, runs, webhooks, workflows
 from legato.api import status as status_api
+from legato.api.fast_path import StatusFastPath
 from legato.dialects import aspera as aspera_dialect
 from legato.dialects import datasourcesvc, encoding_com, oracle_selfservice
 from legato.dialects import oac as oac_dialect
@@ -79,6 +80,7 @@ def create_app(
     app.include_router(workflows.router)
     app.include_router(runs.router)
     app.include_router(status_api.router)
+    app.add_middleware(StatusFastPath)  # inside FormatSuffix: sees paths without suffix
     app.add_middleware(FormatSuffix, patterns=status_api.SUFFIXED)
     app.include_router(admin.router)
     app.include_router(identity.router)

@@ -20,7 +20,8 @@ Version = Annotated[int, Query(ge=1, le=2**31 - 1)]
 Caller = Annotated[Principal, Depends(principal)]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain ``def`` dependency on a thread, a hop per request
     return request.app.state.legato  # type: ignore[no-any-return]
 
 

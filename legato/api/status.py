@@ -22,6 +22,7 @@ from legato.http.watch import (
     parse_etags,
     parse_wait,
 )
+from legato.service.hub import Services
 from legato.service.status import MAX_BATCH, Resource, Snapshot
 from legato.service.tenancy import Principal
 
@@ -76,16 +77,16 @@ class StatusQuery:
     def __init__(
         self,
         request: Request,
-        caller: Caller,
-        app: App,
-        wait: Annotated[str | None, Query(description=_WAIT_DOC)] = None,
-        if_none_match: Annotated[str | None, Header()] = None,
+        caller: Principal,
+        app: Services,
+        wait: float,
+        tags: list[str],
     ) -> None:
         self.request = request
-        self.caller: Principal = caller
+        self.caller = caller
         self.app = app
-        self.wait = parse_wait(wait)
-        self.tags = parse_etags(if_none_match)
+        self.wait = wait
+        self.tags = tags
 
     async def answer(
         self, load: Loader, root: str, text: Callable[[Any], str] | None = None
@@ -120,7 +121,18 @@ class StatusQuery:
         return lambda: self.app.status.snapshot(self.caller, ref, resource)
 
 
-Status = Annotated[StatusQuery, Depends()]
+async def status_query(
+    request: Request,
+    caller: Caller,
+    app: App,
+    wait: Annotated[str | None, Query(description=_WAIT_DOC)] = None,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> StatusQuery:
+    # an async function: FastAPI would run a class's __init__ on a thread, a hop per request
+    return StatusQuery(request, caller, app, parse_wait(wait), parse_etags(if_none_match))
+
+
+Status = Annotated[StatusQuery, Depends(status_query)]
 
 
 # -- resources whose routes live with the rest of /runs -----------------------------------

@@ -24,8 +24,10 @@ from legato.dialects.encoding_com_render import Node, error_node, render, vendor
 from legato.http.xml import parse_xml
 from legato.model.errors import Conflict, LegatoError, NotFound, Unauthorized
 from legato.model.filters import RunFilter
+from legato.service.hub import Services
 from legato.service.runs import StartRun
 from legato.service.tenancy import Principal
+from legato.service.views import resource_view
 
 __all__ = ["STATE_WORDS", "STEP_WORDS", "WORKFLOW", "router"]
 
@@ -371,10 +373,13 @@ def _format_node(
     return node
 
 
-async def media_node(legato: Any, p: Principal, run: dict[str, Any], *, task_status: bool) -> Node:
+async def media_node(
+    legato: Services, p: Principal, run: dict[str, Any], *, task_status: bool
+) -> Node:
     """One media as GetStatus answers it."""
     events = await legato.runs.events(p, run["id"])
-    resources = (await legato.status.resources(p, run["id"])).body["resources"]
+    head = await legato.status.head(p, run["id"])
+    resources = [resource_view(r) for r in await legato.status.resources_of(head)]
     formats = await _formats(legato, p, run)
     inputs = run.get("inputs") or {}
     top = run.get("steps", [])

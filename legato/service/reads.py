@@ -91,8 +91,7 @@ class RunReads:
         store_ref = parse_ref(ref)
         head = None
         if store_ref is not None:
-            async with self.db.read() as conn:
-                head = await reader.find_head(conn, namespace_id, store_ref)
+            head = await reader.head_now(self.db, namespace_id, store_ref)
         if head is None:
             raise NotFound(f"run {ref} does not exist", code="run_not_found")
         return head

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from legato.store.sqlite_inline import inline_connector
 
-__all__ = ["Database", "Tx", "normalize_url"]
+__all__ = ["Database", "PointQuery", "Tx", "normalize_url"]
 
 log = logging.getLogger("legato.store")
 T = TypeVar("T")
@@ -35,6 +36,8 @@ CHANNEL = "legato"
 _SQLITE_BUSY_MS = 100
 _SQLITE_LOCK_PATIENCE = 30.0  # seconds a writer waits for another process's write lock
 _RETRYABLE_PG = {"40001", "40P01"}  # serialization failure, deadlock detected
+#: PostgreSQL connections a process keeps for point reads (beside its SQLAlchemy pool).
+POINT_CONNECTIONS = 4
 
 
 def normalize_url(url: str) -> str:
@@ -59,6 +62,14 @@ def _loads(value: Any) -> Any:
     if isinstance(value, int | float):
         return value
     return orjson.loads(value)
+
+
+@dataclass(frozen=True)
+class PointQuery:
+    """A hot single-row read, written for each database (``?`` and ``$1`` placeholders)."""
+
+    sqlite: str
+    postgresql: str
 
 
 @dataclass
@@ -89,6 +100,9 @@ class Database:
         self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
         self.shared: dict[str, Any] = {}
         self._pg_listener: Any = None
+        self._point_sqlite: sqlite3.Connection | None = None
+        self._point_pool: Any = None
+        self._point_lock = asyncio.Lock()
         json_args: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": _loads}
         if self.is_sqlite:
             memory = ":memory:" in self.url or self.url.rstrip("/").endswith("sqlite+aiosqlite:")
@@ -114,6 +128,13 @@ class Database:
         return "sqlite" if self.is_sqlite else "postgresql"
 
     async def close(self) -> None:
+        if self._point_sqlite is not None:
+            self._point_sqlite.close()
+            self._point_sqlite = None
+        if self._point_pool is not None:
+            with contextlib.suppress(Exception):
+                await self._point_pool.close()
+            self._point_pool = None
         if self._pg_listener is not None:
             with contextlib.suppress(Exception):
                 await self._pg_listener.close()
@@ -168,6 +189,41 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         async with self.reader.connect() as conn:
             yield conn
+
+    async def point(self, query: PointQuery, *params: Any) -> tuple[Any, ...] | None:
+        """One row of a hot read, through the driver itself: no pool checkout, no
+        transaction, each call sees every commit made before it. SQLite answers inline
+        (microseconds, on a connection of its own); PostgreSQL from a few connections kept
+        for these reads, with prepared statements."""
+        if self.is_sqlite:
+            conn = self._point_sqlite or self._open_point_sqlite()
+            row = conn.execute(query.sqlite, params).fetchone()
+            return None if row is None else tuple(row)
+        pool = self._point_pool or await self._open_point_pool()
+        record = await pool.fetchrow(query.postgresql, *params)
+        return None if record is None else tuple(record)
+
+    def _open_point_sqlite(self) -> sqlite3.Connection:
+        path = make_url(self.url).database or ""
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+        conn.execute("PRAGMA query_only=ON")
+        self._point_sqlite = conn
+        return conn
+
+    async def _open_point_pool(self) -> Any:
+        async with self._point_lock:
+            if self._point_pool is None:
+                import asyncpg
+
+                async def keep(_conn: Any) -> None:
+                    """Nothing to reset: these connections only ever run single SELECTs."""
+
+                dsn = self.url.replace("postgresql+asyncpg", "postgresql", 1)
+                self._point_pool = await asyncpg.create_pool(
+                    dsn, min_size=1, max_size=POINT_CONNECTIONS, reset=keep
+                )
+        return self._point_pool
 
     # -- wake-ups -----------------------------------------------------------------------
 

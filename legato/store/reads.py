@@ -35,6 +35,7 @@ from legato.model.reads import (
     ValueRecord,
 )
 from legato.model.states import RunStatus
+from legato.store.database import Database, PointQuery
 from legato.store.tables import (
     events,
     logs,
@@ -50,6 +51,7 @@ from legato.store.tables import (
 __all__ = [
     "find_head",
     "find_heads",
+    "head_now",
     "latest_heartbeat",
     "namespace_full",
     "read_errors",
@@ -148,6 +150,30 @@ _NAMESPACE_LOAD = select(
     .where(runs.c.namespace_id == namespaces.c.id, runs.c.status.in_(_ACTIVE))
     .scalar_subquery(),
 ).where(namespaces.c.id == bindparam("ns"))
+
+
+def _head_sql(by: str, placeholder: str, second: str, cast_to: str) -> str:
+    return (
+        "SELECT r.id, r.namespace_id, r.status, r.change_seq + COALESCE((SELECT SUM(c.change_seq)"
+        f" FROM runs c WHERE c.parent_run_id = r.id), 0){cast_to}"
+        f" FROM runs r WHERE r.{by} = {placeholder} AND r.namespace_id = {second}"
+    )
+
+
+#: The head of a run: the one read every status request makes, as plain SQL for each store.
+_POINT_HEAD_BY_ID = PointQuery(
+    _head_sql("id", "?", "?", ""), _head_sql("id", "$1::bigint", "$2::bigint", "::bigint")
+)
+_POINT_HEAD_BY_UUID = PointQuery(
+    _head_sql("uuid", "?", "?", ""), _head_sql("uuid", "$1::text", "$2::bigint", "::bigint")
+)
+
+
+async def head_now(db: Database, namespace_id: int, ref: int | str) -> RunHead | None:
+    """A run's head as of now, outside any transaction (the hot path of status reads)."""
+    query = _POINT_HEAD_BY_ID if isinstance(ref, int) else _POINT_HEAD_BY_UUID
+    row = await db.point(query, ref, namespace_id)
+    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]))
 
 
 async def find_head(conn: AsyncConnection, namespace_id: int, ref: int | str) -> RunHead | None:

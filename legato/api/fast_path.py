@@ -1,0 +1,61 @@
+"""The hottest reads, served without the framework's routing and dependency solving.
+
+Pollers ask "where does this run stand?" thousands of times a second; for ``GET`` of a run, of
+the top level of its steps and of one step (any format, conditional or not), the handler
+below does what the routes do — the same authentication, negotiation and
+:meth:`StatusQuery.answer` — minus FastAPI's per-request machinery, which costs more than the
+read itself. Anything else (another path, a query string such as ``wait=``, any error) goes to
+the regular routes, which answer it as before: this is only a shortcut to the same answer.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from legato.api.deps import parse_run_ref
+from legato.api.status import StatusQuery, run_resource, step_resource, steps_resource
+from legato.http.auth import authenticate
+from legato.http.watch import parse_etags
+from legato.model.errors import LegatoError
+
+__all__ = ["StatusFastPath"]
+
+_PATH = re.compile(r"^/api/v1/runs/(?P<run>[^/:]+)(?:/steps(?:/(?P<step>[^/]+))?)?$")
+
+
+class StatusFastPath:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or scope.get("query_string"):
+            return await self.app(scope, receive, send)
+        found = _PATH.match(scope["path"])
+        if found is None:
+            return await self.app(scope, receive, send)
+        try:
+            response = await self._answer(scope, found)
+        except LegatoError:
+            response = None  # the regular route answers it, problem and all
+        if response is None:
+            return await self.app(scope, receive, send)
+        await response(scope, receive, send)
+
+    async def _answer(self, scope: Scope, found: re.Match[str]) -> Any:
+        request = Request(scope)
+        services = scope["app"].state.legato
+        caller = await authenticate(request, services.tenancy)
+        tags = parse_etags(request.headers.get("if-none-match"))
+        status = StatusQuery(request, caller, services, 0.0, tags)
+        run_id, step = found["run"], found["step"]
+        if parse_run_ref(run_id) == "-":
+            return None
+        if scope["path"].endswith("/steps"):
+            return await steps_resource(status, run_id, None)
+        if step is not None:
+            return await step_resource(status, run_id, step)
+        return await run_resource(status, run_id)
