@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench bench-reads bench-lists clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check legato tests bench examples
 	$(BIN)/mypy
 
-## Throughput and latency on SQLite and PostgreSQL, with peers
+## Throughput and latency on SQLite and PostgreSQL, with peers; then status reads through HTTP
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
+	$(MAKE) bench-reads
+
+## Status reads through HTTP at 1,000,000 runs: pollers, conditional reads, dialects, watchers
+bench-reads: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python bench/reads.py --json bench/results/reads.json
 
 clean:
 	rm -rf $(VENV) legato.db legato.db-wal legato.db-shm .legato

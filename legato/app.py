@@ -138,10 +138,46 @@ def serve(database_url: str, host: str, port: int, workers: int, load_examples: 
     serve_app(database_url, host, port, concurrency=workers, examples=load_examples)
 
 
-def run_api(database_url: str, host: str, port: int) -> None:
-    """The API alone; workers run in other processes (PostgreSQL)."""
+def run_api(database_url: str, host: str, port: int, processes: int = 1) -> None:
+    """The API alone; workers run in other processes (PostgreSQL). With ``processes`` > 1,
+    that many server processes share the port (reads scale with the cores)."""
     configure_logging()
-    serve_app(database_url, host, port, concurrency=0, examples=False)
+    if processes <= 1:
+        serve_app(database_url, host, port, concurrency=0, examples=False)
+        return
+    import asyncio
+
+    import uvicorn
+
+    asyncio.run(_bootstrap(database_url))  # once, before the processes race to do it
+    # each server process builds its own app from the environment (uvicorn spawns them)
+    os.environ["LEGATO_API_DATABASE_URL"] = database_url
+    uvicorn.run(
+        "legato.app:api_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes,
+        log_level="warning",
+        lifespan="on",
+    )
+
+
+async def _bootstrap(database_url: str) -> None:
+    legato = Legato(database_url)
+    try:
+        secret = await legato.tenancy.bootstrap(os.environ.get("LEGATO_ADMIN_KEY"))
+        if secret is not None:
+            _remember_key(secret)
+            _announce(secret)
+    finally:
+        await legato.close()
+
+
+def api_from_environment() -> FastAPI:
+    """The API app of one of several server processes (see :func:`run_api`)."""
+    configure_logging()
+    return create_app(Legato(os.environ["LEGATO_API_DATABASE_URL"]))
 
 
 def serve_app(database_url: str, host: str, port: int, *, concurrency: int, examples: bool) -> None:

@@ -53,11 +53,20 @@ def api(
     database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
     host: Host = "127.0.0.1",
     port: Port = 8080,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            "--processes",
+            min=1,
+            help="Server processes sharing the port (e.g. one per core); they run no steps.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the API and the dashboard only (workers run elsewhere)."""
     import legato.app as app
 
-    app.run_api(database_url=database_url, host=host, port=port)
+    app.run_api(database_url=database_url, host=host, port=port, processes=processes)
 
 
 def worker(

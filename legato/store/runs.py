@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
 from legato.model.filters import RunFilter
+from legato.model.reads import RunSummary
 from legato.store.tables import events, run_errors, run_labels, runs, steps
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
     "run_steps",
 ]
 
-LIST_COLUMNS = [c for c in runs.c if c.name not in ("inputs", "vars", "outputs")]
+LIST_COLUMNS = [runs.c[name] for name in RunSummary.__dataclass_fields__]
 
 
 async def find_run(conn: AsyncConnection, namespace_id: int, ref: int | str) -> Row[Any] | None:
@@ -101,7 +102,7 @@ def _has_label(key: str, value: str) -> Any:
 
 async def list_runs(
     conn: AsyncConnection, flt: RunFilter, *, limit: int, after: tuple[float, int] | None
-) -> list[Row[Any]]:
+) -> list[RunSummary]:
     """Newest first, keyset-paginated on (created_at, id)."""
     query = filtered(select(*LIST_COLUMNS), flt, labels=False)
     labels = sorted((flt.labels or {}).items())
@@ -121,7 +122,7 @@ async def list_runs(
         # a row value, so both stores use the token as the index bound, not as a filter
         query = query.where(tuple_(*order) < tuple_(*after))
     query = query.order_by(desc(order[0]), desc(order[1])).limit(limit)
-    return list(await conn.execute(query))
+    return [RunSummary(*row) for row in await conn.execute(query)]
 
 
 async def count_queued(conn: AsyncConnection, namespace_id: int) -> int:
