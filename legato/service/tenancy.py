@@ -146,7 +146,9 @@ class TenancyService:
             if await count_keys(tx.conn):
                 return None
             secret = new_secret()
-            await insert_key(tx.conn, ns.id, "admin", "admin", hash_secret(secret), now)
+            await insert_key(
+                tx.conn, ns.id, "admin", "admin", hash_secret(secret), now, secret[:_PREFIX_LENGTH]
+            )
             return secret
 
         return await self.db.write(tx_fn)
