@@ -224,10 +224,14 @@ class IdentityService:
         now = time.monotonic()
         if hit is None or hit.hash_until <= now:
             return None
-        if hit.checked_until <= now:  # still there, with the same password?
+        if hit.checked_until <= now:  # still there, with the same password and role?
             async with self.db.read() as conn:
                 row = await find_user(conn, hit.principal.user_id or 0)
-            if row is None or row.password_hash != hit.password_hash:
+            if (
+                row is None
+                or row.password_hash != hit.password_hash
+                or row.role != hit.principal.role
+            ):
                 self._password_cache.pop(digest, None)
                 return None
             hit.checked_until = now + _USER_CHECK_SECONDS
