@@ -375,3 +375,36 @@ async def test_a_jwks_registration_needs_an_audience(
         body["audience"] = audience
     problem = assert_problem(await api.post("/api/v1/jwks", json=body), 422, "validation_error")
     assert [e["path"] for e in problem["errors"]] == ["audience"]
+
+
+async def test_logins_waiting_too_long_for_a_hash_are_refused(
+    api: httpx.AsyncClient, engine: Legato
+) -> None:
+    identity = engine.tenancy.identity
+    throttle = identity.throttle
+    throttle.policy = replace(throttle.policy, hash_wait_seconds=0.2)
+    await identity._dummy()
+    gate = threading.Event()
+    started = threading.Semaphore(0)
+
+    def blocked_verify(_password_hash: str, _password: str) -> bool:
+        started.release()
+        gate.wait(10)
+        return False
+
+    identity._verify = blocked_verify  # type: ignore[method-assign]
+    busy = [
+        asyncio.create_task(send(api, "GET", "/api/v1/runs", basic(f"u{i}", "wrong password!")))
+        for i in range(2)
+    ]
+    try:
+        for _ in range(2):
+            assert await asyncio.to_thread(started.acquire, True, 10)
+        r = await send(api, "GET", "/api/v1/runs", basic("late", "wrong password!"))
+        body = assert_problem(r, 429, "too_many_attempts")
+        assert body["detail"] == "too many logins at once; try again shortly"
+        assert r.headers["retry-after"] == "1"
+    finally:
+        gate.set()
+    for response in await asyncio.gather(*busy):
+        assert_problem(response, 401, "bad_credentials")
