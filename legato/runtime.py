@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ from typing import Any
 from legato.engine.delivery import Deliverer, DeliveryConfig
 from legato.engine.reaper import Reaper
 from legato.engine.worker import Worker, WorkerConfig
+from legato.model.advance import DEFAULT_MAX_TAKEOVERS
 from legato.service.aspera_support import AsperaSupport
 from legato.service.datasourcesvc_support import DatasourcesvcSupport
+from legato.service.login_throttle import LoginPolicy
 from legato.service.metrics import MetricsService
 from legato.service.oracle_selfservice_support import SelfServiceSupport
 from legato.service.reads import RunReads
@@ -32,10 +35,61 @@ from legato.store.migrate import upgrade
 from legato.store.transitions import Transitions
 from legato.store.workers import live_workers
 
-__all__ = ["Legato", "add_step_paths", "configure_logging", "run_worker", "upgrade_database"]
+__all__ = [
+    "Guards",
+    "Legato",
+    "add_step_paths",
+    "configure_logging",
+    "guards_from_env",
+    "run_worker",
+    "upgrade_database",
+]
 
 log = logging.getLogger("legato")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@dataclass(frozen=True)
+class Guards:
+    """Login throttling and the crash take-over limit, as the installation sets them."""
+
+    login: LoginPolicy = field(default_factory=LoginPolicy)
+    max_takeovers: int = DEFAULT_MAX_TAKEOVERS
+
+
+def guards_from_env(env: Mapping[str, str] | None = None) -> Guards:
+    """The ``LEGATO_LOGIN_*``, ``LEGATO_PASSWORD_HASH_CONCURRENCY`` and
+    ``LEGATO_MAX_TAKEOVERS`` settings (see README, Configuration)."""
+    env = os.environ if env is None else env
+    default = LoginPolicy()
+
+    def number(name: str, fallback: float, kind: type[int] | type[float] = int) -> Any:
+        raw = env.get(name, "").strip()
+        if not raw:
+            return fallback
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"{name} must be a {kind.__name__}, not {raw!r}") from None
+        if value < (1 if kind is int else 0):
+            raise ValueError(f"{name} must be positive, not {raw!r}")
+        return value
+
+    return Guards(
+        login=LoginPolicy(
+            max_user_failures=number("LEGATO_LOGIN_MAX_FAILURES", default.max_user_failures),
+            max_address_failures=number(
+                "LEGATO_LOGIN_MAX_FAILURES_PER_ADDRESS", default.max_address_failures
+            ),
+            window_seconds=number("LEGATO_LOGIN_WINDOW_SECONDS", default.window_seconds, float),
+            lockout_seconds=number("LEGATO_LOGIN_LOCKOUT_SECONDS", default.lockout_seconds, float),
+            max_lockout_seconds=number(
+                "LEGATO_LOGIN_MAX_LOCKOUT_SECONDS", default.max_lockout_seconds, float
+            ),
+            hash_concurrency=number("LEGATO_PASSWORD_HASH_CONCURRENCY", default.hash_concurrency),
+        ),
+        max_takeovers=number("LEGATO_MAX_TAKEOVERS", DEFAULT_MAX_TAKEOVERS),
+    )
 
 
 @dataclass
@@ -57,6 +111,7 @@ class Legato:
     aspera_support: AsperaSupport = field(init=False)
     #: how the engine delivers webhooks (tests shorten the backoff)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    guards: Guards = field(default_factory=guards_from_env)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     _stop: asyncio.Event | None = field(default=None, init=False)
 
@@ -69,7 +124,7 @@ class Legato:
         self.runs = RunService(self.db, self.transitions, self.definitions, self.reads, self.status)
         self.metrics = MetricsService(self.db)
         self.workflows = WorkflowService(self.db, self.definitions)
-        self.tenancy = TenancyService(self.db)
+        self.tenancy = TenancyService(self.db, self.guards.login)
         self.webhooks = WebhookService(self.db)
         self.datasourcesvc_support = DatasourcesvcSupport(self.db)
         self.aspera_support = AsperaSupport(self.db)
@@ -95,7 +150,12 @@ class Legato:
             worker = Worker(self.db, self.transitions, config)
             self._tasks.append(asyncio.create_task(worker.run(self._stop)))
             started.append(worker)
-        reaper = Reaper(self.db, self.transitions, interval=reaper_interval)
+        reaper = Reaper(
+            self.db,
+            self.transitions,
+            interval=reaper_interval,
+            max_takeovers=self.guards.max_takeovers,
+        )
         self._tasks.append(asyncio.create_task(reaper.run(self._stop)))
         deliverer = Deliverer(self.db, self.delivery)
         self._tasks.append(asyncio.create_task(deliverer.run(self._stop)))
@@ -107,6 +167,7 @@ class Legato:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks.clear()
+        self.tenancy.identity.close()
         await self.db.close()
 
 
@@ -163,13 +224,13 @@ def run_worker(database_url: str, concurrency: int, name: str | None) -> None:
             ),
             name=name,
         )
-        reaper = Reaper(app.db, app.transitions)
+        reaper = Reaper(app.db, app.transitions, max_takeovers=app.guards.max_takeovers)
         log.info("worker %s started (concurrency %d)", worker.name, concurrency)
         try:
             await asyncio.gather(
                 worker.run(stop), reaper.run(stop), Deliverer(app.db, app.delivery).run(stop)
             )
         finally:
-            await app.db.close()
+            await app.close()
 
     asyncio.run(main())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
-from legato.api.deps import App, Caller
+from legato.api.deps import MAX_ID, App, Caller
 from legato.http.responses import JSONResponse
 from legato.service.views import iso
 
@@ -27,6 +28,20 @@ async def create_key(body: NewKey, caller: Caller, app: App) -> JSONResponse:
     view = await app.tenancy.create_key(caller, body.name, body.role, body.namespace)
     view["created_at"] = iso(view["created_at"])
     return JSONResponse(view, status_code=201)
+
+
+@router.get("/keys")
+async def keys(caller: Caller, app: App) -> dict[str, Any]:
+    """The API keys the caller administers: never their secrets, a prefix to recognise them."""
+    return {"keys": await app.tenancy.keys(caller)}
+
+
+@router.delete("/keys/{key_id}", status_code=204)
+async def revoke_key(
+    key_id: Annotated[int, Path(ge=0, le=MAX_ID)], caller: Caller, app: App
+) -> Response:
+    await app.tenancy.revoke_key(caller, key_id)
+    return Response(status_code=204)
 
 
 @router.get("/namespaces")

@@ -33,7 +33,8 @@ class NewJwks(BaseModel):
     identifier: str = Field(min_length=32, max_length=38)
     keys: dict[str, Any]
     issuer: str | None = Field(None, min_length=1, max_length=500)
-    audience: str | None = Field(None, min_length=1, max_length=500)
+    #: required: the ``aud`` the tokens carry binds them to this namespace
+    audience: str = Field(min_length=1, max_length=500)
     required_scope: str | None = Field(None, min_length=1, max_length=200)
     role: str = Field("viewer", pattern=ROLE)
     namespace: str | None = Field(None, pattern=NAMESPACE)
@@ -65,8 +66,8 @@ async def register_jwks(body: NewJwks, caller: Caller, app: App) -> JSONResponse
         body.identifier,
         body.keys,
         role=body.role,
-        issuer=body.issuer,
         audience=body.audience,
+        issuer=body.issuer,
         required_scope=body.required_scope,
         namespace=body.namespace,
     )

@@ -212,6 +212,14 @@ class AsyncClient:
         """Create an API key; its secret is in ``.key`` of this answer only."""
         return await self._call(_base.create_key(name, role, namespace))
 
+    async def list_keys(self) -> list[ApiKey]:
+        """The API keys the caller administers (never their secrets)."""
+        return await self._call(_base.list_keys())
+
+    async def revoke_key(self, key_id: int) -> None:
+        """Revoke an API key: every server refuses it within a second."""
+        await self._call(_base.revoke_key(key_id))
+
     async def wait(
         self,
         run_id: RunId,

@@ -340,3 +340,11 @@ def create_key(name: str, role: str = "operator", namespace: str | None = None) 
     if namespace is not None:
         body["namespace"] = namespace
     return Call("POST", f"{API}/keys", lambda r: ApiKey.from_json(_json(r)), json=body)
+
+
+def list_keys() -> Call[list[ApiKey]]:
+    return Call("GET", f"{API}/keys", lambda r: [ApiKey.from_json(k) for k in _items(r, "keys")])
+
+
+def revoke_key(key_id: int) -> Call[None]:
+    return Call("DELETE", f"{API}/keys/{int(key_id)}", lambda r: None)

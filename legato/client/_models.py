@@ -326,6 +326,8 @@ class ApiKey:
     """The secret; only present in the answer that created the key."""
     created_at: datetime | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    prefix: str | None = None
+    """The secret's first characters, to recognise the key by (never enough to use it)."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ApiKey:
@@ -337,4 +339,5 @@ class ApiKey:
             key=_opt_str(data, "key"),
             created_at=parse_datetime(data.get("created_at")),
             raw=dict(data),
+            prefix=_opt_str(data, "prefix"),
         )

@@ -202,6 +202,14 @@ class Client:
         """Create an API key; its secret is in ``.key`` of this answer only."""
         return self._call(_base.create_key(name, role, namespace))
 
+    def list_keys(self) -> list[ApiKey]:
+        """The API keys the caller administers (never their secrets)."""
+        return self._call(_base.list_keys())
+
+    def revoke_key(self, key_id: int) -> None:
+        """Revoke an API key: every server refuses it within a second."""
+        self._call(_base.revoke_key(key_id))
+
     def wait(
         self,
         run_id: RunId,

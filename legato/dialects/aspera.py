@@ -31,7 +31,7 @@ from legato.dialects.aspera_render import (
     to_xml,
     value_type,
 )
-from legato.http.auth import basic_credentials
+from legato.http.auth import basic_credentials, client_address
 from legato.model.durations import parse_duration
 from legato.model.errors import (
     Conflict,
@@ -40,6 +40,7 @@ from legato.model.errors import (
     LegatoError,
     NotFound,
     QueueLimit,
+    TooManyAttempts,
     Unauthorized,
 )
 from legato.model.filters import RunFilter
@@ -209,13 +210,15 @@ async def _principal(request: Request, app: Services, params: dict[str, str]) ->
         return await tenancy.authenticate(params["api_key"])
     if "login" in params or "password" in params:
         return await tenancy.identity.authenticate_password(
-            params.get("login", ""), params.get("password", "")
+            params.get("login", ""), params.get("password", ""), client_address(request)
         )
     header = request.headers.get("authorization", "").strip()
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "basic" and value.strip():
         username, password = basic_credentials(value)
-        return await tenancy.identity.authenticate_password(username, password)
+        return await tenancy.identity.authenticate_password(
+            username, password, client_address(request)
+        )
     if scheme.lower() == "bearer" and value.strip():
         return await tenancy.authenticate(value.strip())
     raise AsperaError(401, "Access Denied: no credentials (login and password, or api_key)")
@@ -246,6 +249,10 @@ async def _answer(request: Request, call: str, target: str | None) -> Response:
         return _failure(fmt, 409, exc.detail)
     except QueueLimit as exc:
         return _failure(fmt, 429, exc.detail)
+    except TooManyAttempts as exc:  # logins throttled: 429, as for a queue limit
+        response = _failure(fmt, 429, f"Authentication failure: {exc.detail}")
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except InvalidInput as exc:
         return _failure(fmt, 400, exc.detail)
     except LegatoError as exc:

@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from legato.http.auth import principal
 from legato.http.watch import etag, etag_matches, parse_etags
-from legato.model.errors import LegatoError, NotFound
+from legato.model.errors import LegatoError, NotFound, TooManyAttempts
 from legato.model.filters import RunFilter
 from legato.service.hub import Services
 from legato.service.runs import StartRun
@@ -99,18 +99,22 @@ def _from_legato(exc: LegatoError) -> Response:
 async def _serve(request: Request, handler: Handler) -> Response:
     """Authenticates, runs the handler, and answers every failure as ``{"code","message"}``
     with an ``opc-request-id`` (the client's, else a new one)."""
+    failure: LegatoError | None = None
     try:
         caller = await principal(request)
         response = await handler(caller, request.app.state.legato)
     except OacError as exc:
         response = _error(exc.status, exc.code, exc.message)
     except LegatoError as exc:
+        failure = exc
         response = _from_legato(exc)
     except Exception as exc:
         log.exception("unexpected error", exc_info=exc)
         response = _error(500, ERROR_CODES[500], "the server met an unexpected error")
     if response.status_code == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(failure, TooManyAttempts):  # logins throttled
+        response.headers["Retry-After"] = str(failure.retry_after)
     response.headers["opc-request-id"] = request.headers.get("opc-request-id") or (
         uuid.uuid4().hex.upper()
     )

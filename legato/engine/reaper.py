@@ -12,6 +12,7 @@ import logging
 import time
 
 from legato.engine.retention import purge_expired_runs
+from legato.model.advance import DEFAULT_MAX_TAKEOVERS
 from legato.model.records import StepResult
 from legato.model.states import StepStatus
 from legato.store.claim import expired_steps, overdue_runs
@@ -32,12 +33,14 @@ class Reaper:
         interval: float = 1.0,
         timeout_grace: float = 5.0,
         retention_interval: float = 60.0,
+        max_takeovers: int = DEFAULT_MAX_TAKEOVERS,
     ) -> None:
         self.db = db
         self.transitions = transitions
         self.interval = interval
         self.timeout_grace = timeout_grace
         self.retention_interval = retention_interval
+        self.max_takeovers = max_takeovers
         self._next_retention = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -57,7 +60,9 @@ class Reaper:
             results = []
             for row in rows:
                 if row.lapsed:
-                    results.append(lease_lost(row.id, row.attempt, row.lease_owner))
+                    results.append(
+                        lease_lost(row.id, row.attempt, row.lease_owner, self.max_takeovers)
+                    )
                 else:
                     results.append(
                         StepResult(

@@ -6,7 +6,8 @@
 - ``Authorization: Basic …``: a user and password;
 - ``login`` and ``password`` query parameters (clients that send nothing else): a user.
 
-Every failure is a 401 problem with a stable code, never a 500.
+Every failure is a 401 problem with a stable code, never a 500; passwords guessed too often are
+refused for a while with 429 ``too_many_attempts`` and ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi import Request
 from legato.model.errors import Unauthorized
 from legato.service.tenancy import Principal, TenancyService
 
-__all__ = ["basic_credentials", "bearer_token", "principal"]
+__all__ = ["basic_credentials", "bearer_token", "client_address", "principal"]
 
 
 def bearer_token(request: Request) -> str | None:
@@ -28,6 +29,12 @@ def bearer_token(request: Request) -> str | None:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
+
+
+def client_address(request: Request) -> str | None:
+    """The peer's address, what failed logins are also counted by (behind a proxy, run
+    uvicorn with ``--forwarded-allow-ips`` so that this is the client's)."""
+    return request.client.host if request.client else None
 
 
 def basic_credentials(value: str) -> tuple[str, str]:
@@ -65,12 +72,14 @@ async def authenticate(request: Request, tenancy: TenancyService) -> Principal:
             return await tenancy.authenticate(value)
         if scheme == "basic" and value:
             username, password = basic_credentials(value)
-            return await tenancy.identity.authenticate_password(username, password)
+            return await tenancy.identity.authenticate_password(
+                username, password, client_address(request)
+            )
         return await tenancy.authenticate(None)
     login = request.query_params.get("login")
     secret = request.query_params.get("password")
     if login is not None and secret is not None:
-        return await tenancy.identity.authenticate_password(login, secret)
+        return await tenancy.identity.authenticate_password(login, secret, client_address(request))
     return await tenancy.authenticate(None)
 
 

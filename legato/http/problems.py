@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from legato.http.responses import ProblemResponse
-from legato.model.errors import LegatoError
+from legato.model.errors import LegatoError, TooManyAttempts
 
 __all__ = ["install_problem_handlers", "problem"]
 
@@ -69,6 +69,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(LegatoError)
     async def _legato(_req: Request, exc: LegatoError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, TooManyAttempts):
+            headers = {"Retry-After": str(exc.retry_after)}
         return problem(exc.status, exc.code, exc.title, exc.detail, exc.errors, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -18,7 +18,7 @@ from legato.model.records import RunState, StepResult, StepState
 from legato.model.states import RUN_TERMINAL, STEP_TERMINAL, RunStatus, StepStatus
 
 __all__ = [
-    "CRASH_RETRIES",
+    "DEFAULT_MAX_TAKEOVERS",
     "ChildRequest",
     "Effects",
     "ParentNotice",
@@ -33,7 +33,8 @@ __all__ = [
 
 S = StepStatus
 R = RunStatus
-CRASH_RETRIES = 2  # a step whose worker died is taken over this many times beyond its policy
+#: a step whose worker died is taken over this many times (apart from its retry policy)
+DEFAULT_MAX_TAKEOVERS = 5
 FAILED_LIKE = frozenset({S.FAILED, S.TIMED_OUT, S.CANCELED})
 
 
@@ -226,9 +227,17 @@ def apply_result(
         _succeed(graph, step, result.outputs or {}, now, fx)
     else:
         error = result.error or {"code": "failed", "message": "step failed"}
-        allowed = step.max_attempts + result.extra_attempts
+        lost_too_often = False
+        if result.max_takeovers is not None:  # its worker was lost
+            step.lease_losses += 1
+            lost_too_often = step.lease_losses > result.max_takeovers
+            if lost_too_often:
+                error = _lost_too_often(step, result.max_takeovers, error)
+        # attempts lost with their worker do not count against the retry policy
+        allowed = step.max_attempts + step.lease_losses
         if (
-            result.retryable
+            not lost_too_often
+            and result.retryable
             and result.status != S.CANCELED
             and step.attempt < allowed
             and run.status not in (R.CANCELING, *RUN_TERMINAL)
@@ -256,6 +265,14 @@ def apply_result(
             _fail(graph, step, result.status, error, now, fx)
     _after_step(graph, step, now, fx)
     return True
+
+
+def _lost_too_often(step: StepState, max_takeovers: int, last: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "code": "lease_lost_too_often",
+        "message": f"the step's worker was lost {step.lease_losses} times; it is taken over "
+        f"at most {max_takeovers} times (LEGATO_MAX_TAKEOVERS). Last: {last['message']}",
+    }
 
 
 def _retry_delay(graph: RunGraph, step: StepState, rand: Callable[[], float]) -> float:
@@ -745,6 +762,7 @@ def retry_run(graph: RunGraph, now: float, fx: Effects) -> bool:
                 fx.removed_steps.append(step)
     for step in again:
         step.attempt = 0
+        step.lease_losses = 0
         step.error = None
         step.outputs = None
         step.progress = None

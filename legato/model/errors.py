@@ -11,6 +11,7 @@ __all__ = [
     "LegatoError",
     "NotFound",
     "QueueLimit",
+    "TooManyAttempts",
     "Unauthorized",
 ]
 
@@ -52,3 +53,14 @@ class InvalidInput(LegatoError):
 
 class QueueLimit(LegatoError):
     status, code, title = 429, "queue_limit", "Queue limit reached"
+
+
+class TooManyAttempts(LegatoError):
+    """Logins refused for a while (failed too often, or too many at once); ``retry_after``
+    is in whole seconds, for the ``Retry-After`` header."""
+
+    status, code, title = 429, "too_many_attempts", "Too many attempts"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)

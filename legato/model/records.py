@@ -57,6 +57,7 @@ class StepState:
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
+    lease_losses: int = 0  # crash take-overs so far
     # Bookkeeping, not columns.
     dirty: bool = field(default=False, repr=False)
     parent: StepState | None = field(default=None, repr=False)
@@ -125,4 +126,6 @@ class StepResult:
     error: dict[str, Any] | None = None
     worker: str | None = None  # the lease owner, for fencing; None for engine-made results
     retryable: bool = True
-    extra_attempts: int = 0  # crash take-overs allowed beyond the retry policy
+    #: set when the step's worker was lost (its lease lapsed): how many take-overs the step
+    #: may have in all, beyond (and apart from) the attempts of its retry policy
+    max_takeovers: int | None = None

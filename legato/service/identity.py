@@ -3,7 +3,6 @@ against the JWKS a namespace registered under an identifier GUID."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
@@ -18,14 +17,17 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
-from legato.service.tenancy import ROLES, Principal
+from legato.service.login_throttle import LoginPolicy, LoginThrottle
+from legato.service.tenancy import CREDENTIALS_TOPIC, ROLES, Principal
 from legato.service.views import iso
 from legato.store.database import Database, Tx
 from legato.store.identities import (
     delete_jwks,
     delete_user,
     find_jwks,
+    find_jwks_by_audience,
     find_jwks_by_issuer,
+    find_user,
     find_users,
     insert_jwks,
     insert_user,
@@ -40,7 +42,10 @@ __all__ = ["JWT_ALGORITHMS", "MIN_PASSWORD", "IdentityService"]
 JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "PS256")
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
+#: A verified password spares the hash for 30 s; the user is looked up again each second, so a
+#: deleted user or a changed password is refused within a second (at once after a wake-up).
 _PASSWORD_CACHE_SECONDS = 30.0
+_USER_CHECK_SECONDS = 1.0
 _PASSWORD_CACHE_SIZE = 10_000
 _JWKS_CACHE_SECONDS = 10.0
 _LEEWAY_SECONDS = 30
@@ -53,6 +58,16 @@ def _bad_credentials() -> Unauthorized:
 
 def _invalid_token(detail: str) -> Unauthorized:
     return Unauthorized(detail, code="invalid_token")
+
+
+@dataclass
+class _Verified:
+    """A (user, password) pair verified by its hash, cached under an HMAC of the pair."""
+
+    hash_until: float
+    checked_until: float
+    principal: Principal
+    password_hash: str
 
 
 @dataclass
@@ -98,14 +113,26 @@ class _Registration:
 
 
 class IdentityService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, login: LoginPolicy | None = None) -> None:
         self.db = db
         self._hasher = PasswordHasher()  # argon2id, the library's (RFC 9106) defaults
         self._dummy_hash: str | None = None
+        self.throttle = LoginThrottle(db, login or LoginPolicy())
         # verified (user, password) pairs: an HMAC under a per-process secret, never the password
         self._cache_secret = secrets.token_bytes(32)
-        self._password_cache: dict[bytes, tuple[float, Principal]] = {}
+        self._password_cache: dict[bytes, _Verified] = {}
         self._jwks_cache: dict[str, tuple[float, list[_Registration]]] = {}
+        self._changed = db.subscribe(CREDENTIALS_TOPIC)
+
+    def close(self) -> None:
+        self.throttle.close()
+
+    def _forget_if_changed(self) -> None:
+        """Drop the caches when a user, key or JWKS changed here or in another process."""
+        if self._changed.is_set():
+            self._changed.clear()
+            self._password_cache.clear()
+            self._jwks_cache.clear()
 
     # -- users ---------------------------------------------------------------------------
 
@@ -129,7 +156,7 @@ class IdentityService:
                 f"password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters",
                 errors=[{"path": "password", "message": "too short or too long"}],
             )
-        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        password_hash = await self.throttle.hash_work(self._hasher.hash, password)
 
         async def tx_fn(tx: Tx) -> dict[str, Any]:
             # one name, one user: Basic and login/password carry no namespace
@@ -159,35 +186,68 @@ class IdentityService:
         principal.require("admin")
 
         async def tx_fn(tx: Tx) -> bool:
-            return await delete_user(tx.conn, user_id, principal.admin_scope)
+            deleted = await delete_user(tx.conn, user_id, principal.admin_scope)
+            if deleted:
+                tx.wake(CREDENTIALS_TOPIC)  # every process drops its verified passwords
+            return deleted
 
         if not await self.db.write(tx_fn):
             raise NotFound(f"user {user_id} does not exist", code="user_not_found")
-        self._password_cache = {
-            k: v for k, v in self._password_cache.items() if v[1].user_id != user_id
-        }
 
-    async def authenticate_password(self, username: str, password: str) -> Principal:
-        """A user's name and password (HTTP Basic, or ``login``/``password`` parameters)."""
+    async def authenticate_password(
+        self, username: str, password: str, address: str | None = None
+    ) -> Principal:
+        """A user's name and password (HTTP Basic, or ``login``/``password`` parameters);
+        ``address`` is the client's, for throttling."""
         if not username or not password or len(password) > MAX_PASSWORD:
             raise _bad_credentials()
+        self._forget_if_changed()
+        # a locked-out user is refused even with the right password: no guess is checked
+        had_failures = await self.throttle.check(username, address)
         digest = hmac.new(
             self._cache_secret,
             len(username).to_bytes(4, "big") + username.encode() + password.encode(),
             hashlib.sha256,
         ).digest()
-        now = time.monotonic()
+        principal = await self._cached_password(digest)
+        if principal is None:
+            principal = await self._verify_password(digest, username, password)
+        if principal is None:
+            await self.throttle.failed(username, address)
+            raise _bad_credentials()
+        if had_failures:
+            await self.throttle.succeeded(username)
+        return principal
+
+    async def _cached_password(self, digest: bytes) -> Principal | None:
         hit = self._password_cache.get(digest)
-        if hit and hit[0] > now:
-            return hit[1]
+        now = time.monotonic()
+        if hit is None or hit.hash_until <= now:
+            return None
+        if hit.checked_until <= now:  # still there, with the same password and role?
+            async with self.db.read() as conn:
+                row = await find_user(conn, hit.principal.user_id or 0)
+            if (
+                row is None
+                or row.password_hash != hit.password_hash
+                or row.role != hit.principal.role
+            ):
+                self._password_cache.pop(digest, None)
+                return None
+            hit.checked_until = now + _USER_CHECK_SECONDS
+        return hit.principal
+
+    async def _verify_password(
+        self, digest: bytes, username: str, password: str
+    ) -> Principal | None:
         async with self.db.read() as conn:
             rows = await find_users(conn, username)
         if not rows:
             # same cost as a real check, so a wrong name and a wrong password look alike
-            await asyncio.to_thread(self._verify, await self._dummy(), password)
-            raise _bad_credentials()
+            await self.throttle.hash_work(self._verify, await self._dummy(), password)
+            return None
         for row in rows:
-            if await asyncio.to_thread(self._verify, row.password_hash, password):
+            if await self.throttle.hash_work(self._verify, row.password_hash, password):
                 principal = Principal(
                     row.namespace_id,
                     row.namespace,
@@ -196,15 +256,21 @@ class IdentityService:
                     user_id=row.id,
                     subject=row.username,
                 )
+                now = time.monotonic()
                 if len(self._password_cache) >= _PASSWORD_CACHE_SIZE:
                     self._password_cache = {
-                        k: v for k, v in self._password_cache.items() if v[0] > now
+                        k: v for k, v in self._password_cache.items() if v.hash_until > now
                     }
                     if len(self._password_cache) >= _PASSWORD_CACHE_SIZE:
                         self._password_cache.clear()
-                self._password_cache[digest] = (now + _PASSWORD_CACHE_SECONDS, principal)
+                self._password_cache[digest] = _Verified(
+                    now + _PASSWORD_CACHE_SECONDS,
+                    now + _USER_CHECK_SECONDS,
+                    principal,
+                    row.password_hash,
+                )
                 return principal
-        raise _bad_credentials()
+        return None
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
@@ -214,7 +280,9 @@ class IdentityService:
 
     async def _dummy(self) -> str:
         if self._dummy_hash is None:
-            self._dummy_hash = await asyncio.to_thread(self._hasher.hash, secrets.token_urlsafe(16))
+            self._dummy_hash = await self.throttle.hash_work(
+                self._hasher.hash, secrets.token_urlsafe(16)
+            )
         return self._dummy_hash
 
     # -- JWKS ----------------------------------------------------------------------------
@@ -226,13 +294,21 @@ class IdentityService:
         keys: dict[str, Any],
         *,
         role: str = "viewer",
+        audience: str,
         issuer: str | None = None,
-        audience: str | None = None,
         required_scope: str | None = None,
         namespace: str | None = None,
     ) -> dict[str, Any]:
+        """Register a JWKS under an identifier for a namespace. Its tokens must name
+        ``audience`` (``aud``): that binds them to this registration, so that one identity
+        provider registered in two namespaces cannot let one tenant's tokens into the other."""
         principal.require("admin")
         _check_role(role)
+        if not audience.strip():
+            raise InvalidInput(
+                "audience is required: the 'aud' the tokens of this namespace carry",
+                errors=[{"path": "audience", "message": "required"}],
+            )
         guid = _guid(identifier)
         if guid is None:
             raise InvalidInput(
@@ -249,6 +325,14 @@ class IdentityService:
             now = time.time()
             ns_name = namespace or principal.namespace
             principal.require_admin_of(ns_name)
+            for other in await find_jwks_by_audience(tx.conn, issuer, audience):
+                if other.namespace != ns_name:
+                    # the same tokens would open both namespaces
+                    raise Conflict(
+                        "another namespace registered this issuer and audience already: "
+                        "give each namespace its own audience",
+                        code="audience_in_use",
+                    )
             ns = await find_namespace(tx.conn, ns_name)
             if ns is None:
                 ns = await insert_namespace(tx.conn, ns_name, now)
@@ -265,6 +349,7 @@ class IdentityService:
                     "created_at": now,
                 },
             )
+            tx.wake(CREDENTIALS_TOPIC)
             return _jwks_view(row, ns.name)
 
         try:
@@ -298,7 +383,10 @@ class IdentityService:
         guid = _guid(identifier)
 
         async def tx_fn(tx: Tx) -> bool:
-            return guid is not None and await delete_jwks(tx.conn, guid, principal.admin_scope)
+            deleted = guid is not None and await delete_jwks(tx.conn, guid, principal.admin_scope)
+            if deleted:
+                tx.wake(CREDENTIALS_TOPIC)
+            return deleted
 
         if not await self.db.write(tx_fn):
             raise NotFound(f"no JWKS is registered under '{identifier}'", code="jwks_not_found")
@@ -316,7 +404,14 @@ class IdentityService:
             raise _invalid_token(
                 f"algorithm {alg!r} is not accepted; use one of {', '.join(JWT_ALGORITHMS)}"
             )
+        self._forget_if_changed()
         registration = await self._registration(token, identifier)
+        if registration.audience is None:
+            # registered before audiences were required: its tokens are bound to no namespace
+            raise _invalid_token(
+                "the JWKS registered under this identifier names no audience; "
+                "register it again with one"
+            )
         kid = header.get("kid")
         key = registration.key_for(kid if isinstance(kid, str) else None, alg)
         try:
@@ -327,10 +422,7 @@ class IdentityService:
                 audience=registration.audience,
                 issuer=registration.issuer,
                 leeway=_LEEWAY_SECONDS,
-                options={
-                    "require": ["exp"],
-                    "verify_aud": registration.audience is not None,
-                },
+                options={"require": ["exp", "aud"], "verify_aud": True},
             )
         except jwt.ExpiredSignatureError:
             raise Unauthorized("the token has expired", code="token_expired") from None

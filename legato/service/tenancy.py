@@ -12,26 +12,39 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from legato.service.views import iso
 from legato.store.database import Database, Tx
 from legato.store.limits import forget_limits
 from legato.store.tenancy import (
+    active_key,
+    count_admin_keys,
     count_keys,
     find_key,
+    find_key_any,
     find_namespace,
     insert_key,
     insert_namespace,
+    list_keys,
     list_namespaces,
+    revoke_key,
     update_namespace,
 )
 
 if TYPE_CHECKING:
     from legato.service.identity import IdentityService
+    from legato.service.login_throttle import LoginPolicy
 
-__all__ = ["ROLES", "Principal", "TenancyService", "hash_secret"]
+__all__ = ["CREDENTIALS_TOPIC", "ROLES", "Principal", "TenancyService", "hash_secret"]
 
 ROLES = ("viewer", "operator", "admin")
 DEFAULT_NAMESPACE = "default"
-_CACHE_SECONDS = 10.0
+#: How long a process trusts a key it checked without asking the database again. Revoking
+#: wakes every process (NOTIFY on PostgreSQL) to drop its caches at once; this bounds the rest
+#: (several processes on one SQLite file).
+_CACHE_SECONDS = 1.0
+#: The wake-up topic of a revoked key, a deleted user or a changed JWKS registration.
+CREDENTIALS_TOPIC = "credentials"
+_PREFIX_LENGTH = 10  # "lg_" and 7 random characters: enough to recognise, far from enough to use
 NAMESPACE_LIMITS = ("max_queued_runs", "max_concurrent_runs", "retention_days")
 
 
@@ -76,16 +89,20 @@ class Principal:
 
 
 class TenancyService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, login: LoginPolicy | None = None) -> None:
         self.db = db
         self._cache: dict[str, tuple[float, Principal]] = {}
+        self._revoked = db.subscribe(CREDENTIALS_TOPIC)
         from legato.service.identity import IdentityService
 
-        self.identity: IdentityService = IdentityService(db)
+        self.identity: IdentityService = IdentityService(db, login)
 
     async def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise Unauthorized("missing credentials: send 'Authorization: Bearer <api key>'")
+        if self._revoked.is_set():  # a key was revoked, here or in another process
+            self._revoked.clear()
+            self._cache.clear()
         digest = hash_secret(token)
         hit = self._cache.get(digest)
         now = time.monotonic()
@@ -96,6 +113,8 @@ class TenancyService:
         if row is None or not hmac.compare_digest(row.secret_hash, digest):
             raise Unauthorized("invalid or revoked API key")
         principal = Principal(row.namespace_id, row.namespace, row.role, row.id, row.name)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
         self._cache[digest] = (now + _CACHE_SECONDS, principal)
         return principal
 
@@ -113,7 +132,8 @@ class TenancyService:
             if admin_key:
                 if len(admin_key) < 16:
                     raise InvalidInput("LEGATO_ADMIN_KEY must be at least 16 characters")
-                if await find_key(tx.conn, hash_secret(admin_key)) is None:
+                # a revoked LEGATO_ADMIN_KEY stays revoked: a restart does not revive it
+                if await find_key_any(tx.conn, hash_secret(admin_key)) is None:
                     await insert_key(
                         tx.conn,
                         ns.id,
@@ -126,7 +146,9 @@ class TenancyService:
             if await count_keys(tx.conn):
                 return None
             secret = new_secret()
-            await insert_key(tx.conn, ns.id, "admin", "admin", hash_secret(secret), now)
+            await insert_key(
+                tx.conn, ns.id, "admin", "admin", hash_secret(secret), now, secret[:_PREFIX_LENGTH]
+            )
             return secret
 
         return await self.db.write(tx_fn)
@@ -152,17 +174,51 @@ class TenancyService:
             ns = await find_namespace(tx.conn, ns_name)
             if ns is None:
                 ns = await insert_namespace(tx.conn, ns_name, now)
-            row = await insert_key(tx.conn, ns.id, name, role, hash_secret(secret), now)
+            row = await insert_key(
+                tx.conn, ns.id, name, role, hash_secret(secret), now, secret[:_PREFIX_LENGTH]
+            )
             return {
                 "id": row.id,
                 "name": name,
                 "role": role,
                 "namespace": ns.name,
+                "prefix": row.prefix,
                 "key": secret,
                 "created_at": now,
             }
 
         return await self.db.write(tx_fn)
+
+    async def keys(self, principal: Principal) -> list[dict[str, Any]]:
+        """The keys an admin administers (never their secrets or hashes)."""
+        principal.require("admin")
+        async with self.db.read() as conn:
+            rows = await list_keys(conn, principal.admin_scope)
+        return [_key_view(r) for r in rows]
+
+    async def revoke_key(self, principal: Principal, key_id: int) -> None:
+        """Revoke a key; every process refuses it within a second. The installation's last
+        admin key is kept (409): without it nobody could administer the installation."""
+        principal.require("admin")
+
+        async def tx_fn(tx: Tx) -> None:
+            row = await active_key(tx.conn, key_id, principal.admin_scope)
+            if row is None:
+                raise NotFound(f"API key {key_id} does not exist", code="key_not_found")
+            if (
+                row.namespace == DEFAULT_NAMESPACE
+                and row.role == "admin"
+                and await count_admin_keys(tx.conn, row.namespace_id) <= 1
+            ):
+                raise Conflict(
+                    "this is the installation's last admin key: create another admin key "
+                    "in namespace 'default' before revoking it",
+                    code="last_admin_key",
+                )
+            await revoke_key(tx.conn, key_id, time.time())
+            tx.wake(CREDENTIALS_TOPIC)
+
+        await self.db.write(tx_fn)
 
     async def namespaces(self, principal: Principal) -> list[dict[str, Any]]:
         principal.require("admin")
@@ -222,6 +278,17 @@ class TenancyService:
         if row is None:
             raise NotFound(f"namespace '{name}' does not exist")
         return int(row.id)
+
+
+def _key_view(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "role": row.role,
+        "namespace": row.namespace,
+        "prefix": row.prefix,
+        "created_at": iso(row.created_at),
+    }
 
 
 def _namespace_view(row: Any) -> dict[str, Any]:

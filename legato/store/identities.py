@@ -14,7 +14,9 @@ __all__ = [
     "delete_jwks",
     "delete_user",
     "find_jwks",
+    "find_jwks_by_audience",
     "find_jwks_by_issuer",
+    "find_user",
     "find_users",
     "insert_jwks",
     "insert_user",
@@ -63,6 +65,12 @@ async def find_users(conn: AsyncConnection, username: str) -> list[Row[Any]]:
     return list(await conn.execute(query.order_by(users.c.id)))
 
 
+async def find_user(conn: AsyncConnection, user_id: int) -> Row[Any] | None:
+    """The enabled user with this id."""
+    query = select(users).where(users.c.id == user_id, users.c.disabled_at.is_(None))
+    return (await conn.execute(query)).first()
+
+
 async def list_users(conn: AsyncConnection, namespace_id: int | None = None) -> list[Row[Any]]:
     query = _users()
     if namespace_id is not None:
@@ -88,6 +96,18 @@ async def insert_jwks(conn: AsyncConnection, namespace_id: int, values: dict[str
 
 async def find_jwks(conn: AsyncConnection, identifier: str) -> Row[Any] | None:
     return (await conn.execute(_jwks().where(jwks.c.identifier == identifier))).first()
+
+
+async def find_jwks_by_audience(
+    conn: AsyncConnection, issuer: str | None, audience: str
+) -> list[Row[Any]]:
+    """Registrations that would accept the same tokens: same issuer (or none), same audience."""
+    query = _jwks().where(jwks.c.audience == audience)
+    if issuer is None:
+        query = query.where(jwks.c.issuer.is_(None))
+    else:
+        query = query.where(jwks.c.issuer == issuer)
+    return list(await conn.execute(query))
 
 
 async def find_jwks_by_issuer(conn: AsyncConnection, issuer: str) -> list[Row[Any]]:

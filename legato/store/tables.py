@@ -64,6 +64,7 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("last_used_at", Float),
     Column("revoked_at", Float),
+    Column("prefix", String(16)),  # the secret's first characters, to recognise it by
 )
 
 workflows = Table(
@@ -160,6 +161,8 @@ steps = Table(
     Column("created_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
+    # times the step's worker was lost (lease lapsed) and another took the step over
+    Column("lease_losses", Integer, nullable=False, server_default="0"),
     Index("ix_steps_run_rank", "run_id", "rank"),
     # The claim query walks this partial index: only claimable rows, in claim order.
     Index(
@@ -381,4 +384,15 @@ run_labels = Table(
     Column("namespace_id", Id, nullable=False),
     Column("created_at", Float, nullable=False),
     Index("ix_run_labels_lookup", "namespace_id", "key", "value", "created_at", "run_id"),
+)
+
+# Failed logins per user name ("user:<name>") and per client address ("addr:<ip>"), shared by
+# every API process: what login throttling counts and locks.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("subject", String(300), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", Float, nullable=False),
+    Column("locked_until", Float),
 )

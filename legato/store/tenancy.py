@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legato.store.tables import api_keys, namespaces
 
 __all__ = [
+    "count_admin_keys",
     "find_key",
+    "find_key_any",
     "find_namespace",
     "insert_key",
     "insert_namespace",
+    "list_keys",
     "list_namespaces",
+    "revoke_key",
     "update_namespace",
 ]
 
@@ -50,7 +54,13 @@ async def update_namespace(
 
 
 async def insert_key(
-    conn: AsyncConnection, namespace_id: int, name: str, role: str, secret_hash: str, now: float
+    conn: AsyncConnection,
+    namespace_id: int,
+    name: str,
+    role: str,
+    secret_hash: str,
+    now: float,
+    prefix: str | None = None,
 ) -> Row[Any]:
     return (
         await conn.execute(
@@ -61,9 +71,65 @@ async def insert_key(
                 "role": role,
                 "secret_hash": secret_hash,
                 "created_at": now,
+                "prefix": prefix,
             },
         )
     ).one()
+
+
+def _keys() -> Any:
+    return select(
+        api_keys.c.id,
+        api_keys.c.namespace_id,
+        api_keys.c.name,
+        api_keys.c.role,
+        api_keys.c.prefix,
+        api_keys.c.created_at,
+        api_keys.c.last_used_at,
+        namespaces.c.name.label("namespace"),
+    ).join(namespaces, namespaces.c.id == api_keys.c.namespace_id)
+
+
+async def list_keys(conn: AsyncConnection, namespace_id: int | None = None) -> list[Row[Any]]:
+    """Keys not revoked (all namespaces, or one), without their hashes."""
+    query = _keys().where(api_keys.c.revoked_at.is_(None))
+    if namespace_id is not None:
+        query = query.where(api_keys.c.namespace_id == namespace_id)
+    return list(await conn.execute(query.order_by(api_keys.c.id)))
+
+
+async def active_key(
+    conn: AsyncConnection, key_id: int, namespace_id: int | None
+) -> Row[Any] | None:
+    query = _keys().where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+    if namespace_id is not None:
+        query = query.where(api_keys.c.namespace_id == namespace_id)
+    return (await conn.execute(query)).first()
+
+
+async def revoke_key(conn: AsyncConnection, key_id: int, now: float) -> bool:
+    result = await conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(result.rowcount)
+
+
+async def count_admin_keys(conn: AsyncConnection, namespace_id: int) -> int:
+    """Admin keys of a namespace that are not revoked."""
+    query = select(func.count()).where(
+        api_keys.c.namespace_id == namespace_id,
+        api_keys.c.role == "admin",
+        api_keys.c.revoked_at.is_(None),
+    )
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def find_key_any(conn: AsyncConnection, secret_hash: str) -> Row[Any] | None:
+    """The key with this hash, revoked or not."""
+    query = select(api_keys).where(api_keys.c.secret_hash == secret_hash)
+    return (await conn.execute(query)).first()
 
 
 async def find_key(conn: AsyncConnection, secret_hash: str) -> Row[Any] | None:

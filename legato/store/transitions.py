@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import insert
 
 from legato.model.advance import (
-    CRASH_RETRIES,
     ChildRequest,
     Effects,
     RunGraph,
@@ -399,7 +398,7 @@ class Transitions:
         return graph
 
 
-def lease_lost(step_id: int, attempt: int, worker: str) -> StepResult:
+def lease_lost(step_id: int, attempt: int, worker: str, max_takeovers: int) -> StepResult:
     """The result the reaper records for a step whose worker stopped renewing its lease."""
     return StepResult(
         step_id,
@@ -407,5 +406,5 @@ def lease_lost(step_id: int, attempt: int, worker: str) -> StepResult:
         StepStatus.FAILED,
         worker=worker,
         error={"code": "lease_expired", "message": f"worker {worker} stopped responding"},
-        extra_attempts=CRASH_RETRIES,
+        max_takeovers=max_takeovers,
     )

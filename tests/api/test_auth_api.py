@@ -73,7 +73,8 @@ async def test_admin_creates_keys_that_work(api: httpx.AsyncClient, kit: ApiKit)
     created = r.json()
     assert created == {
         "id": created["id"], "name": "tenant b ops", "role": "operator",
-        "namespace": "tenant-b", "key": created["key"], "created_at": created["created_at"],
+        "namespace": "tenant-b", "prefix": created["key"][:10], "key": created["key"],
+        "created_at": created["created_at"],
     }  # fmt: skip
     assert isinstance(created["id"], int)
     assert created["key"].startswith("lg_") and len(created["key"]) >= 32

@@ -261,7 +261,10 @@ async def test_jwks_registration_payloads(api: httpx.AsyncClient, kit: ApiKit) -
     assert (await api.get(f"/api/v1/jwks/{IDENTIFIER}")).json() == created
     assert_problem(await api.get(f"/api/v1/jwks/{uuid.uuid4()}"), 404, "jwks_not_found")
 
-    r = await api.post("/api/v1/jwks", json={"identifier": IDENTIFIER, "keys": {"keys": [jwk]}})
+    r = await api.post(
+        "/api/v1/jwks",
+        json={"identifier": IDENTIFIER, "keys": {"keys": [jwk]}, "audience": AUDIENCE},
+    )
     assert_problem(r, 409, "identifier_exists")
 
     private = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key()))
@@ -278,6 +281,12 @@ async def test_jwks_registration_payloads(api: httpx.AsyncClient, kit: ApiKit) -
          "keys.keys[0]"),
         ({"identifier": str(uuid.uuid4()), "keys": {"keys": [jwk]}, "role": "root"}, "role"),
     ]  # fmt: skip
+    bad = [({**body, "audience": AUDIENCE}, path) for body, path in bad]
+    # tokens are bound to their namespace by their audience: a registration names one
+    bad.append(({"identifier": str(uuid.uuid4()), "keys": {"keys": [jwk]}}, "audience"))
+    bad.append(
+        ({"identifier": str(uuid.uuid4()), "keys": {"keys": [jwk]}, "audience": ""}, "audience")
+    )
     for body, path in bad:
         problem = assert_problem(await api.post("/api/v1/jwks", json=body), 422, "validation_error")
         assert problem["errors"][0]["path"] == path, (body, problem)
@@ -366,6 +375,7 @@ async def test_bad_jwts_are_refused(api: httpx.AsyncClient) -> None:
         ("signed by another key", jwt_headers(mint(key=other_rsa_key())), 401, "invalid_token"),
         ("RS256 token, EC key", jwt_headers(mint(kid="ec1")), 401, "unknown_key"),
         ("no exp", jwt_headers(mint(drop=("exp",))), 401, "invalid_token"),
+        ("no aud", jwt_headers(mint(drop=("aud",))), 401, "invalid_token"),
         ("garbage", jwt_headers("not.a.jwt"), 401, "invalid_token"),
         ("unknown identifier", jwt_headers(mint(), str(uuid.uuid4())), 401, "unknown_key"),
         ("identifier not a GUID", jwt_headers(mint(), "tenant-b"), 401, "unknown_key"),

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 IDENTIFIER = "6a1f0c52-3b7e-4d0a-9c1e-5f2a7b8c9d01"
 ISSUER = "https://idcs.example.com/"
+AUDIENCE = "https://legato.example.com/selfservice"
 USER = "mcs:oci:api:User"
 PRIVILEGED = "mcs:oci:api:PrivilegedUser"
 APPROVER = "mcs:oci:api:Approver"
@@ -103,6 +104,7 @@ def token(*scopes: str, key: Any = None, expires_in: int = 300) -> str:
     claims = {
         "sub": "customer-admin@example.com",
         "iss": ISSUER,
+        "aud": AUDIENCE,
         "iat": now,
         "exp": now + expires_in,
         "scope": " ".join(scopes),
@@ -136,6 +138,7 @@ async def setup(api: httpx.AsyncClient, namespace: str = "customer-a") -> None:
             "identifier": IDENTIFIER,
             "keys": {"keys": [{**public, "kid": "k1", "use": "sig"}]},
             "issuer": ISSUER,
+            "audience": AUDIENCE,
             "role": "operator",
             "namespace": namespace,
         },

@@ -390,3 +390,25 @@ def test_views_render_without_steps() -> None:
     assert views.format_duration(65_000) == "1m05s"
     assert views.format_duration(3_720_000) == "1h02m"
     assert views.format_duration(None) == ""
+
+
+def test_key_list_and_revoke(api: FakeApi) -> None:
+    key = {"id": 3, "name": "ci", "role": "operator", "namespace": "default",
+           "prefix": "lg_AbCdEfG", "created_at": "2026-11-26T01:02:03.123Z"}  # fmt: skip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"keys": [key]})
+        assert (request.method, request.url.path) == ("DELETE", "/api/v1/keys/3")
+        return httpx.Response(204)
+
+    api.handler = handler
+    listed = invoke("key", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "ci" in listed.output and "lg_AbCdEfG…" in listed.output
+    as_json = invoke("--json", "key", "list")
+    assert json.loads(as_json.stdout) == [key]
+    revoked = invoke("key", "revoke", "3")
+    assert revoked.exit_code == 0, revoked.output
+    assert "Revoked key 3." in revoked.output
+    assert invoke("key", "revoke", "x").exit_code == 2

@@ -542,3 +542,27 @@ def test_workflow_name_read_from_tab_indented_json() -> None:
     with make_client(handler) as client:
         client.apply_workflow(None, '{\n\t"name": "tabbed",\n\t"steps": []\n}', "application/json")
     assert seen == ["/api/v1/workflows/tabbed"]
+
+
+def test_keys_are_listed_and_revoked() -> None:
+    listed = {
+        "keys": [
+            {"id": 3, "name": "ci", "role": "operator", "namespace": "default",
+             "prefix": "lg_AbCdEfG", "created_at": "2026-11-26T01:02:03.123Z"},
+        ]
+    }  # fmt: skip
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/api/v1/keys":
+            return httpx.Response(200, json=listed)
+        if request.method == "DELETE" and request.url.path == "/api/v1/keys/3":
+            return httpx.Response(204)
+        return problem(404, "key_not_found", "API key 4 does not exist")
+
+    with make_client(handler) as client:
+        [key] = client.list_keys()
+        assert (key.id, key.name, key.prefix, key.key) == (3, "ci", "lg_AbCdEfG", None)
+        assert key.created_at == datetime(2026, 11, 26, 1, 2, 3, 123000, tzinfo=UTC)
+        assert client.revoke_key(3) is None
+        with pytest.raises(NotFoundError):
+            client.revoke_key(4)
