@@ -45,7 +45,8 @@ _WAIT_DOC = (
     "the one it has now), wait up to this long (30s, 500ms; at most 60 s) for the run to change."
 )
 
-Loader = Callable[[], Awaitable[Snapshot]]
+#: Loads a snapshot; its argument is the wake-up (if any) whose read it may share.
+Loader = Callable[[float | None], Awaitable[Snapshot]]
 
 _NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the ETag still matches If-None-Match"}
@@ -118,7 +119,7 @@ class StatusQuery:
         return Response(content, media_type=MEDIA_TYPES[fmt], headers=headers)
 
     def load(self, ref: int | str, resource: Resource) -> Loader:
-        return lambda: self.app.status.snapshot(self.caller, ref, resource)
+        return lambda since: self.app.status.snapshot(self.caller, ref, resource, since=since)
 
 
 async def status_query(
@@ -176,7 +177,7 @@ async def get_value(value_id: str, status: Status) -> Response:
     anything else as JSON."""
     number = int(value_id) if value_id.isdigit() and len(value_id) < 20 else 0
     return await status.answer(
-        lambda: status.app.status.value(status.caller, number), "value", _raw_value
+        lambda _since: status.app.status.value(status.caller, number), "value", _raw_value
     )
 
 

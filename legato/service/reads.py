@@ -12,7 +12,6 @@ limit) are read at most once a second per process.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -30,7 +29,8 @@ from legato.model.reads import (
     StepRecord,
     ValueRecord,
 )
-from legato.model.states import RunStatus, StepStatus
+from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
+from legato.service.flights import Flights
 from legato.store import reads as reader
 from legato.store.database import Database
 from legato.store.stats import load_histories
@@ -79,15 +79,24 @@ class RunReads:
         self.db = db
         self.capacity = capacity
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
-        self._building: dict[tuple[int, int, Hashable], asyncio.Future[Any]] = {}
+        self._builds: Flights[Any] = Flights()
+        self._head_reads: Flights[RunHead] = Flights()
+        self._facts: Flights[Any] = Flights()
         self._histories: dict[tuple[int, str], tuple[float, dict[str, StepHistory]]] = {}
         self._heartbeat: tuple[float, float | None] = (0.0, None)
         self._full: dict[int, tuple[float, bool]] = {}
 
     # -- heads ---------------------------------------------------------------------------
 
-    async def head(self, namespace_id: int, ref: int | str) -> RunHead:
-        """The run's head, read now; NotFound for what names no run of the namespace."""
+    async def head(
+        self, namespace_id: int, ref: int | str, *, since: float | None = None
+    ) -> RunHead:
+        """The run's head, read now; NotFound for what names no run of the namespace.
+
+        With ``since`` (a ``time.monotonic()``), a read of the same run begun after that
+        moment may be shared: the watchers a commit wakes all at once read its head once."""
+        if since is not None:
+            return await self._shared_head(namespace_id, ref, since)
         store_ref = parse_ref(ref)
         head = None
         if store_ref is not None:
@@ -95,6 +104,11 @@ class RunReads:
         if head is None:
             raise NotFound(f"run {ref} does not exist", code="run_not_found")
         return head
+
+    async def _shared_head(self, namespace_id: int, ref: int | str, since: float) -> RunHead:
+        return await self._head_reads.run(
+            (namespace_id, ref), lambda: self.head(namespace_id, ref), begun_after=since
+        )
 
     async def find(self, namespace_id: int, refs: Sequence[int | str]) -> dict[int | str, RunHead]:
         """Heads of the namespace's runs among ids and UUIDs, by each of the two."""
@@ -165,18 +179,27 @@ class RunReads:
     async def _workers_alive(self, now: float) -> bool:
         checked, latest = self._heartbeat
         if time.monotonic() - checked > FACTS_SECONDS:
-            async with self.db.read() as conn:
-                latest = await reader.latest_heartbeat(conn)
-            self._heartbeat = (time.monotonic(), latest)
+            latest = await self._facts.run("heartbeat", self._read_heartbeat)
         return latest is not None and latest > now - WORKER_SILENCE_SECONDS
+
+    async def _read_heartbeat(self) -> float | None:
+        started = time.monotonic()
+        latest = await reader.latest_heartbeat(self.db)
+        self._heartbeat = (started, latest)
+        return latest
 
     async def _namespace_full(self, namespace_id: int) -> bool:
         cached = self._full.get(namespace_id)
         if cached is not None and time.monotonic() - cached[0] <= FACTS_SECONDS:
             return cached[1]
-        async with self.db.read() as conn:
-            full = await reader.namespace_full(conn, namespace_id)
-        self._full[namespace_id] = (time.monotonic(), full)
+
+        async def read() -> bool:
+            started = time.monotonic()
+            full = await reader.namespace_full(self.db, namespace_id)
+            self._full[namespace_id] = (started, full)
+            return full
+
+        full: bool = await self._facts.run(("full", namespace_id), read)
         return full
 
     # -- building ------------------------------------------------------------------------
@@ -197,14 +220,10 @@ class RunReads:
         if entry is not None and entry.version == head.version and key in entry.parts:
             self._entries.move_to_end(head.id)
             return entry.parts[key]  # type: ignore[no-any-return]
-        flight = (head.id, head.version, key)
-        task = self._building.get(flight)
-        if task is None:
-            # a task of its own: a requester that goes away does not cancel the others' read
-            task = asyncio.ensure_future(self._build(head, key, build))
-            self._building[flight] = task
-            task.add_done_callback(lambda done: self._built(flight, done))
-        return await asyncio.shield(task)
+        value: T = await self._builds.run(
+            (head.id, head.version, key), lambda: self._build(head, key, build)
+        )
+        return value
 
     async def _build(self, head: RunHead, key: Hashable, build: Callable[[], Awaitable[T]]) -> T:
         value = await build()
@@ -212,11 +231,6 @@ class RunReads:
         if entry is not None:
             entry.parts[key] = value
         return value
-
-    def _built(self, flight: tuple[int, int, Hashable], task: asyncio.Future[Any]) -> None:
-        self._building.pop(flight, None)
-        if not task.cancelled():
-            task.exception()  # retrieved, even when every requester has gone
 
     async def _read_run(self, head: RunHead) -> RunRead:
         async with self.db.read() as conn:
@@ -226,13 +240,18 @@ class RunReads:
             steps = await reader.read_steps(conn, head.id)
             children = {s.child_run_id: s.id for s in steps if s.child_run_id is not None}
             counts = await reader.read_subtree_counts(conn, head.id, children)
-            histories = await self._history(conn, run.namespace_id, run.workflow_name)
+            # a finished run is read once and kept: its baselines are read fresh for it
+            histories = await self._history(
+                conn, run.namespace_id, run.workflow_name, fresh=run.status in RUN_TERMINAL
+            )
         return RunRead(head.version, run, tuple(steps), counts, histories)
 
-    async def _history(self, conn: Any, namespace_id: int, workflow: str) -> dict[str, Any]:
+    async def _history(
+        self, conn: Any, namespace_id: int, workflow: str, *, fresh: bool = False
+    ) -> dict[str, Any]:
         key = (namespace_id, workflow)
         cached = self._histories.get(key)
-        if cached is not None and time.monotonic() - cached[0] <= HISTORY_SECONDS:
+        if not fresh and cached is not None and time.monotonic() - cached[0] <= HISTORY_SECONDS:
             return cached[1]
         loaded = await load_histories(conn, namespace_id, [workflow])
         histories = {step: h for (_wf, step), h in loaded.items()}

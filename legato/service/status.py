@@ -89,11 +89,14 @@ class StatusService:
 
     # -- resources -----------------------------------------------------------------------
 
-    async def head(self, p: Principal, ref: int | str) -> RunHead:
-        return await self.reads.head(p.namespace_id, ref)
+    async def head(self, p: Principal, ref: int | str, *, since: float | None = None) -> RunHead:
+        return await self.reads.head(p.namespace_id, ref, since=since)
 
-    async def snapshot(self, p: Principal, ref: int | str, resource: Resource) -> Snapshot:
-        return resource(await self.head(p, ref))
+    async def snapshot(
+        self, p: Principal, ref: int | str, resource: Resource, *, since: float | None = None
+    ) -> Snapshot:
+        """``resource`` of the run as it is now (``since``: see :meth:`RunReads.head`)."""
+        return resource(await self.head(p, ref, since=since))
 
     def run(self, p: Principal) -> Resource:
         """The run with its top-level steps, progress, time left, waiting reasons and the
@@ -248,20 +251,23 @@ class StatusService:
 
     async def poll(
         self,
-        load: Callable[[], Awaitable[Snapshot]],
+        load: Callable[[float | None], Awaitable[Snapshot]],
         unchanged: Callable[[Snapshot], bool],
         timeout: float,
     ) -> Snapshot:
         """Load; while ``unchanged`` holds and ``timeout`` seconds have not passed, wait for
-        the run to change and load again. Answers the last snapshot."""
-        snap = await load()
+        the run to change and load again (``load``'s argument: the wake-up, whose read may
+        be shared). Answers the last snapshot."""
+        snap = await load(None)
         if timeout <= 0 or not unchanged(snap):
             return snap
         deadline = time.monotonic() + timeout
-        async with self.db.watching(f"run:{snap.run_id}") as changed:
+        topic = f"run:{snap.run_id}"
+        async with self.db.watching(topic) as changed:
             while True:
+                since = self.db.woken_at(topic) if changed.is_set() else None
                 changed.clear()  # before the load: a commit after it sets the event again
-                snap = await load()
+                snap = await load(since)
                 left = deadline - time.monotonic()
                 if not unchanged(snap) or left <= 0:
                     return snap
@@ -275,11 +281,13 @@ class StatusService:
         each change, until the run has finished; ends early if the run is deleted."""
         run_id = (await self.head(p, ref)).id
         last = after_seq
-        async with self.db.watching(f"run:{run_id}") as changed:
+        topic = f"run:{run_id}"
+        async with self.db.watching(topic) as changed:
             while True:
+                since = self.db.woken_at(topic) if changed.is_set() else None
                 changed.clear()  # before the load: a commit after it sets the event again
                 try:
-                    snap = await self.snapshot(p, run_id, resource)
+                    snap = await self.snapshot(p, run_id, resource, since=since)
                 except NotFound:
                     return
                 if last is None or snap.change_seq > last:

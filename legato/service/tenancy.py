@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from legato.service.flights import Flights
 from legato.service.views import iso
 from legato.store.database import Database, Tx
 from legato.store.limits import forget_limits
@@ -19,11 +20,11 @@ from legato.store.tenancy import (
     active_key,
     count_admin_keys,
     count_keys,
-    find_key,
     find_key_any,
     find_namespace,
     insert_key,
     insert_namespace,
+    key_now,
     list_keys,
     list_namespaces,
     revoke_key,
@@ -92,6 +93,7 @@ class TenancyService:
     def __init__(self, db: Database, login: LoginPolicy | None = None) -> None:
         self.db = db
         self._cache: dict[str, tuple[float, Principal]] = {}
+        self._lookups: Flights[Principal | None] = Flights()
         self._revoked = db.subscribe(CREDENTIALS_TOPIC)
         from legato.service.identity import IdentityService
 
@@ -105,17 +107,24 @@ class TenancyService:
             self._cache.clear()
         digest = hash_secret(token)
         hit = self._cache.get(digest)
-        now = time.monotonic()
-        if hit and hit[0] > now:
+        if hit and hit[0] > time.monotonic():
             return hit[1]
-        async with self.db.read() as conn:
-            row = await find_key(conn, digest)
-        if row is None or not hmac.compare_digest(row.secret_hash, digest):
+        # concurrent requests with one key (a burst of pollers) share one look-up
+        principal = await self._lookups.run(digest, lambda: self._look_up(digest))
+        if principal is None:
             raise Unauthorized("invalid or revoked API key")
-        principal = Principal(row.namespace_id, row.namespace, row.role, row.id, row.name)
+        return principal
+
+    async def _look_up(self, digest: str) -> Principal | None:
+        started = time.monotonic()
+        row = await key_now(self.db, digest)
+        if row is None or not hmac.compare_digest(row[5], digest):
+            return None
+        key_id, namespace_id, namespace, role, name, _ = row
+        principal = Principal(namespace_id, namespace, role, key_id, name)
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (now + _CACHE_SECONDS, principal)
+        self._cache[digest] = (started + _CACHE_SECONDS, principal)
         return principal
 
     async def bootstrap(self, admin_key: str | None = None) -> str | None:

@@ -98,6 +98,7 @@ class Database:
         self.is_sqlite = self.url.startswith("sqlite")
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._woken_at: dict[str, float] = {}  # topics with listeners: their last wake-up
         self.shared: dict[str, Any] = {}
         self._pg_listener: Any = None
         self._point_sqlite: sqlite3.Connection | None = None
@@ -248,10 +249,20 @@ class Database:
             listeners.discard(ev)
             if not listeners:  # a server watching many runs must not keep every topic
                 del self._listeners[topic]
+                self._woken_at.pop(topic, None)
+
+    def woken_at(self, topic: str) -> float:
+        """When (``time.monotonic()``) ``topic`` was last woken while someone listened: a
+        read begun after that sees the commit that woke it."""
+        return self._woken_at.get(topic, 0.0)
 
     def _wake_local(self, topics: set[str]) -> None:
+        now = time.monotonic()
         for topic in topics:
-            for ev in list(self._listeners.get(topic, ())):
+            listeners = self._listeners.get(topic)
+            if listeners:
+                self._woken_at[topic] = now
+            for ev in list(listeners or ()):
                 ev.set()
             if topic.startswith("run:"):
                 for ev in list(self._listeners.get("run:*", ())):

@@ -34,18 +34,15 @@ from legato.model.reads import (
     StepRecord,
     ValueRecord,
 )
-from legato.model.states import RunStatus
 from legato.store.database import Database, PointQuery
 from legato.store.tables import (
     events,
     logs,
-    namespaces,
     resources,
     run_errors,
     run_values,
     runs,
     steps,
-    workers,
 )
 
 __all__ = [
@@ -141,15 +138,6 @@ _RESOURCES = (
     .where(resources.c.run_id == bindparam("run_id"))
     .order_by(resources.c.id)
 )
-_LATEST_HEARTBEAT = select(func.max(workers.c.heartbeat_at))
-_ACTIVE = (RunStatus.RUNNING, RunStatus.CANCELING)
-_NAMESPACE_LOAD = select(
-    namespaces.c.max_concurrent_runs,
-    select(func.count())
-    .select_from(runs)
-    .where(runs.c.namespace_id == namespaces.c.id, runs.c.status.in_(_ACTIVE))
-    .scalar_subquery(),
-).where(namespaces.c.id == bindparam("ns"))
 
 
 def _head_sql(by: str, placeholder: str, second: str, cast_to: str) -> str:
@@ -290,13 +278,25 @@ async def read_logs(
     return [LogRecord(*r) for r in rows]
 
 
-async def latest_heartbeat(conn: AsyncConnection) -> float | None:
+_POINT_HEARTBEAT = PointQuery(
+    "SELECT max(heartbeat_at) FROM workers", "SELECT max(heartbeat_at) FROM workers"
+)
+_NAMESPACE_LOAD_SQL = (
+    "SELECT n.max_concurrent_runs, (SELECT count(*) FROM runs r WHERE r.namespace_id = n.id"
+    " AND r.status IN ('RUNNING', 'CANCELING')) FROM namespaces n WHERE n.id = {p}"
+)
+_POINT_NAMESPACE_LOAD = PointQuery(
+    _NAMESPACE_LOAD_SQL.format(p="?"), _NAMESPACE_LOAD_SQL.format(p="$1::bigint")
+)
+
+
+async def latest_heartbeat(db: Database) -> float | None:
     """When the most recently heard worker last beat (None: no worker registered)."""
-    value = (await conn.execute(_LATEST_HEARTBEAT)).scalar()
-    return None if value is None else float(value)
+    row = await db.point(_POINT_HEARTBEAT)
+    return None if row is None or row[0] is None else float(row[0])
 
 
-async def namespace_full(conn: AsyncConnection, namespace_id: int) -> bool:
+async def namespace_full(db: Database, namespace_id: int) -> bool:
     """Whether the namespace has as many active runs as its concurrent-run limit allows."""
-    row = (await conn.execute(_NAMESPACE_LOAD, {"ns": namespace_id})).first()
+    row = await db.point(_POINT_NAMESPACE_LOAD, namespace_id)
     return row is not None and row[0] is not None and row[1] >= row[0]

@@ -8,6 +8,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from legato.store.database import Database, PointQuery
 from legato.store.tables import api_keys, namespaces
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "find_namespace",
     "insert_key",
     "insert_namespace",
+    "key_now",
     "list_keys",
     "list_namespaces",
     "revoke_key",
@@ -130,6 +132,20 @@ async def find_key_any(conn: AsyncConnection, secret_hash: str) -> Row[Any] | No
     """The key with this hash, revoked or not."""
     query = select(api_keys).where(api_keys.c.secret_hash == secret_hash)
     return (await conn.execute(query)).first()
+
+
+_KEY_SQL = (
+    "SELECT k.id, k.namespace_id, n.name, k.role, k.name, k.secret_hash FROM api_keys k"
+    " JOIN namespaces n ON n.id = k.namespace_id"
+    " WHERE k.secret_hash = {p} AND k.revoked_at IS NULL"
+)
+_KEY_NOW = PointQuery(_KEY_SQL.format(p="?"), _KEY_SQL.format(p="$1::text"))
+
+
+async def key_now(db: Database, secret_hash: str) -> tuple[Any, ...] | None:
+    """A live key by its hash, outside any transaction (every request's authentication):
+    ``(id, namespace_id, namespace, role, name, secret_hash)``."""
+    return await db.point(_KEY_NOW, secret_hash)
 
 
 async def find_key(conn: AsyncConnection, secret_hash: str) -> Row[Any] | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -85,7 +84,10 @@ steps:
 
 # What the detail view computes from the clock at each read.
 CLOCK_KEYS = ("time_left", "estimated_completion_time", "estimated_completion_range")
-LATENCY = 0.1
+#: A woken waiter answers at once; one that missed its wake-up would answer only at the
+#: service's recheck (5 s) or its timeout. The bound tells the two apart on a loaded machine;
+#: how fast wake-ups are is measured in bench/reads.py, not asserted here.
+WOKEN = 2.5
 
 
 def without_clock(run: dict[str, Any]) -> dict[str, Any]:
@@ -181,10 +183,8 @@ async def long_poll_latency(
 
 
 def assert_prompt(latencies: list[float]) -> None:
-    """Within 100 ms of the change (the median of three, so that one hiccup of a loaded
-    machine does not decide), and never far off."""
-    assert statistics.median(latencies) < LATENCY, latencies
-    assert max(latencies) < 5 * LATENCY, latencies
+    """Woken by the change, not by a recheck or the timeout."""
+    assert max(latencies) < WOKEN, latencies
 
 
 async def test_a_long_poll_returns_right_after_an_approval_step_finishes(
@@ -242,7 +242,7 @@ async def test_a_long_poll_without_a_validator_waits_from_the_state_it_found(
     async with commits(engine, run["id"]) as committed:
         await api.post(f"/api/v1/runs/{run['id']}/steps/gate/signal", json={})
         answer, answered = await poll
-    assert since_commit(committed, answered) < 5 * LATENCY
+    assert since_commit(committed, answered) < WOKEN
     assert answer.status_code == 200
     assert answer.headers["etag"] != before.headers["etag"]
     types = [e["type"] for e in answer.json()["events"]]
