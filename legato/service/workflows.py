@@ -17,11 +17,15 @@ from legato.store.workflows import find_workflow, insert_version, list_latest
 
 __all__ = ["WorkflowService"]
 
+#: Workflow versions whose views a process keeps.
+KEPT_VERSIONS = 1024
+
 
 class WorkflowService:
     def __init__(self, db: Database, definitions: DefinitionCache) -> None:
         self.db = db
         self.definitions = definitions
+        self._versions: dict[tuple[int, str, int], dict[str, Any]] = {}
 
     async def apply(
         self, p: Principal, source: str, name: str | None = None
@@ -70,6 +74,12 @@ class WorkflowService:
         return [workflow_view(r, p.namespace, definition=False) for r in rows]
 
     async def get(self, p: Principal, name: str, version: int | None = None) -> dict[str, Any]:
+        """A version of a workflow (the latest without ``version``). A version never changes
+        once stored, so the views of named versions are kept (the dialects read one for
+        every status answer)."""
+        kept = self._versions.get((p.namespace_id, name, version)) if version else None
+        if kept is not None:
+            return dict(kept)
         async with self.db.read() as conn:
             row = await find_workflow(conn, p.namespace_id, name, version)
         if row is None:
@@ -77,4 +87,7 @@ class WorkflowService:
             raise NotFound(f"{which}workflow '{name}' does not exist", code="workflow_not_found")
         view = workflow_view(row, p.namespace)
         view["source"] = row.source
-        return view
+        if len(self._versions) >= KEPT_VERSIONS:
+            self._versions.clear()
+        self._versions[(p.namespace_id, name, row.version)] = view
+        return dict(view)
