@@ -4,8 +4,9 @@ Pollers ask "where does this run stand?" thousands of times a second; for ``GET`
 the top level of its steps and of one step (any format, conditional or not), the handler
 below does what the routes do — the same authentication, negotiation and
 :meth:`StatusQuery.answer` — minus FastAPI's per-request machinery, which costs more than the
-read itself. Anything else (another path, a query string such as ``wait=``, any error) goes to
-the regular routes, which answer it as before: this is only a shortcut to the same answer.
+read itself. Anything else (another path, a query string such as ``wait=``, any error, the
+database being out of reach) goes to the regular routes, which answer it as before: this is only
+a shortcut to the same answer.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from legato.api.deps import parse_run_ref
 from legato.api.status import StatusQuery, run_resource, step_resource, steps_resource
 from legato.http.auth import authenticate
 from legato.http.watch import parse_etags
-from legato.model.errors import LegatoError
 
 __all__ = ["StatusFastPath"]
 
@@ -39,8 +39,8 @@ class StatusFastPath:
             return await self.app(scope, receive, send)
         try:
             response = await self._answer(scope, found)
-        except LegatoError:
-            response = None  # the regular route answers it, problem and all
+        except Exception:  # nothing was sent yet: the regular route answers it, problem and all
+            response = None
         if response is None:
             return await self.app(scope, receive, send)
         await response(scope, receive, send)
