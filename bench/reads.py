@@ -147,6 +147,13 @@ def server(
                 raise RuntimeError(f"the server did not start; see {log.name}")
             time.sleep(0.2)
         yield proc
+    except BaseException:
+        died = proc.poll()
+        log.flush()
+        tail = Path(log.name).read_text(errors="replace").splitlines()[-30:]
+        say(f"server on port {port} ({'exited ' + str(died) if died is not None else 'alive'}):")
+        say("\n".join(tail))
+        raise
     finally:
         proc.terminate()
         try:
@@ -161,14 +168,17 @@ class Stream(threading.Thread):
 
     def __init__(self, base: str, rate: float) -> None:
         super().__init__(daemon=True)
-        self.base, self.rate, self.started = base, rate, 0
+        self.base, self.rate, self.started, self.failed = base, rate, 0, 0
         self.stop = threading.Event()
 
     def run(self) -> None:
         with httpx.Client(base_url=self.base, headers=auth(), timeout=30) as client:
             while not self.stop.wait(1.0 / self.rate):
-                r = client.post("/api/v1/runs", json={"workflow": "bench-noop"})
-                self.started += r.status_code == 201
+                try:
+                    r = client.post("/api/v1/runs", json={"workflow": "bench-noop"})
+                    self.started += r.status_code == 201
+                except httpx.HTTPError:
+                    self.failed += 1
 
 
 def auth() -> dict[str, str]:
@@ -447,6 +457,7 @@ def measure(name: str, url: str, opts: Any, workdir: Path) -> StoreResult:
         stream.stop.set()
         stream.join()
         result.watchers["runs started meanwhile"] = stream.started
+        result.watchers["starts that failed"] = stream.failed
         client.close()
         processes = os.cpu_count() or 2
         for count in (1, processes):
