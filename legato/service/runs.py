@@ -14,12 +14,14 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from legato.engine.outbound import OutboundGuard
 from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
 from legato.service.batching import GroupCommit
 from legato.service.tenancy import Principal
 from legato.service.views import Detail, iso, run_view, step_view
+from legato.service.webhooks import check_destination
 from legato.store import activity as activity_store
 from legato.store import runs as run_store
 from legato.store.database import Database, Tx
@@ -60,10 +62,17 @@ class _BatchScope:
 
 
 class RunService:
-    def __init__(self, db: Database, transitions: Transitions, definitions: DefinitionCache):
+    def __init__(
+        self,
+        db: Database,
+        transitions: Transitions,
+        definitions: DefinitionCache,
+        outbound: OutboundGuard | None = None,
+    ):
         self.db = db
         self.transitions = transitions
         self.definitions = definitions
+        self.outbound = outbound or OutboundGuard()
         self._starts: GroupCommit[tuple[Principal, StartRun], dict[str, Any]] = GroupCommit(
             self._start_batch
         )
@@ -75,6 +84,8 @@ class RunService:
         idempotency key or external id made it). Concurrent plain starts share one
         transaction (group commit); keyed ones go alone, to settle who was first."""
         p.require("operator")
+        if req.notify_url:
+            await check_destination(self.outbound, req.notify_url, "notify_url")
         if not (req.idempotency_key or req.external_id):
             return await self._starts.submit((p, req)), True
         if req.idempotency_key:

@@ -20,6 +20,7 @@ def _spawn_worker(database_url: str, name: str, log: Path) -> subprocess.Popen[b
         **os.environ,
         "PYTHONPATH": str(ROOT / "tests" / "steps"),
         "LEGATO_LEASE_SECONDS": "1.5",
+        "LEGATO_STEP_MODULES": "demo_steps",
         "LEGATO_LOG_LEVEL": "WARNING",
     }
     with log.open("wb") as sink:  # the child keeps its own descriptor
