@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from helpers import admin, apply, start, wait_for
 
+from legato.app import create_app
 from legato.engine.kinds.shell import INHERITED_VARIABLES
 from legato.engine.worker import WorkerConfig
 from legato.model.definition import load_definition
@@ -20,7 +21,7 @@ from legato.runtime import Legato
 from legato.service.runs import StartRun
 from legato.service.tenancy import Principal
 from legato.store.workflows import insert_version
-from tests.conftest import FAST
+from tests.conftest import ADMIN_KEY, FAST, SETTINGS
 
 
 async def _store_unchecked(legato: Legato, namespace_id: int, source: str) -> None:
@@ -122,3 +123,19 @@ async def test_a_worker_bound_to_a_namespace_runs_only_its_steps(legato: Legato)
     legato.start_engine(config=WorkerConfig(**{**FAST.__dict__, "namespaces": ("tenant-b",)}))
     b_done = await _finished(legato, tenant_b, b_run["id"])
     assert b_done["status"] == "SUCCEEDED"
+
+
+async def test_the_worker_of_serve_serves_the_namespaces_of_its_setting(database_url: str) -> None:
+    settings = SETTINGS.model_copy(update={"worker_namespaces": ("tenant-a",)})
+    legato = Legato(database_url, settings=settings)
+    await legato.tenancy.bootstrap(ADMIN_KEY)
+    tenant_a = await _namespace(legato, "tenant-a")
+    tenant_b = await _namespace(legato, "tenant-b")
+    for p in (tenant_a, tenant_b):
+        await legato.workflows.apply(p, HELLO)
+    b_run, _ = await legato.runs.start(tenant_b, StartRun("hello"))
+    a_run, _ = await legato.runs.start(tenant_a, StartRun("hello"))
+    app = create_app(legato, concurrency=4)
+    async with app.router.lifespan_context(app):
+        assert (await _finished(legato, tenant_a, a_run["id"]))["status"] == "SUCCEEDED"
+        assert (await legato.runs.get(tenant_b, b_run["id"]))["status"] == "QUEUED"
