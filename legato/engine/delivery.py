@@ -81,12 +81,12 @@ class Deliverer:
         db: Database,
         config: DeliveryConfig | None = None,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,  # (tests: instead of the guard's)
         guard: OutboundGuard | None = None,
     ) -> None:
         self.db = db
         self.config = config or DeliveryConfig()
-        self._transport = (guard or OutboundGuard()).transport(transport)
+        self._transport = transport or (guard or OutboundGuard()).transport()
         self._sending: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()
 
@@ -97,6 +97,7 @@ class Deliverer:
         async with httpx.AsyncClient(
             timeout=cfg.timeout,
             transport=self._transport,
+            trust_env=False,  # no proxy from the environment: it would connect unchecked
             follow_redirects=False,
             headers={"User-Agent": f"legato-webhooks/{__version__}"},
         ) as client:

@@ -3,8 +3,9 @@
 A request goes out only to a host whose every resolved address the installation allows (see
 ``legato.model.addresses``), and to the address that was checked: the transport resolves the
 name once, checks, and connects to that address (TLS still verifies the name), so a DNS answer
-that changes between the check and the connection cannot redirect it. Each redirect hop passes
-through the transport again, so it is checked too.
+that changes between the check and the connection cannot redirect it. Each redirect to another
+origin opens a new connection, so it is checked too. Clients using it ignore proxy settings of
+the environment (a proxy would connect on their behalf, unchecked).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Iterable
 from typing import Any
 
+import httpcore
 import httpx
 
 from legato.model.addresses import Address, AddressPolicy
@@ -67,7 +70,8 @@ class OutboundGuard:
 
     async def pinned(self, host: str, port: int) -> Address | None:
         """The address to connect to (None: connect as usual, everything is allowed).
-        Raises ``OutboundRefused`` when the host or any of its addresses is not allowed."""
+        Raises ``OutboundRefused`` when the host or any of its addresses is not allowed,
+        ``OSError`` when it does not resolve."""
         if self.policy.allows_everything:
             return None
         refusal = self._name_refusal(host)
@@ -75,8 +79,8 @@ class OutboundGuard:
             raise OutboundRefused(refusal)
         try:
             found = await self.addresses(host, port)
-        except (OSError, TimeoutError, UnicodeError) as exc:
-            raise httpx.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        except (TimeoutError, UnicodeError) as exc:
+            raise OSError(f"cannot resolve {host}: {exc or type(exc).__name__}") from exc
         refusal = self._refusal(host, found)
         if refusal is not None:
             raise OutboundRefused(refusal)
@@ -103,8 +107,8 @@ class OutboundGuard:
             return None
         return self._refusal(parsed.host, found)
 
-    def transport(self, inner: httpx.AsyncBaseTransport | None = None) -> GuardedTransport:
-        return GuardedTransport(self, inner)
+    def transport(self, backend: httpcore.AsyncNetworkBackend | None = None) -> GuardedTransport:
+        return GuardedTransport(self, backend)
 
 
 def _literal(host: str) -> Address | None:
@@ -114,24 +118,56 @@ def _literal(host: str) -> Address | None:
         return None
 
 
-class GuardedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that checks and pins the destination of every request."""
+class _GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Opens each connection to the address the guard checked, never to another."""
 
-    def __init__(self, guard: OutboundGuard, inner: httpx.AsyncBaseTransport | None = None):
+    def __init__(self, guard: OutboundGuard, inner: httpcore.AsyncNetworkBackend) -> None:
         self._guard = guard
-        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._inner = inner
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        port = url.port or (443 if url.scheme == "https" else 80)
-        address = await self._guard.pinned(url.host, port)
-        if address is not None:
-            extensions: dict[str, Any] = dict(request.extensions)
-            if url.scheme == "https" and _literal(url.host) is None:
-                extensions["sni_hostname"] = url.host  # certificates are checked for the name
-            request.url = url.copy_with(host=str(address))
-            request.extensions = extensions
-        return await self._inner.handle_async_request(request)
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            address = await self._guard.pinned(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        return await self._inner.connect_tcp(
+            host if address is None else str(address),
+            port,
+            timeout=timeout,
+            local_address=local_address,
+            socket_options=socket_options,
+        )
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise OutboundRefused("outbound requests do not use Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport, whose connections go through the guard: every new connection (the
+    first request to an origin, each redirect to another) is checked and pinned. Connections
+    stay pooled per host name, and TLS verifies the name, as usual."""
+
+    def __init__(
+        self, guard: OutboundGuard, backend: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
+        super().__init__()
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=5.0,
+            network_backend=_GuardedBackend(guard, backend or httpcore.AnyIOBackend()),
+        )

@@ -4,14 +4,9 @@ run's ``notify_url`` are refused when their host is or resolves to a private add
 
 from __future__ import annotations
 
-import ipaddress
-
 import httpx
 import pytest
 from apikit import YAML, ApiKit, assert_problem
-
-from legato.engine.outbound import OutboundGuard
-from legato.model.addresses import AddressPolicy
 
 FORBIDDEN = [
     ("http://127.0.0.1:8080/hook", "127.0.0.1 is a loopback address"),
@@ -85,22 +80,3 @@ async def test_http_steps_to_a_name_that_resolves_to_loopback_fail_unsent(
     assert error["message"].startswith(f"GET http://localhost:{port}/healthz: destination ")
     assert "loopback address" in error["message"]
     assert run["steps"][0]["attempt"] == 1  # not retried
-
-
-async def test_the_transport_connects_to_the_address_it_checked() -> None:
-    seen: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(204)
-
-    loopback = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
-    guard = OutboundGuard(AddressPolicy.of(False, loopback))
-    transport = guard.transport(httpx.MockTransport(record))
-    async with httpx.AsyncClient(transport=transport) as client:
-        assert (await client.get("https://localhost:8443/x")).status_code == 204
-    [request] = seen
-    assert request.url.host in ("127.0.0.1", "::1")
-    assert request.url.port == 8443 and request.url.path == "/x"
-    assert request.headers["host"] == "localhost:8443"
-    assert request.extensions["sni_hostname"] == "localhost"

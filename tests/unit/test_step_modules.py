@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import Any
 
+import httpcore
+import httpx
 import pytest
 
+from legato.engine.outbound import OutboundGuard, OutboundRefused
 from legato.model.addresses import AddressPolicy, address_kind
 from legato.model.definition import DefinitionError, load_definition
 from legato.model.step_modules import ModulePolicy, module_refusal
@@ -184,3 +188,29 @@ def test_a_bad_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEGATO_ALLOWED_CIDRS", "10.0.0.1/8")  # host bits set: a typo
     with pytest.raises(ValueError, match="allowed_cidrs"):
         Settings()
+
+
+async def test_the_transport_connects_to_the_address_it_checked() -> None:
+    connected: list[tuple[str, int]] = []
+
+    class Recording(httpcore.AsyncMockBackend):
+        async def connect_tcp(
+            self, host: str, port: int, *args: Any, **kwargs: Any
+        ) -> httpcore.AsyncNetworkStream:
+            connected.append((host, port))
+            return await super().connect_tcp(host, port, *args, **kwargs)
+
+    answers = [b"HTTP/1.1 204 No Content\r\n\r\n"] * 2
+    loopback = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    guard = OutboundGuard(AddressPolicy.of(False, loopback))
+    async with httpx.AsyncClient(transport=guard.transport(Recording(answers))) as client:
+        assert (await client.get("http://localhost:8080/x")).status_code == 204
+        assert (await client.get("http://127.0.0.1:8081/y")).status_code == 204
+        with pytest.raises(OutboundRefused) as refused:
+            await client.get("http://10.0.0.2:8082/z")  # outside the networks: not connected
+    assert refused.value.message == (
+        "destination 10.0.0.2 is not allowed: 10.0.0.2 is a private address, which outbound "
+        "requests may not reach"
+    )
+    assert connected[0][0] in ("127.0.0.1", "::1")  # the name's checked address, not the name
+    assert connected == [(connected[0][0], 8080), ("127.0.0.1", 8081)]

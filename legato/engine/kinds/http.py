@@ -23,6 +23,7 @@ async def run_http(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
         async with httpx.AsyncClient(
             timeout=parse_duration(args.get("timeout", 30.0)),
             transport=ctx.outbound.transport(),
+            trust_env=False,  # no proxy from the environment: it would connect unchecked
             follow_redirects=bool(args.get("follow_redirects", False)),
         ) as client:
             response = await client.request(
