@@ -214,3 +214,31 @@ async def test_the_transport_connects_to_the_address_it_checked() -> None:
     )
     assert connected[0][0] in ("127.0.0.1", "::1")  # the name's checked address, not the name
     assert connected == [(connected[0][0], 8080), ("127.0.0.1", 8081)]
+
+
+def test_installed_packages_register_step_modules_through_entry_points(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    from legato.engine import kinds
+    from legato.engine import step_modules as installation
+
+    registered = [
+        EntryPoint(name="acme", value="acme.steps", group="legato.steps"),
+        EntryPoint(name="transcode", value="acme.kinds:run", group="legato.steps"),
+        EntryPoint(name="evil", value="subprocess", group="legato.steps"),
+    ]
+
+    def entry_points(group: str, name: str | None = None) -> list[EntryPoint]:
+        assert group == "legato.steps"
+        return [ep for ep in registered if name is None or ep.name == name]
+
+    monkeypatch.setattr(installation, "entry_points", entry_points)
+    monkeypatch.setattr(kinds, "entry_points", entry_points)
+    assert installation.registered_modules() == ("acme.steps", "subprocess")
+    modules = installation.StepModules.of_installation(["legato_examples"])
+    assert modules.installation.prefixes == ("acme.steps", "legato_examples")  # never: dropped
+    assert modules.policy(["tenant_steps"]).refusal("tenant_steps:whoami") is None
+    assert modules.installation.refusal("tenant_steps:whoami") is not None
+    assert kinds.runner_for("acme") is None  # a step module is not a step kind
