@@ -248,7 +248,7 @@ def _step_modules(principal: Principal, changes: dict[str, Any]) -> list[str]:
         raise Forbidden(
             "only the installation's admins (admins of namespace 'default') set step_modules"
         )
-    modules = list(dict.fromkeys(changes["step_modules"] or []))
+    modules = list(changes["step_modules"] or [])
     errors = [
         {"path": f"step_modules[{i}]", "message": refusal, "code": "module_not_allowed"}
         for i, module in enumerate(modules)
@@ -258,7 +258,7 @@ def _step_modules(principal: Principal, changes: dict[str, Any]) -> list[str]:
         raise InvalidInput(
             "step_modules names modules no step may call", code="module_not_allowed", errors=errors
         )
-    return modules
+    return list(dict.fromkeys(modules))
 
 
 def new_secret() -> str:

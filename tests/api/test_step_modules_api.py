@@ -77,10 +77,11 @@ async def test_installation_admins_allow_step_modules_per_namespace(
         "/api/v1/namespaces", json={"name": "tenant-c", "step_modules": ["x"]}, headers=b_admin
     )
     assert_problem(r, 403, "forbidden")
-    r = await api.patch("/api/v1/namespaces/tenant-b", json={"step_modules": ["ok", "subprocess"]})
+    body = {"step_modules": ["ok", "ok", "subprocess"]}
+    r = await api.patch("/api/v1/namespaces/tenant-b", json=body)
     assert assert_problem(r, 422, "module_not_allowed")["errors"] == [
         {
-            "path": "step_modules[1]",
+            "path": "step_modules[2]",
             "message": "module 'subprocess' is never allowed in steps",
             "code": "module_not_allowed",
         }
@@ -88,7 +89,9 @@ async def test_installation_admins_allow_step_modules_per_namespace(
     r = await api.patch("/api/v1/namespaces/tenant-b", json={"step_modules": ["bad name"]})
     assert assert_problem(r, 422, "module_not_allowed")["errors"][0]["path"] == "step_modules[0]"
 
-    r = await api.patch("/api/v1/namespaces/tenant-b", json=allow)
+    r = await api.patch(
+        "/api/v1/namespaces/tenant-b", json={"step_modules": ["tenant_steps", "tenant_steps"]}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["step_modules"] == ["tenant_steps"]
     await kit.apply(WHOAMI, headers=b_operator)
