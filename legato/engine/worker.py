@@ -75,7 +75,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         set_thread_pool(self._pool)
-        await register_worker(self.db, self.name, self.config.concurrency)
+        await register_worker(self.db, self.name, self.config.concurrency, self.config.namespaces)
         loops = [
             asyncio.create_task(self._claim_loop(stop), name="claim"),
             asyncio.create_task(self._flush_loop(stop), name="flush"),

@@ -290,6 +290,8 @@ workers = Table(
     Column("concurrency", Integer, nullable=False),
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
+    # the namespaces whose steps it runs (empty: all)
+    Column("namespaces", Json, nullable=False, server_default=text("'[]'")),
 )
 
 step_stats = Table(

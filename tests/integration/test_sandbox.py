@@ -109,6 +109,7 @@ async def test_a_worker_bound_to_a_namespace_runs_only_its_steps(legato: Legato)
     legato.start_engine(config=WorkerConfig(**{**FAST.__dict__, "namespaces": ("tenant-a",)}))
 
     a_done = await _finished(legato, tenant_a, a_run["id"])
+    assert [w["namespaces"] for w in await legato.workers()] == [["tenant-a"]]
     assert a_done["status"] == "SUCCEEDED"
     b_now = await legato.runs.get(tenant_b, b_run["id"])
     assert b_now["status"] == "QUEUED"
