@@ -193,6 +193,7 @@ def run_worker(
     with ``namespaces``, it runs the steps of those namespaces only."""
     configure_logging()
     settings = load_settings()
+    namespaces = namespaces or settings.worker_namespaces
     add_step_paths()
 
     async def main() -> None:

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(30.0, gt=0)
     #: module prefixes whose functions every namespace may call from ``uses: python``
     step_modules: Annotated[tuple[str, ...], NoDecode] = ()
-    #: the namespaces the in-process worker of ``legato serve`` serves (empty: all)
+    #: the namespaces a worker (``legato worker``, the worker of ``serve``) serves (empty: all)
     worker_namespaces: Annotated[tuple[str, ...], NoDecode] = ()
     #: let webhooks, ``notify_url`` and ``http`` steps reach private and loopback addresses
     allow_private_urls: bool = False
