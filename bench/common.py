@@ -9,8 +9,12 @@ import sys
 from collections.abc import Sequence
 
 from legato.runtime import Legato
+from legato.settings import Settings
 
-__all__ = ["BenchError", "load_average", "percentiles", "say", "server_version"]
+__all__ = ["SETTINGS", "BenchError", "load_average", "percentiles", "say", "server_version"]
+
+#: The installation the bench runs: its workflows call ``bench.steps``.
+SETTINGS = Settings(step_modules=("bench.steps",))
 
 
 class BenchError(RuntimeError):

@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import event, func, select  # noqa: E402
 
 from bench.common import (  # noqa: E402
+    SETTINGS,
     BenchError,
     load_average,
     percentiles,
@@ -412,7 +413,7 @@ def fresh_postgresql(base: str) -> str:
 
 async def make_catalog(url: str) -> Catalog:
     """Namespaces, keys and workflows, made through the services as an operator would."""
-    app = Legato(url)
+    app = Legato(url, settings=SETTINGS)
     await app.open()
     try:
         await app.tenancy.bootstrap(ADMIN_KEY)
@@ -504,7 +505,7 @@ async def timed(
 
 
 async def measure_store(name: str, url: str, catalog: Catalog, opts: argparse.Namespace) -> Any:
-    app = Legato(url)
+    app = Legato(url, settings=SETTINGS)
     await app.open()
     out: dict[str, Any] = {"queries": [], "mismatches": [], "checked": 0}
     try:

@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
 from sqlalchemy import func, select  # noqa: E402
 
 from bench.common import (  # noqa: E402
+    SETTINGS,
     BenchError,
     load_average,
     percentiles,
@@ -235,7 +236,7 @@ async def burst(
 
 async def measure_store(name: str, url: str, opts: argparse.Namespace) -> Result:
     result = Result(name, load_before=load_average())
-    app = Legato(url)
+    app = Legato(url, settings=SETTINGS)
     await app.open()
     try:
         result.server = await server_version(app)

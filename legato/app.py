@@ -27,8 +27,10 @@ from legato.runtime import (
     add_step_paths,
     configure_logging,
     load_examples,
+    load_settings,
     upgrade_database,
 )
+from legato.settings import Settings
 
 __all__ = ["create_app", "run_api", "serve", "serve_app"]
 
@@ -36,14 +38,15 @@ log = logging.getLogger("legato")
 
 
 def create_app(
-    legato: Legato, *, concurrency: int = 0, examples: bool = False, announce: bool = False
+    legato: Legato, *, concurrency: int = 0, examples: bool = False, announce: str | None = None
 ) -> FastAPI:
-    """``concurrency`` > 0 runs an in-process worker with that many step slots."""
+    """``concurrency`` > 0 runs an in-process worker with that many step slots; ``announce``
+    is the URL to print once the server is up."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await legato.open()
-        secret = await legato.tenancy.bootstrap(os.environ.get("LEGATO_ADMIN_KEY"))
+        secret = await legato.bootstrap()
         if secret is not None:
             _remember_key(secret)
         if examples:
@@ -53,11 +56,12 @@ def create_app(
             legato.start_engine(
                 config=WorkerConfig(
                     concurrency=concurrency,
-                    lease_seconds=float(os.environ.get("LEGATO_LEASE_SECONDS", "30")),
+                    lease_seconds=legato.settings.lease_seconds,
+                    namespaces=legato.settings.worker_namespaces,
                 )
             )
         if announce:
-            _announce(secret)
+            _announce(announce, secret)
         try:
             yield
         finally:
@@ -104,11 +108,7 @@ def _remember_key(secret: str) -> None:
     KEY_FILE.write_text(secret + "\n")
 
 
-def _announce(secret: str | None) -> None:
-    url = (
-        f"http://{os.environ.get('LEGATO_HOST', '127.0.0.1')}:"
-        f"{os.environ.get('LEGATO_PORT', '8080')}"
-    )
+def _announce(url: str, secret: str | None) -> None:
     lines = [
         "",
         "Legato is running.",
@@ -130,28 +130,39 @@ def _announce(secret: str | None) -> None:
     print("\n".join(lines), flush=True)
 
 
+#: The package of the example workflows' steps, which ``serve`` with examples lets them call.
+EXAMPLE_STEPS = "legato_examples"
+
+
 def serve(database_url: str, host: str, port: int, workers: int, load_examples: bool) -> None:
     """Migrate, bootstrap, load examples, and serve API + an in-process worker."""
     configure_logging()
+    settings = load_settings()
     upgrade_database(database_url)
     add_step_paths()
-    serve_app(database_url, host, port, concurrency=workers, examples=load_examples)
+    if load_examples and EXAMPLE_STEPS not in settings.step_modules:
+        settings = settings.model_copy(
+            update={"step_modules": (*settings.step_modules, EXAMPLE_STEPS)}
+        )
+    serve_app(database_url, host, port, settings, concurrency=workers, examples=load_examples)
 
 
 def run_api(database_url: str, host: str, port: int, processes: int = 1) -> None:
     """The API alone; workers run in other processes (PostgreSQL). With ``processes`` > 1,
     that many server processes share the port (reads scale with the cores)."""
     configure_logging()
+    settings = load_settings()
     if processes <= 1:
-        serve_app(database_url, host, port, concurrency=0, examples=False)
+        serve_app(database_url, host, port, settings, concurrency=0, examples=False)
         return
     import asyncio
 
     import uvicorn
 
-    asyncio.run(_bootstrap(database_url))  # once, before the processes race to do it
-    # each server process builds its own app from the environment (uvicorn spawns them)
-    os.environ["LEGATO_API_DATABASE_URL"] = database_url
+    asyncio.run(_bootstrap(database_url, settings, f"http://{host}:{port}"))
+    # Each server process builds its own app (uvicorn spawns them). They run no step code, so
+    # they may be handed the database URL; every other secret stays out of their environment.
+    os.environ[_API_DATABASE_URL] = database_url
     uvicorn.run(
         "legato.app:api_from_environment",
         factory=True,
@@ -163,13 +174,17 @@ def run_api(database_url: str, host: str, port: int, processes: int = 1) -> None
     )
 
 
-async def _bootstrap(database_url: str) -> None:
-    legato = Legato(database_url)
+_API_DATABASE_URL = "LEGATO_API_PROCESS_DATABASE_URL"
+
+
+async def _bootstrap(database_url: str, settings: Settings, url: str) -> None:
+    """Once, before the API processes start (they would race to do it)."""
+    legato = Legato(database_url, settings=settings)
     try:
-        secret = await legato.tenancy.bootstrap(os.environ.get("LEGATO_ADMIN_KEY"))
+        secret = await legato.bootstrap()
         if secret is not None:
             _remember_key(secret)
-            _announce(secret)
+        _announce(url, secret)
     finally:
         await legato.close()
 
@@ -177,14 +192,25 @@ async def _bootstrap(database_url: str) -> None:
 def api_from_environment() -> FastAPI:
     """The API app of one of several server processes (see :func:`run_api`)."""
     configure_logging()
-    return create_app(Legato(os.environ["LEGATO_API_DATABASE_URL"]))
+    database_url = os.environ[_API_DATABASE_URL]
+    return create_app(Legato(database_url, settings=load_settings()))
 
 
-def serve_app(database_url: str, host: str, port: int, *, concurrency: int, examples: bool) -> None:
+def serve_app(
+    database_url: str,
+    host: str,
+    port: int,
+    settings: Settings,
+    *,
+    concurrency: int,
+    examples: bool,
+) -> None:
     import uvicorn
 
-    os.environ["LEGATO_HOST"], os.environ["LEGATO_PORT"] = host, str(port)
     app = create_app(
-        Legato(database_url), concurrency=concurrency, examples=examples, announce=True
+        Legato(database_url, settings=settings),
+        concurrency=concurrency,
+        examples=examples,
+        announce=f"http://{host}:{port}",
     )
     uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from legato.engine.delivery import Deliverer, DeliveryConfig
+from legato.engine.outbound import OutboundGuard
 from legato.engine.reaper import Reaper
+from legato.engine.step_modules import StepModules
 from legato.engine.worker import Worker, WorkerConfig
+from legato.model.addresses import AddressPolicy
 from legato.model.advance import DEFAULT_MAX_TAKEOVERS
 from legato.service.aspera_support import AsperaSupport
 from legato.service.datasourcesvc_support import DatasourcesvcSupport
@@ -29,6 +32,7 @@ from legato.service.tenancy import TenancyService
 from legato.service.views import iso
 from legato.service.webhooks import WebhookService
 from legato.service.workflows import WorkflowService
+from legato.settings import Settings, scrub_secrets
 from legato.store.database import Database
 from legato.store.graphs import DefinitionCache
 from legato.store.migrate import upgrade
@@ -41,6 +45,7 @@ __all__ = [
     "add_step_paths",
     "configure_logging",
     "guards_from_env",
+    "load_settings",
     "run_worker",
     "upgrade_database",
 ]
@@ -97,6 +102,8 @@ class Legato:
     """Everything one process needs, wired once."""
 
     database_url: str
+    #: the installation's settings (``load_settings()`` in the server processes)
+    settings: Settings = field(default_factory=Settings)
     db: Database = field(init=False)
     definitions: DefinitionCache = field(init=False)
     transitions: Transitions = field(init=False)
@@ -109,6 +116,8 @@ class Legato:
     webhooks: WebhookService = field(init=False)
     datasourcesvc_support: DatasourcesvcSupport = field(init=False)
     aspera_support: AsperaSupport = field(init=False)
+    step_modules: StepModules = field(init=False)
+    outbound: OutboundGuard = field(init=False)
     #: how the engine delivers webhooks (tests shorten the backoff)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     guards: Guards = field(default_factory=guards_from_env)
@@ -116,22 +125,50 @@ class Legato:
     _stop: asyncio.Event | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        settings = self.settings
+        self.step_modules = StepModules.of_installation(settings.step_modules)
+        self.outbound = OutboundGuard(
+            AddressPolicy.of(settings.allow_private_urls, settings.allowed_cidrs)
+        )
         self.db = Database(self.database_url)
         self.definitions = DefinitionCache()
         self.transitions = Transitions(self.db, self.definitions)
         self.reads = RunReads(self.db)
         self.status = StatusService(self.db, self.reads)
-        self.runs = RunService(self.db, self.transitions, self.definitions, self.reads, self.status)
+        self.runs = RunService(
+            self.db, self.transitions, self.definitions, self.reads, self.status, self.outbound
+        )
         self.metrics = MetricsService(self.db)
-        self.workflows = WorkflowService(self.db, self.definitions)
+        self.workflows = WorkflowService(self.db, self.definitions, self.step_modules)
         self.tenancy = TenancyService(self.db, self.guards.login)
-        self.webhooks = WebhookService(self.db)
+        self.webhooks = WebhookService(self.db, self.outbound)
         self.datasourcesvc_support = DatasourcesvcSupport(self.db)
         self.aspera_support = AsperaSupport(self.db)
         self.oracle_selfservice_support = SelfServiceSupport(self.db, self.runs)
 
     async def open(self) -> None:
         await self.db.start_listening()
+
+    async def bootstrap(self) -> str | None:
+        """Namespace ``default`` and its admin key on an empty store (the generated secret,
+        to show once); the admin key is forgotten afterwards: nothing running needs it."""
+        key = self.settings.admin_key
+        secret = await self.tenancy.bootstrap(key.get_secret_value() if key else None)
+        self.settings = self.settings.without_admin_key()
+        return secret
+
+    def worker(self, config: WorkerConfig | None = None, name: str | None = None) -> Worker:
+        return Worker(
+            self.db,
+            self.transitions,
+            config,
+            name,
+            modules=self.step_modules,
+            outbound=self.outbound,
+        )
+
+    def deliverer(self) -> Deliverer:
+        return Deliverer(self.db, self.delivery, guard=self.outbound)
 
     async def workers(self) -> list[dict[str, Any]]:
         rows = await live_workers(self.db)
@@ -147,7 +184,7 @@ class Legato:
         self._stop = self._stop or asyncio.Event()
         started = []
         for _ in range(workers):
-            worker = Worker(self.db, self.transitions, config)
+            worker = self.worker(config)
             self._tasks.append(asyncio.create_task(worker.run(self._stop)))
             started.append(worker)
         reaper = Reaper(
@@ -157,8 +194,7 @@ class Legato:
             max_takeovers=self.guards.max_takeovers,
         )
         self._tasks.append(asyncio.create_task(reaper.run(self._stop)))
-        deliverer = Deliverer(self.db, self.delivery)
-        self._tasks.append(asyncio.create_task(deliverer.run(self._stop)))
+        self._tasks.append(asyncio.create_task(self.deliverer().run(self._stop)))
         return started
 
     async def close(self) -> None:
@@ -173,6 +209,14 @@ class Legato:
 
 def upgrade_database(database_url: str) -> None:
     upgrade(database_url)
+
+
+def load_settings() -> Settings:
+    """The installation's settings, read once; its secrets then leave the environment, so
+    that step code running in this process cannot read them there."""
+    settings = Settings()
+    scrub_secrets()
+    return settings
 
 
 def add_step_paths(paths: list[str] | None = None) -> None:
@@ -202,34 +246,37 @@ def configure_logging() -> None:
     )
 
 
-def run_worker(database_url: str, concurrency: int, name: str | None) -> None:
-    """A worker process (any host) sharing the database with API servers and other workers."""
+def run_worker(
+    database_url: str, concurrency: int, name: str | None, namespaces: tuple[str, ...] = ()
+) -> None:
+    """A worker process (any host) sharing the database with API servers and other workers;
+    with ``namespaces``, it runs the steps of those namespaces only."""
     configure_logging()
+    settings = load_settings()
+    namespaces = namespaces or settings.worker_namespaces
     add_step_paths()
 
     async def main() -> None:
-        app = Legato(database_url)
+        app = Legato(database_url, settings=settings.without_admin_key())
         await app.open()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        worker = Worker(
-            app.db,
-            app.transitions,
+        worker = app.worker(
             WorkerConfig(
                 concurrency=concurrency,
-                lease_seconds=float(os.environ.get("LEGATO_LEASE_SECONDS", "30")),
+                lease_seconds=settings.lease_seconds,
+                namespaces=namespaces,
             ),
             name=name,
         )
         reaper = Reaper(app.db, app.transitions, max_takeovers=app.guards.max_takeovers)
-        log.info("worker %s started (concurrency %d)", worker.name, concurrency)
+        serves = ", ".join(namespaces) if namespaces else "all namespaces"
+        log.info("worker %s started (concurrency %d, %s)", worker.name, concurrency, serves)
         try:
-            await asyncio.gather(
-                worker.run(stop), reaper.run(stop), Deliverer(app.db, app.delivery).run(stop)
-            )
+            await asyncio.gather(worker.run(stop), reaper.run(stop), app.deliverer().run(stop))
         finally:
             await app.close()
 

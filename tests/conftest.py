@@ -9,6 +9,7 @@ import shutil
 import sys
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from legato.app import create_app
 from legato.engine.worker import WorkerConfig
 from legato.runtime import Legato
+from legato.settings import Settings
 from legato.store.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +31,13 @@ PG_BASE = os.environ.get("LEGATO_TEST_PG", "postgresql://postgres@127.0.0.1:5432
 FAST = WorkerConfig(
     concurrency=16, lease_seconds=2.0, poll_interval=0.05, flush_interval=0.05, cancel_grace=1.0
 )
+#: The modules of the tests' python steps, and of the examples the tests run.
+STEP_MODULES = ("demo_steps", "aspera_steps", "encoding_com_steps", "legato_examples")
+#: The installation the tests run: their step modules; outbound requests guarded as shipped
+#: (tests that post to a local receiver allow it through ``local_urls``).
+SETTINGS = Settings(step_modules=STEP_MODULES, allow_private_urls=False, allowed_cidrs=())
+#: ... and for the tests whose webhook receivers listen on 127.0.0.1.
+LOCAL_RECEIVERS = SETTINGS.model_copy(update={"allowed_cidrs": (ip_network("127.0.0.1/32"),)})
 
 
 def _worker_id(config: pytest.Config) -> str:
@@ -106,8 +115,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def legato(database_url: str) -> AsyncIterator[Legato]:
-    app = Legato(database_url)
+def settings() -> Settings:
+    """The installation's settings; a test module overrides this fixture to change them."""
+    return SETTINGS
+
+
+@pytest.fixture
+async def legato(database_url: str, settings: Settings) -> AsyncIterator[Legato]:
+    app = Legato(database_url, settings=settings)
     await app.open()
     await app.tenancy.bootstrap(ADMIN_KEY)
     try:

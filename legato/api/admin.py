@@ -50,6 +50,9 @@ async def namespaces(caller: Caller, app: App) -> dict[str, Any]:
 
 
 Limit = Field(None, ge=1, le=2**31 - 1)
+#: Module prefixes (``package`` or ``package.module``) the namespace's python steps may call
+#: besides the installation's; set by the installation's admins only.
+StepModules = Field(None, max_length=100)
 
 
 class NewNamespace(BaseModel):
@@ -59,6 +62,7 @@ class NewNamespace(BaseModel):
     max_queued_runs: int | None = Limit
     max_concurrent_runs: int | None = Limit
     retention_days: int | None = Limit
+    step_modules: list[Annotated[str, Field(max_length=200)]] | None = StepModules
 
 
 class NamespaceChanges(BaseModel):
@@ -69,6 +73,7 @@ class NamespaceChanges(BaseModel):
     max_queued_runs: int | None = Limit
     max_concurrent_runs: int | None = Limit
     retention_days: int | None = Limit
+    step_modules: list[Annotated[str, Field(max_length=200)]] | None = StepModules
 
 
 @router.post("/namespaces", status_code=201)

@@ -78,11 +78,23 @@ def worker(
     name: Annotated[
         str | None, typer.Option("--name", help="Worker name (default: host and pid).")
     ] = None,
+    namespaces: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            help="Run only the steps of this namespace's runs (repeat for more; default: all).",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker that claims and runs steps."""
     import legato.runtime as runtime
 
-    runtime.run_worker(database_url=database_url, concurrency=concurrency, name=name)
+    runtime.run_worker(
+        database_url=database_url,
+        concurrency=concurrency,
+        name=name,
+        namespaces=tuple(dict.fromkeys(namespaces or ())),
+    )
 
 
 @db_app.command("upgrade")

@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Any
 
+from legato.engine.outbound import OutboundGuard
+from legato.model.step_modules import ModulePolicy
 from legato.store.activity import Activity
 
 __all__ = ["ActivitySink", "StepContext", "StepLogger"]
@@ -107,6 +109,8 @@ class StepContext:
         step_key: str,
         attempt: int,
         item: Any = None,
+        modules: ModulePolicy | None = None,
+        outbound: OutboundGuard | None = None,
     ) -> None:
         self.sink = sink
         self.run_id = run_id
@@ -114,6 +118,10 @@ class StepContext:
         self.step_key = step_key
         self.attempt = attempt
         self.item = item
+        #: the modules this step's namespace may call (none unless the worker says so)
+        self.modules = modules or ModulePolicy()
+        #: the installation's rule for outbound requests (public addresses only by default)
+        self.outbound = outbound or OutboundGuard()
         # Stable across attempts, so a step can make its side effects idempotent.
         self.idempotency_key = f"legato-{run_id}-{step_key}"
         self.cancelled = threading.Event()  # for the step's own code, also in threads

@@ -22,6 +22,7 @@ import httpx
 import orjson
 
 from legato import __version__
+from legato.engine.outbound import OutboundGuard, OutboundRefused
 from legato.store.database import Database
 from legato.store.outbox import (
     OUTBOX_TOPIC,
@@ -80,11 +81,12 @@ class Deliverer:
         db: Database,
         config: DeliveryConfig | None = None,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,  # (tests: instead of the guard's)
+        guard: OutboundGuard | None = None,
     ) -> None:
         self.db = db
         self.config = config or DeliveryConfig()
-        self._transport = transport
+        self._transport = transport or (guard or OutboundGuard()).transport()
         self._sending: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()
 
@@ -95,6 +97,7 @@ class Deliverer:
         async with httpx.AsyncClient(
             timeout=cfg.timeout,
             transport=self._transport,
+            trust_env=False,  # no proxy from the environment: it would connect unchecked
             follow_redirects=False,
             headers={"User-Agent": f"legato-webhooks/{__version__}"},
         ) as client:
@@ -173,17 +176,20 @@ class Deliverer:
         started = time.monotonic()
         status_code: int | None = None
         error: str | None = None
+        refused = False
         try:
             response = await client.post(row.url, content=body, headers=headers)
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
+        except OutboundRefused as exc:  # nothing was sent: the log says so, and no more
+            refused, error = True, f"{exc.code}: {exc.message}"[:500]
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
-        duration_ms = round((time.monotonic() - started) * 1000)
+        duration_ms = 0 if refused else round((time.monotonic() - started) * 1000)
         if error is None:
             outcome, next_at = "DELIVERED", 0.0
-        elif row.attempts >= cfg.max_attempts:
+        elif refused or row.attempts >= cfg.max_attempts:
             outcome, next_at = "FAILED", 0.0
             log.warning("webhook %s to %s failed for good: %s", row.id, row.url, error)
         else:

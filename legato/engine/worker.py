@@ -22,6 +22,8 @@ from legato.engine.context import ActivitySink, StepContext
 from legato.engine.kinds import StepFailure, runner_for
 from legato.engine.kinds.python import set_thread_pool
 from legato.engine.metrics import CLAIM_SECONDS, COMPLETE_SECONDS, STEP_RESULTS, STEP_SECONDS
+from legato.engine.outbound import OutboundGuard
+from legato.engine.step_modules import StepModules
 from legato.model.durations import format_duration
 from legato.model.records import StepResult
 from legato.model.states import StepStatus
@@ -43,6 +45,8 @@ class WorkerConfig:
     poll_interval: float = 0.5
     flush_interval: float = 0.25
     cancel_grace: float = 5.0
+    #: the namespaces whose steps this worker runs (empty: every namespace)
+    namespaces: tuple[str, ...] = ()
 
 
 class Worker:
@@ -52,10 +56,15 @@ class Worker:
         transitions: Transitions,
         config: WorkerConfig | None = None,
         name: str | None = None,
+        *,
+        modules: StepModules | None = None,
+        outbound: OutboundGuard | None = None,
     ) -> None:
         self.db = db
         self.transitions = transitions
         self.config = config or WorkerConfig()
+        self.modules = modules or StepModules()
+        self.outbound = outbound or OutboundGuard()
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.sink = ActivitySink()
         self._inflight: dict[int, tuple[StepContext, asyncio.Task[None]]] = {}
@@ -66,7 +75,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         set_thread_pool(self._pool)
-        await register_worker(self.db, self.name, self.config.concurrency)
+        await register_worker(self.db, self.name, self.config.concurrency, self.config.namespaces)
         loops = [
             asyncio.create_task(self._claim_loop(stop), name="claim"),
             asyncio.create_task(self._flush_loop(stop), name="flush"),
@@ -106,7 +115,13 @@ class Worker:
                 wake.clear()
                 try:
                     with CLAIM_SECONDS.time():
-                        claimed = await claim(self.db, self.name, free, self.config.lease_seconds)
+                        claimed = await claim(
+                            self.db,
+                            self.name,
+                            free,
+                            self.config.lease_seconds,
+                            self.config.namespaces,
+                        )
                 except Exception:
                     log.exception("claim failed; retrying")
                     await asyncio.sleep(self.config.poll_interval)
@@ -129,6 +144,7 @@ class Worker:
             step_key=step.key,
             attempt=step.attempt,
             item=step.item,
+            outbound=self.outbound,
         )
         task = asyncio.create_task(self._execute(step, ctx))
         self._inflight[step.id] = (ctx, task)
@@ -161,6 +177,7 @@ class Worker:
                 retryable=False,
             )
         try:
+            ctx.modules = await self.modules.for_namespace(self.db, step.namespace_id)
             async with asyncio.timeout(step.timeout_s):
                 outputs = await runner(ctx, step.args)
         except TimeoutError:
@@ -212,7 +229,9 @@ class Worker:
                     _applied, claimed = await self.transitions.complete_and_claim(
                         [r for r, _ in batch],
                         [rid for _, rid in batch],
-                        Continuation(self.name, slots, self.config.lease_seconds),
+                        Continuation(
+                            self.name, slots, self.config.lease_seconds, self.config.namespaces
+                        ),
                         activity,
                     )
             elif activity:

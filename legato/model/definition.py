@@ -8,7 +8,8 @@ import difflib
 import hashlib
 import heapq
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from legato.model import expressions as ex
 from legato.model.durations import parse_duration
+from legato.model.step_modules import python_functions
 
 __all__ = [
     "FUNCTION_PATTERN",
@@ -38,6 +40,7 @@ __all__ = [
     "ApprovalWith",
     "DefinitionError",
     "Duration",
+    "FunctionCheck",
     "HttpWith",
     "InputSpec",
     "Problem",
@@ -345,6 +348,8 @@ class HttpWith(_With):
     json_: Any = Field(None, alias="json")
     body: str | None = None
     timeout: Duration | None = None
+    #: follow redirects (each hop's destination is checked like the first)
+    follow_redirects: bool = False
 
     @field_validator("method", mode="before")
     @classmethod
@@ -848,7 +853,31 @@ def _line(path: Path, lines: Mapping[Path, int]) -> int | None:
     return None
 
 
-def _build(data: Any, lines: Mapping[Path, int], issues: list[_Issue]) -> WorkflowDefinition:
+#: Answers why a ``uses: python`` function may not be called (None: it may).
+FunctionCheck = Callable[[str], str | None]
+
+
+def _function_issues(wf: WorkflowDefinition, check: FunctionCheck) -> list[_Issue]:
+    issues: list[_Issue] = []
+    for path, value in python_functions(wf.steps):
+        if not isinstance(value, str):
+            continue  # reported by the kind's schema
+        if ex.contains_expression(value):
+            message = "the function must be written out (not an expression) to be checked"
+            issues.append((path, message, "function_not_allowed"))
+        elif re.match(FUNCTION_PATTERN, value):
+            refusal = check(value)
+            if refusal is not None:
+                issues.append((path, refusal, "function_not_allowed"))
+    return issues
+
+
+def _build(
+    data: Any,
+    lines: Mapping[Path, int],
+    issues: list[_Issue],
+    check_function: FunctionCheck | None = None,
+) -> WorkflowDefinition:
     wf: WorkflowDefinition | None = None
     if not isinstance(data, Mapping):
         issues = [((), "the top level must be a mapping with name and steps", "invalid")]
@@ -859,6 +888,8 @@ def _build(data: Any, lines: Mapping[Path, int], issues: list[_Issue]) -> Workfl
             issues = issues + _validation_issues(exc, data, (), _DEFINITION_FIELDS, False)
         else:
             issues = issues + _semantic_issues(wf)
+            if check_function is not None:
+                issues += _function_issues(wf, check_function)
     if issues or wf is None:
         problems = [Problem(format_path(p), _line(p, lines), m, c) for p, m, c in issues]
         problems.sort(key=lambda p: (p.line is None, p.line or 0))
@@ -866,8 +897,11 @@ def _build(data: Any, lines: Mapping[Path, int], issues: list[_Issue]) -> Workfl
     return wf
 
 
-def load_definition(text: str | bytes) -> WorkflowDefinition:
-    """Parse and validate a YAML or JSON definition; ``DefinitionError`` lists every problem."""
+def load_definition(
+    text: str | bytes, *, check_function: FunctionCheck | None = None
+) -> WorkflowDefinition:
+    """Parse and validate a YAML or JSON definition; ``DefinitionError`` lists every problem
+    (``check_function``: whether the namespace may call each ``uses: python`` function)."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
@@ -875,7 +909,7 @@ def load_definition(text: str | bytes) -> WorkflowDefinition:
             raise DefinitionError([Problem("", None, f"not UTF-8 text: {exc}", "syntax")]) from None
     try:
         data, lines, duplicates = _parse_text(text)
-        return _build(data, lines, duplicates)
+        return _build(data, lines, duplicates, check_function)
     except RecursionError:
         raise _too_large("nested too deeply") from None
 

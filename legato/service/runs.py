@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from legato.engine.outbound import OutboundGuard
 from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
 from legato.model.reads import RunHead
@@ -29,6 +30,7 @@ from legato.service.views import (
     run_detail_view,
     run_view,
 )
+from legato.service.webhooks import check_destination
 from legato.store import activity as activity_store
 from legato.store import reads as reader
 from legato.store import runs as run_store
@@ -74,12 +76,14 @@ class RunService:
         definitions: DefinitionCache,
         reads: RunReads,
         status: StatusService,
+        outbound: OutboundGuard | None = None,
     ):
         self.db = db
         self.reads = reads
         self.status = status
         self.transitions = transitions
         self.definitions = definitions
+        self.outbound = outbound or OutboundGuard()
         self._starts: GroupCommit[tuple[Principal, StartRun], dict[str, Any]] = GroupCommit(
             self._start_batch
         )
@@ -91,6 +95,8 @@ class RunService:
         idempotency key or external id made it). Concurrent plain starts share one
         transaction (group commit); keyed ones go alone, to settle who was first."""
         p.require("operator")
+        if req.notify_url:
+            await check_destination(self.outbound, req.notify_url, "notify_url")
         if not (req.idempotency_key or req.external_id):
             return await self._starts.submit((p, req)), True
         if req.idempotency_key:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from legato.model.step_modules import module_refusal
 from legato.service.flights import Flights
 from legato.service.views import iso
 from legato.store.database import Database, Tx
@@ -47,6 +48,7 @@ _CACHE_SECONDS = 1.0
 CREDENTIALS_TOPIC = "credentials"
 _PREFIX_LENGTH = 10  # "lg_" and 7 random characters: enough to recognise, far from enough to use
 NAMESPACE_LIMITS = ("max_queued_runs", "max_concurrent_runs", "retention_days")
+NAMESPACE_SETTINGS = (*NAMESPACE_LIMITS, "step_modules")
 
 
 def hash_secret(secret: str) -> str:
@@ -240,15 +242,17 @@ class TenancyService:
         ]
 
     async def create_namespace(
-        self, principal: Principal, name: str, limits: dict[str, int | None]
+        self, principal: Principal, name: str, limits: dict[str, Any]
     ) -> dict[str, Any]:
         principal.require_admin_of(name)  # a new tenant: only the installation's admins
+        if "step_modules" in limits:
+            limits = {**limits, "step_modules": _step_modules(principal, limits)}
 
         async def tx_fn(tx: Tx) -> dict[str, Any]:
             if await find_namespace(tx.conn, name) is not None:
                 raise Conflict(f"namespace '{name}' exists already", code="namespace_exists")
             row: Any = await insert_namespace(tx.conn, name, time.time())
-            values = {k: v for k, v in limits.items() if k in NAMESPACE_LIMITS}
+            values = {k: v for k, v in limits.items() if k in NAMESPACE_SETTINGS}
             if values:
                 await update_namespace(tx.conn, row.id, values)
                 row = await find_namespace(tx.conn, name)
@@ -262,16 +266,19 @@ class TenancyService:
         return view
 
     async def update_namespace(
-        self, principal: Principal, name: str, changes: dict[str, int | None]
+        self, principal: Principal, name: str, changes: dict[str, Any]
     ) -> dict[str, Any]:
-        """Sets the limits named in ``changes``; None lifts a limit."""
+        """Sets the limits named in ``changes`` (None lifts a limit), and ``step_modules``:
+        the modules its python steps may call, which only the installation's admins set."""
         principal.require_admin_of(name)
+        if "step_modules" in changes:
+            changes = {**changes, "step_modules": _step_modules(principal, changes)}
 
         async def tx_fn(tx: Tx) -> dict[str, Any]:
             row = await find_namespace(tx.conn, name)
             if row is None:
                 raise NotFound(f"namespace '{name}' does not exist", code="namespace_not_found")
-            values = {k: v for k, v in changes.items() if k in NAMESPACE_LIMITS}
+            values = {k: v for k, v in changes.items() if k in NAMESPACE_SETTINGS}
             if values:
                 await update_namespace(tx.conn, row.id, values)
                 row = await find_namespace(tx.conn, name)
@@ -306,7 +313,28 @@ def _namespace_view(row: Any) -> dict[str, Any]:
         "max_queued_runs": row.max_queued_runs,
         "max_concurrent_runs": row.max_concurrent_runs,
         "retention_days": row.retention_days,
+        "step_modules": list(row.step_modules or []),
     }
+
+
+def _step_modules(principal: Principal, changes: dict[str, Any]) -> list[str]:
+    """The namespace's new step modules, checked: what code a tenant may run is the
+    installation's decision, so only its admins (admins of ``default``) set them."""
+    if not principal.administers_all:
+        raise Forbidden(
+            "only the installation's admins (admins of namespace 'default') set step_modules"
+        )
+    modules = list(changes["step_modules"] or [])
+    errors = [
+        {"path": f"step_modules[{i}]", "message": refusal, "code": "module_not_allowed"}
+        for i, module in enumerate(modules)
+        if (refusal := module_refusal(module)) is not None
+    ]
+    if errors:
+        raise InvalidInput(
+            "step_modules names modules no step may call", code="module_not_allowed", errors=errors
+        )
+    return list(dict.fromkeys(modules))
 
 
 def new_secret() -> str:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from legato.engine.outbound import OutboundGuard
 from legato.model.errors import InvalidInput, NotFound
 from legato.service.tenancy import Principal
 from legato.service.views import iso
@@ -17,7 +18,7 @@ from legato.store import webhooks as store
 from legato.store.database import Database, Tx
 from legato.store.runs import find_run
 
-__all__ = ["DELIVERY_STATUSES", "WebhookService"]
+__all__ = ["DELIVERY_STATUSES", "WebhookService", "check_destination"]
 
 DELIVERY_STATUSES = ("PENDING", "DELIVERED", "FAILED")
 MAX_PAGE_SIZE = 500
@@ -26,8 +27,9 @@ _EVENT_PATTERN = re.compile(r"^(\*|(run|step)\.(\*|[a-z_]{1,30}))$")
 
 
 class WebhookService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, outbound: OutboundGuard | None = None) -> None:
         self.db = db
+        self.outbound = outbound or OutboundGuard()
         outbox_store.watch(db)
 
     # -- subscriptions -------------------------------------------------------------------
@@ -44,6 +46,7 @@ class WebhookService:
         """A new subscription; the answer shows its secret (generated unless given) once."""
         p.require("admin")
         _check_url(url, "url")
+        await check_destination(self.outbound, url, "url")
         errors = [
             {
                 "path": f"event_types[{i}]",
@@ -176,6 +179,18 @@ class WebhookService:
             return {**_delivery_view(new, []), "redelivery_of": row.id}
 
         return await self.db.write(tx_fn)
+
+
+async def check_destination(outbound: OutboundGuard, url: str, path: str) -> None:
+    """Refuse (422 ``url_not_allowed``) a URL whose host is, or resolves to, an address the
+    installation does not let outbound requests reach."""
+    refusal = await outbound.check_url(url)
+    if refusal is not None:
+        raise InvalidInput(
+            refusal,
+            code="url_not_allowed",
+            errors=[{"path": path, "message": refusal, "code": "url_not_allowed"}],
+        )
 
 
 def _check_url(url: str, path: str) -> None:

@@ -7,12 +7,14 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from legato.engine.step_modules import StepModules
 from legato.model.definition import DefinitionError, load_definition
 from legato.model.errors import InvalidInput, NotFound
 from legato.service.tenancy import Principal
 from legato.service.views import workflow_view
 from legato.store.database import Database, Tx
 from legato.store.graphs import DefinitionCache
+from legato.store.tenancy import namespace_step_modules
 from legato.store.workflows import find_workflow, insert_version, list_latest
 
 __all__ = ["WorkflowService"]
@@ -22,18 +24,24 @@ KEPT_VERSIONS = 1024
 
 
 class WorkflowService:
-    def __init__(self, db: Database, definitions: DefinitionCache) -> None:
+    def __init__(
+        self, db: Database, definitions: DefinitionCache, modules: StepModules | None = None
+    ) -> None:
         self.db = db
         self.definitions = definitions
         self._versions: dict[tuple[int, str, int], dict[str, Any]] = {}
+        self.modules = modules or StepModules()
 
     async def apply(
         self, p: Principal, source: str, name: str | None = None
     ) -> tuple[dict[str, Any], bool]:
-        """Store a definition; answers the version and whether it is new."""
+        """Store a definition; answers the version and whether it is new. Its python steps
+        may call only the functions the namespace may call."""
         p.require("operator")
+        async with self.db.read() as conn:
+            policy = self.modules.policy(await namespace_step_modules(conn, p.namespace_id))
         try:
-            definition = load_definition(source)
+            definition = load_definition(source, check_function=policy.refusal)
         except DefinitionError as exc:
             raise InvalidInput(
                 f"the workflow definition has {len(exc.problems)} problem(s)",

@@ -37,6 +37,7 @@ class ClaimedStep:
     timeout_s: float | None
     item: Any
     lease_expires_at: float
+    namespace_id: int
 
 
 # PostgreSQL skips rows another worker is claiming; SQLite already holds the write lock.
@@ -45,12 +46,18 @@ _CLAIM_SQL = """
            lease_expires_at = :expires, started_at = :now, status_message = 'Running',
            progress = NULL
      WHERE id IN (SELECT id FROM steps
-                   WHERE status = 'READY' AND not_before <= :now {only} {full}
+                   WHERE status = 'READY' AND not_before <= :now {only} {full} {bound}
                    ORDER BY priority DESC, id LIMIT :limit {lock})
- RETURNING id, run_id, key, name, kind, attempt, max_attempts, args, timeout_s, item"""
+ RETURNING id, run_id, key, name, kind, attempt, max_attempts, args, timeout_s, item,
+           (SELECT namespace_id FROM runs WHERE runs.id = steps.run_id) AS namespace_id"""
 # PostgreSQL skips rows another worker is claiming; SQLite already holds the write lock.
 _LOCK = {"sqlite": "", "postgresql": "FOR UPDATE SKIP LOCKED"}
 _ONLY_RUNS = "AND run_id IN ({ids})"
+# A worker bound to namespaces takes only their steps (runs found by ix_runs_ns_status_created).
+_BOUND = (
+    "AND run_id IN (SELECT runs.id FROM runs JOIN namespaces ON namespaces.id = runs.namespace_id"
+    " WHERE namespaces.name IN :namespaces AND runs.status IN ('QUEUED', 'RUNNING', 'CANCELING'))"
+)
 _NOT_FULL = (
     "AND run_id NOT IN (SELECT id FROM runs WHERE status = 'QUEUED' AND namespace_id IN ({ids}))"
 )
@@ -80,12 +87,14 @@ async def claim_in(
     *,
     run_ids: Sequence[int] | None = None,
     events_into: list[dict[str, Any]] | None = None,
+    namespaces: Sequence[str] = (),
 ) -> list[ClaimedStep]:
     """Claim inside an open transaction.
 
     ``run_ids`` limits it to those runs, already RUNNING and already marked changed in this
     transaction (the worker taking the next steps of runs it just advanced); the started
-    events then go to ``events_into`` for the caller's single insert.
+    events then go to ``events_into`` for the caller's single insert. ``namespaces`` (when
+    given) limits it to the runs of those namespaces.
     """
     now = time.time()
     expires = now + lease_seconds
@@ -93,13 +102,16 @@ async def claim_in(
     limits = await namespace_limits(tx) if run_ids is None else {}
     full = await full_namespaces(tx, limits)
     skip_full = _NOT_FULL.format(ids=", ".join(str(int(n)) for n in full)) if full else ""
-    sql = _CLAIM_SQL.format(lock=_LOCK[tx.conn.dialect.name], only=only, full=skip_full)
+    bound = _BOUND if namespaces else ""
+    sql = _CLAIM_SQL.format(
+        lock=_LOCK[tx.conn.dialect.name], only=only, full=skip_full, bound=bound
+    )
     stmt = text(sql).columns(args=steps.c.args.type, item=steps.c.item.type)
-    rows = (
-        await tx.conn.execute(
-            stmt, {"worker": worker, "expires": expires, "now": now, "limit": limit}
-        )
-    ).all()
+    params: dict[str, Any] = {"worker": worker, "expires": expires, "now": now, "limit": limit}
+    if namespaces:
+        stmt = stmt.bindparams(bindparam("namespaces", expanding=True))
+        params["namespaces"] = list(namespaces)
+    rows = (await tx.conn.execute(stmt, params)).all()
     if not rows:
         return []
     claimed = [
@@ -115,6 +127,7 @@ async def claim_in(
             r.timeout_s,
             r.item,
             expires,
+            r.namespace_id,
         )
         for r in rows
     ]
@@ -167,9 +180,14 @@ async def claim_in(
     return claimed
 
 
-async def claim(db: Database, worker: str, limit: int, lease_seconds: float) -> list[ClaimedStep]:
-    """Claim up to ``limit`` ready steps for ``worker``; mark their runs RUNNING."""
-    return await db.write(lambda tx: claim_in(tx, worker, limit, lease_seconds))
+async def claim(
+    db: Database, worker: str, limit: int, lease_seconds: float, namespaces: Sequence[str] = ()
+) -> list[ClaimedStep]:
+    """Claim up to ``limit`` ready steps for ``worker`` (of ``namespaces`` only, if given);
+    mark their runs RUNNING."""
+    return await db.write(
+        lambda tx: claim_in(tx, worker, limit, lease_seconds, namespaces=namespaces)
+    )
 
 
 async def heartbeat(db: Database, worker: str, lease_seconds: float) -> set[int]:

@@ -51,6 +51,8 @@ namespaces = Table(
     Column("retention_days", Integer),
     Column("settings", Json, nullable=False, server_default=text("'{}'")),
     Column("created_at", Float, nullable=False),
+    # module prefixes this namespace's python steps may call, besides the installation's
+    Column("step_modules", Json, nullable=False, server_default=text("'[]'")),
 )
 
 api_keys = Table(
@@ -291,6 +293,8 @@ workers = Table(
     Column("concurrency", Integer, nullable=False),
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
+    # the namespaces whose steps it runs (empty: all)
+    Column("namespaces", Json, nullable=False, server_default=text("'[]'")),
 )
 
 step_stats = Table(

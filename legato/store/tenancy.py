@@ -21,6 +21,7 @@ __all__ = [
     "key_now",
     "list_keys",
     "list_namespaces",
+    "namespace_step_modules",
     "revoke_key",
     "update_namespace",
 ]
@@ -48,11 +49,17 @@ async def insert_namespace(conn: AsyncConnection, name: str, now: float) -> Row[
 
 
 async def update_namespace(
-    conn: AsyncConnection, namespace_id: int, values: dict[str, int | None]
+    conn: AsyncConnection, namespace_id: int, values: dict[str, Any]
 ) -> None:
     """Sets the namespace's limits (``max_queued_runs``, ``max_concurrent_runs``,
-    ``retention_days``) named in ``values``."""
+    ``retention_days``) and ``step_modules`` named in ``values``."""
     await conn.execute(update(namespaces).where(namespaces.c.id == namespace_id).values(**values))
+
+
+async def namespace_step_modules(conn: AsyncConnection, namespace_id: int) -> list[str]:
+    """The module prefixes the namespace's python steps may call besides the installation's."""
+    query = select(namespaces.c.step_modules).where(namespaces.c.id == namespace_id)
+    return list((await conn.execute(query)).scalar() or [])
 
 
 async def insert_key(

@@ -91,6 +91,7 @@ class Continuation:
     worker: str
     slots: int
     lease_seconds: float
+    namespaces: tuple[str, ...] = ()  # a worker bound to namespaces takes only theirs
 
 
 @dataclass
@@ -153,6 +154,7 @@ class Transitions:
                             claim_for.lease_seconds,
                             run_ids=sorted({s.run_id for s in due}),
                             events_into=fx.raw_events,
+                            namespaces=claim_for.namespaces,
                         )
                     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -15,7 +16,9 @@ from legato.store.tables import workers
 __all__ = ["live_workers", "register_worker", "unregister_worker"]
 
 
-async def register_worker(db: Database, name: str, concurrency: int) -> None:
+async def register_worker(
+    db: Database, name: str, concurrency: int, namespaces: Sequence[str] = ()
+) -> None:
     async def tx_fn(tx: Tx) -> None:
         now = time.time()
         await tx.conn.execute(delete(workers).where(workers.c.id == name))
@@ -28,6 +31,7 @@ async def register_worker(db: Database, name: str, concurrency: int) -> None:
                 "concurrency": concurrency,
                 "started_at": now,
                 "heartbeat_at": now,
+                "namespaces": list(namespaces),
             },
         )
 

@@ -430,7 +430,7 @@ async def test_namespaces_are_created_and_changed(api: httpx.AsyncClient, kit: A
     assert r.status_code == 201, r.text
     assert r.json() == {
         "name": "tenant-b", "max_queued_runs": 20, "max_concurrent_runs": None,
-        "retention_days": None,
+        "retention_days": None, "step_modules": [],
     }  # fmt: skip
     assert_problem(await api.post("/api/v1/namespaces", json={"name": "tenant-b"}), 409,
                    "namespace_exists")  # fmt: skip
@@ -440,7 +440,7 @@ async def test_namespaces_are_created_and_changed(api: httpx.AsyncClient, kit: A
     )
     assert r.status_code == 200, r.text
     changed = {"name": "tenant-b", "max_queued_runs": 20, "max_concurrent_runs": 4,
-               "retention_days": 30}  # fmt: skip
+               "retention_days": 30, "step_modules": []}  # fmt: skip
     assert r.json() == changed
     r = await api.patch("/api/v1/namespaces/tenant-b", json={"max_queued_runs": None})
     assert r.json() == {**changed, "max_queued_runs": None}
@@ -449,7 +449,7 @@ async def test_namespaces_are_created_and_changed(api: httpx.AsyncClient, kit: A
     assert (await api.get("/api/v1/namespaces")).json() == {
         "namespaces": [
             {"name": "default", "max_queued_runs": None, "max_concurrent_runs": None,
-             "retention_days": None},
+             "retention_days": None, "step_modules": []},
             {**changed, "max_queued_runs": None},
         ]
     }  # fmt: skip

@@ -16,6 +16,9 @@ import httpx
 import pytest
 from apikit import ISO_TIME, YAML, ApiKit, assert_problem, bearer
 
+from legato.settings import Settings
+from tests.conftest import LOCAL_RECEIVERS
+
 HELLO = """
 name: hooked
 steps:
@@ -23,6 +26,12 @@ steps:
     uses: python
     with: {function: "demo_steps:noop"}
 """
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """These tests post to a receiver on 127.0.0.1: the installation allows it."""
+    return LOCAL_RECEIVERS
 
 
 @pytest.fixture

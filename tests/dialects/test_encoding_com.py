@@ -429,6 +429,37 @@ async def test_errors_with_credentials(api: httpx.AsyncClient, engine: Legato) -
     )
 
 
+async def test_a_notify_url_to_a_private_address_is_refused(
+    api: httpx.AsyncClient, engine: Legato
+) -> None:
+    put = await api.put(
+        "/api/v1/workflows/encoding-com",
+        content=WORKFLOW,
+        headers={"Content-Type": "application/yaml"},
+    )
+    assert put.status_code in (200, 201)
+    userid, userkey = await _user(engine)
+    query = _json_query(
+        "AddMedia",
+        userid,
+        userkey,
+        source="s3://a",
+        notify="http://127.0.0.1:8080/",
+        format=FORMATS,
+    )
+    response = await api.post("/", content=query)
+    assert response.status_code == 200
+    assert response.json() == {
+        "response": {
+            "errors": {
+                "error": "destination 127.0.0.1 is not allowed: 127.0.0.1 is a loopback address, "
+                "which outbound requests may not reach"
+            }
+        }
+    }
+    assert (await api.get("/api/v1/runs")).json()["runs"] == []
+
+
 async def test_another_tenants_media_is_not_found(api: httpx.AsyncClient, engine: Legato) -> None:
     media_id = await _finished_media(api, engine)
     made = await api.post("/api/v1/namespaces", json={"name": "other"})

@@ -30,7 +30,14 @@ def _free_port() -> int:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     home = tmp_path_factory.mktemp("serve")
     port = _free_port()
-    env = {**os.environ, "LEGATO_ADMIN_KEY": KEY, "LEGATO_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "LEGATO_ADMIN_KEY": KEY,
+        "LEGATO_DATABASE_URL": f"sqlite:///{home / 'legato.db'}",
+        "LEGATO_LOG_LEVEL": "WARNING",
+        "LEGATO_STEP_MODULES": "tenant_steps",
+        "PYTHONPATH": str(ROOT / "tests" / "steps"),
+    }
     log = (home / "serve.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -40,8 +47,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
             "serve",
             "--port",
             str(port),
-            "--database-url",
-            f"sqlite:///{home / 'legato.db'}",
         ],
         cwd=home,
         env=env,
@@ -185,3 +190,38 @@ def test_status_shows_progress_time_left_waiting_reasons_and_counts(
     watched = cli(server, "run", "watch", run_id)
     assert watched.returncode == 0, watched.stdout + watched.stderr
     assert "SUCCEEDED" in watched.stdout
+
+
+def test_steps_find_no_secrets_of_the_server(server: dict[str, str], tmp_path: Path) -> None:
+    """The server was started with its admin key and database URL in its environment."""
+    echo = 'echo "{\\"key\\": \\"$LEGATO_ADMIN_KEY$LEGATO_DATABASE_URL\\"}"'
+    read = "tenant_steps:read_setting"
+    snoop = {
+        "name": "snoop",
+        "steps": [
+            {"id": "python", "uses": "python",
+             "with": {"function": read, "name": "LEGATO_ADMIN_KEY"}},
+            {"id": "database", "uses": "python",
+             "with": {"function": read, "name": "LEGATO_DATABASE_URL"}},
+            {"id": "shell", "uses": "shell", "with": {"argv": ["sh", "-c", echo]}},
+        ],
+    }  # fmt: skip
+    definition = tmp_path / "snoop.json"
+    definition.write_text(json.dumps(snoop))
+    assert cli(server, "workflow", "apply", str(definition)).returncode == 0
+    result = cli(server, "--json", "run", "start", "snoop", "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = json.loads(result.stdout)
+    outputs = {s["key"]: s["outputs"] for s in run["steps"]}
+    assert outputs == {"python": {"value": None}, "database": {"value": None}, "shell": {"key": ""}}
+
+    leak = tmp_path / "leak.yaml"
+    leak.write_text(
+        "name: leak\nsteps:\n  - id: key\n    uses: python\n"
+        "    with: {function: 'os:getenv', key: LEGATO_ADMIN_KEY}\n"
+    )
+    result = cli(server, "workflow", "apply", str(leak))
+    assert result.returncode == 1
+    assert f"{leak}:5: steps[0].with.function: module 'os' is never allowed in steps" in (
+        result.stdout + result.stderr
+    )

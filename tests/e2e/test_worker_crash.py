@@ -7,19 +7,23 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from helpers import admin, apply, sleep_until, start, steps_by_key, wait_for
 
 from legato.runtime import Legato
+from legato.service.runs import StartRun
+from legato.service.tenancy import Principal
 from tests.conftest import FAST, ROOT
 
 
-def _spawn_worker(database_url: str, name: str, log: Path) -> subprocess.Popen[bytes]:
+def _spawn_worker(database_url: str, name: str, log: Path, *more: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT / "tests" / "steps"),
         "LEGATO_LEASE_SECONDS": "1.5",
+        "LEGATO_STEP_MODULES": "demo_steps",
         "LEGATO_LOG_LEVEL": "WARNING",
     }
     with log.open("wb") as sink:  # the child keeps its own descriptor
@@ -35,6 +39,7 @@ def _spawn_worker(database_url: str, name: str, log: Path) -> subprocess.Popen[b
                 "2",
                 "--name",
                 name,
+                *more,
             ],
             env=env,
             stdout=sink,
@@ -121,6 +126,31 @@ steps:
         final = await wait_for(legato, run["id"], timeout=30)
         assert final["status"] == "SUCCEEDED"
         assert steps_by_key(final)["two"]["outputs"] == {"sum": 6}
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(15) == 0
+
+
+async def test_a_worker_process_bound_to_a_namespace_leaves_the_others_steps(
+    legato: Legato, database_url: str, tmp_path: Path
+) -> None:
+    p = await admin(legato)
+    await legato.tenancy.create_namespace(p, "team-a", {})
+    team_a = Principal(await legato.tenancy.namespace_id("team-a"), "team-a", "admin")
+    source = 'name: one\nsteps:\n  - {id: s, uses: python, with: {function: "demo_steps:noop"}}\n'
+    for principal in (p, team_a):
+        await legato.workflows.apply(principal, source)
+    theirs = await start(legato, "one")  # namespace default, first in line
+    ours, _ = await legato.runs.start(team_a, StartRun("one"))
+    worker = _spawn_worker(
+        database_url, "team-a-worker", tmp_path / "worker.log", "--namespace", "team-a"
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (run := await legato.runs.get(team_a, ours["id"]))["status"] != "SUCCEEDED":
+            assert time.monotonic() < deadline and worker.poll() is None, run
+            await legato.runs.wait_for_change(ours["id"], 0.2)
+        assert (await legato.runs.get(p, theirs["id"]))["status"] == "QUEUED"
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(15) == 0

@@ -159,7 +159,7 @@ async def test_retention_is_per_namespace(engine: Legato) -> None:
     await _age(legato, kept["id"], 400)
     other = await legato.tenancy.create_namespace(p, "short", {"retention_days": 1})
     assert other == {"name": "short", "max_queued_runs": None, "max_concurrent_runs": None,
-                     "retention_days": 1}  # fmt: skip
+                     "retention_days": 1, "step_modules": []}  # fmt: skip
     assert await purge_expired_runs(legato.db) == 0
     assert (await legato.runs.get(p, kept["id"]))["status"] == "SUCCEEDED"
 

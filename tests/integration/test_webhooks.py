@@ -23,7 +23,9 @@ from legato.engine.worker import WorkerConfig
 from legato.model.errors import NotFound
 from legato.runtime import Legato
 from legato.service.runs import StartRun
+from legato.settings import Settings
 from legato.store.outbox import purge_settled
+from tests.conftest import LOCAL_RECEIVERS
 
 FAST = WorkerConfig(concurrency=16, lease_seconds=2.0, poll_interval=0.05, flush_interval=0.05)
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
@@ -47,6 +49,12 @@ EXPECTED = [
     ("step.succeeded", "second"),
     ("run.succeeded", None),
 ]
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """These tests post to a receiver on 127.0.0.1: the installation allows it."""
+    return LOCAL_RECEIVERS
 
 
 @dataclass

@@ -364,6 +364,9 @@ def test_server_commands_call_runtime(runtime: list[tuple[str, dict[str, Any]]])
     assert invoke("serve", "--no-examples", "--workers", "2", env=env).exit_code == 0
     assert invoke("api", "--host", "0.0.0.0").exit_code == 0
     assert invoke("worker", "--concurrency", "8", "--name", "w1").exit_code == 0
+    assert (
+        invoke("worker", "--namespace", "a", "--namespace", "b", "--namespace", "a").exit_code == 0
+    )
     assert invoke("db", "upgrade").exit_code == 0
     assert runtime == [
         (
@@ -377,7 +380,24 @@ def test_server_commands_call_runtime(runtime: list[tuple[str, dict[str, Any]]])
             },
         ),
         ("run_api", {"database_url": "sqlite:///./legato.db", "host": "0.0.0.0", "port": 8080}),
-        ("run_worker", {"database_url": "sqlite:///./legato.db", "concurrency": 8, "name": "w1"}),
+        (
+            "run_worker",
+            {
+                "database_url": "sqlite:///./legato.db",
+                "concurrency": 8,
+                "name": "w1",
+                "namespaces": (),
+            },
+        ),
+        (
+            "run_worker",
+            {
+                "database_url": "sqlite:///./legato.db",
+                "concurrency": 32,
+                "name": None,
+                "namespaces": ("a", "b"),
+            },
+        ),
         ("upgrade_database", {"database_url": "sqlite:///./legato.db"}),
     ]
 

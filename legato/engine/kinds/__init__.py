@@ -1,5 +1,6 @@
 """Step kinds that run on a worker, one module each; more register through the
-``legato.steps`` entry-point group (a callable ``async (ctx, args) -> outputs``)."""
+``legato.steps`` entry-point group (a callable ``async (ctx, args) -> outputs``; an entry
+naming a module without a callable registers a step module for ``uses: python`` instead)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def runner_for(kind: str) -> Runner | None:
     runner = _BUILTIN.get(kind)
     if runner is None:
         for ep in entry_points(group="legato.steps", name=kind):
+            if not ep.attr:
+                continue  # a step module (for ``uses: python``), not a kind
             runner = ep.load()
             _BUILTIN[kind] = runner
     return runner

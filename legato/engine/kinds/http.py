@@ -1,4 +1,5 @@
-"""``uses: http`` — one HTTP request; a 4xx/5xx answer fails the step."""
+"""``uses: http`` — one HTTP request; a 4xx/5xx answer fails the step. The destination, and
+every redirect's, must be an address the installation allows (``legato.engine.outbound``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import httpx
 
 from legato.engine.context import StepContext
 from legato.engine.kinds.errors import StepFailure
+from legato.engine.outbound import OutboundRefused
 from legato.model.durations import parse_duration
 
 __all__ = ["run_http"]
@@ -18,7 +20,12 @@ async def run_http(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
     url = str(args["url"])
     ctx.log.info("%s %s", method, url)
     try:
-        async with httpx.AsyncClient(timeout=parse_duration(args.get("timeout", 30.0))) as client:
+        async with httpx.AsyncClient(
+            timeout=parse_duration(args.get("timeout", 30.0)),
+            transport=ctx.outbound.transport(),
+            trust_env=False,  # no proxy from the environment: it would connect unchecked
+            follow_redirects=bool(args.get("follow_redirects", False)),
+        ) as client:
             response = await client.request(
                 method,
                 url,
@@ -26,6 +33,8 @@ async def run_http(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
                 json=args.get("json"),
                 content=args.get("body"),
             )
+    except OutboundRefused as exc:
+        raise StepFailure(exc.code, f"{method} {url}: {exc.message}", retryable=False) from exc
     except httpx.HTTPError as exc:
         raise StepFailure("http_error", f"{method} {url}: {exc}") from exc
     ctx.log.info("%s %s -> %d", method, url, response.status_code)

@@ -1,4 +1,6 @@
-"""``uses: python`` — call ``module:function`` with the step's ``with`` values."""
+"""``uses: python`` — call ``module:function`` with the step's ``with`` values, if the step's
+namespace may call it (``legato.model.step_modules``): checked before the module is imported,
+and the function found must belong to an allowed module too (not one it imported)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ from typing import Any
 
 from legato.engine.context import StepContext
 from legato.engine.kinds.errors import StepFailure
+from legato.model.step_modules import ModulePolicy
 
 __all__ = ["load_function", "run_python", "set_thread_pool"]
 
 _pool: ThreadPoolExecutor | None = None
+NOT_ALLOWED = "function_not_allowed"
 
 
 def set_thread_pool(pool: ThreadPoolExecutor) -> None:
@@ -25,7 +29,7 @@ def set_thread_pool(pool: ThreadPoolExecutor) -> None:
 
 
 @cache
-def load_function(path: str) -> Callable[..., Any]:
+def _import(path: str) -> Callable[..., Any]:
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -41,13 +45,28 @@ def load_function(path: str) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
+def load_function(path: str, policy: ModulePolicy) -> Callable[..., Any]:
+    refusal = policy.refusal(path)
+    if refusal is not None:
+        raise StepFailure(NOT_ALLOWED, refusal, retryable=False)
+    fn = _import(path)
+    owner = getattr(fn, "__module__", None)
+    if not isinstance(owner, str) or not policy.allows_module(owner):
+        raise StepFailure(
+            NOT_ALLOWED,
+            f"{path!r} belongs to module {owner!r}, which is not an allowed step module",
+            retryable=False,
+        )
+    return fn
+
+
 @cache
 def _wants_ctx(fn: Callable[..., Any]) -> bool:
     return "ctx" in inspect.signature(fn).parameters
 
 
 async def run_python(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
-    fn = load_function(str(args["function"]))
+    fn = load_function(str(args["function"]), ctx.modules)
     kwargs = {k: v for k, v in args.items() if k != "function"}
     if _wants_ctx(fn):
         kwargs["ctx"] = ctx

@@ -18,9 +18,30 @@ from legato.engine.context import StepContext
 from legato.engine.kinds.errors import StepFailure
 from legato.model.durations import parse_duration
 
-__all__ = ["KILL_GRACE_SECONDS", "run_shell"]
+__all__ = ["INHERITED_VARIABLES", "KILL_GRACE_SECONDS", "run_shell", "step_environment"]
 
 KILL_GRACE_SECONDS = 5.0
+#: What a shell step inherits of the worker's environment (plus ``LC_*``): enough to find
+#: programs and speak the locale, nothing of the installation's settings or secrets.
+INHERITED_VARIABLES = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM"}
+)
+
+
+def step_environment(ctx: StepContext, args: dict[str, Any]) -> dict[str, str]:
+    """The environment of a shell step: the allow-listed variables, the step's ``env``, and
+    the variables that name the run, step and attempt."""
+    inherited = {
+        k: v for k, v in os.environ.items() if k in INHERITED_VARIABLES or k.startswith("LC_")
+    }
+    return {
+        **inherited,
+        **{k: str(v) for k, v in (args.get("env") or {}).items()},
+        "LEGATO_RUN_ID": str(ctx.run_id),
+        "LEGATO_STEP": ctx.step_key,
+        "LEGATO_ATTEMPT": str(ctx.attempt),
+        "LEGATO_IDEMPOTENCY_KEY": ctx.idempotency_key,
+    }
 
 
 def _command(ctx: StepContext, line: str) -> bool:
@@ -79,14 +100,7 @@ def _grace(args: dict[str, Any]) -> float:
 
 async def run_shell(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
     argv = [str(a) for a in args["argv"]]
-    env = {
-        **os.environ,
-        **{k: str(v) for k, v in (args.get("env") or {}).items()},
-        "LEGATO_RUN_ID": str(ctx.run_id),
-        "LEGATO_STEP": ctx.step_key,
-        "LEGATO_ATTEMPT": str(ctx.attempt),
-        "LEGATO_IDEMPOTENCY_KEY": ctx.idempotency_key,
-    }
+    env = step_environment(ctx, args)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
