@@ -49,7 +49,9 @@ async def start_run(
     body: StartRunBody,
     caller: Caller,
     app: App,
-    idempotency_key: str | None = Header(None, max_length=200),
+    idempotency_key: str | None = Header(
+        None, description="Starts at most one run per key: 1 to 200 characters (else 400)."
+    ),
 ) -> JSONResponse:
     view, created = await app.runs.start(
         caller,

@@ -34,6 +34,8 @@ __all__ = ["RunService", "StartRun"]
 
 MAX_PAGE_SIZE = 500
 MAX_ID = 2**63 - 1
+#: What the store's ``runs.idempotency_key`` column holds.
+MAX_IDEMPOTENCY_KEY = 200
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class RunService:
         idempotency key or external id made it). Concurrent plain starts share one
         transaction (group commit); keyed ones go alone, to settle who was first."""
         p.require("operator")
+        _check_idempotency_key(req.idempotency_key)
         if not (req.idempotency_key or req.external_id):
             return await self._starts.submit((p, req)), True
         if req.idempotency_key:
@@ -377,6 +380,19 @@ class RunService:
                 await asyncio.wait_for(ev.wait(), timeout)
         finally:
             self.db.unsubscribe(topic, ev)
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    """A key names one start: it must be text the store keeps as given (an empty one would
+    be stored as a key all the same, and clash with the next empty one)."""
+    if key is None:
+        return
+    if not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise LegatoError(
+            f"an idempotency key holds 1 to {MAX_IDEMPOTENCY_KEY} characters, not only spaces",
+            code="bad_idempotency_key",
+            errors=[{"path": "Idempotency-Key", "message": "empty, blank or too long"}],
+        )
 
 
 def _log_view(r: Any) -> dict[str, Any]:
