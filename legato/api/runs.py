@@ -23,6 +23,7 @@ from legato.api.status import (
 from legato.http.responses import JSONResponse, NDJSONStream
 from legato.model.errors import InvalidInput
 from legato.model.filters import RunFilter
+from legato.model.ids import parse_id
 from legato.service.runs import StartRun
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
@@ -162,9 +163,9 @@ async def run_logs(
     if follow:
         await app.runs.get(caller, ref)  # 404 before the stream starts
         if "text/event-stream" in (accept or ""):
-            seen = (last_event_id or "").strip()
-            if seen.isdigit() and len(seen) < 19:
-                after = max(after, int(seen))
+            seen = parse_id((last_event_id or "").strip())
+            if seen is not None:
+                after = max(after, seen)
             return log_events(app.runs.follow_logs(caller, ref, after=after, step=step))
         return NDJSONStream(app.runs.follow_logs(caller, ref, after=after, step=step))
     lines = await app.runs.logs(caller, ref, after=after, step=step)

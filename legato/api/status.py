@@ -15,6 +15,7 @@ from starlette.responses import Response
 from legato.api.deps import MAX_ID, App, Caller, parse_run_ref
 from legato.http.negotiation import FORMATS, MEDIA_TYPES, negotiate, render
 from legato.http.watch import SSE, SSEvent, etag, etag_matches, parse_etags, parse_wait
+from legato.model.ids import parse_id
 from legato.service.status import MAX_BATCH, Snapshot
 from legato.service.tenancy import Principal
 
@@ -165,7 +166,7 @@ async def run_values(run_id: str, status: Status) -> Response:
 async def get_value(value_id: str, status: Status) -> Response:
     """One value; ``.txt`` (or ``Accept: text/plain``): the raw value, strings as they are,
     anything else as JSON."""
-    number = int(value_id) if value_id.isdigit() and len(value_id) < 20 else 0
+    number = parse_id(value_id) or 0
     return await status.answer(
         lambda: status.app.status.value(status.caller, number), "value", _raw_value
     )
@@ -216,7 +217,7 @@ async def watch_run(
     client has seen that already."""
     ref = parse_run_ref(run_id)
     seen = (last_event_id or "").strip()
-    after = int(seen) if seen.isdigit() and len(seen) < 19 else None
+    after = parse_id(seen)
 
     async def nothing(_rid: int) -> Any:
         return None

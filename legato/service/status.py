@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from legato.model.errors import InvalidInput, NotFound
+from legato.model.ids import parse_id
 from legato.model.states import RUN_TERMINAL
 from legato.service.tenancy import Principal
 from legato.service.views import iso
@@ -58,10 +59,10 @@ def parse_ref(ref: int | str) -> int | str | None:
     if isinstance(ref, int):
         return ref if 0 < ref <= MAX_ID else None
     text = ref.strip()
-    if text.isdigit():
-        number = int(text)
-        return number if 0 < number <= MAX_ID else None
-    if not text or len(text) > 36:
+    number = parse_id(text, low=1)
+    if number is not None:
+        return number
+    if text.isdigit() or not text or len(text) > 36:
         return None
     return text
 
