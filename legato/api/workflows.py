@@ -11,11 +11,6 @@ from legato.http.responses import JSONResponse
 from legato.model.errors import LegatoError
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
-MAX_DEFINITION_BYTES = 1_000_000
-
-
-class PayloadTooLarge(LegatoError):
-    status, code, title = 413, "payload_too_large", "Payload too large"
 
 
 @router.put(
@@ -33,10 +28,8 @@ class PayloadTooLarge(LegatoError):
 )
 async def put_workflow(name: str, request: Request, caller: Caller, app: App) -> JSONResponse:
     """Store a definition; a changed definition becomes a new version (201), an unchanged one
-    answers the current version (200)."""
+    answers the current version (200); its size is bounded by ``LEGATO_MAX_DEFINITION_BYTES``."""
     body = await request.body()
-    if len(body) > MAX_DEFINITION_BYTES:
-        raise PayloadTooLarge(f"a definition may be at most {MAX_DEFINITION_BYTES} bytes")
     try:
         source = body.decode("utf-8")
     except UnicodeDecodeError:

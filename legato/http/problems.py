@@ -83,7 +83,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> Response:
-        code = _CODES.get(exc.status_code, "error")
+        code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
         return problem(
             exc.status_code,
             code,
