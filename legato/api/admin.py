@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from legato.api.deps import App, Caller
 from legato.http.responses import JSONResponse
+from legato.http.strict_json import StrictJSONRoute
 from legato.service.views import iso
 
-router = APIRouter(prefix="/api/v1", tags=["administration"])
+router = APIRouter(prefix="/api/v1", tags=["administration"], route_class=StrictJSONRoute)
 
 
 class NewKey(BaseModel):
@@ -34,7 +35,7 @@ async def namespaces(caller: Caller, app: App) -> dict[str, Any]:
     return {"namespaces": await app.tenancy.namespaces(caller)}
 
 
-Limit = Field(None, ge=1, le=2**31 - 1)
+Limit = Field(None, ge=1, le=2**31 - 1, strict=True)  # `true` is no number
 
 
 class NewNamespace(BaseModel):

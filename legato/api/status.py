@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from legato.api.deps import MAX_ID, App, Caller, parse_run_ref
 from legato.http.negotiation import FORMATS, MEDIA_TYPES, negotiate, render
+from legato.http.strict_json import StrictJSONRoute
 from legato.http.watch import SSE, SSEvent, etag, etag_matches, parse_etags, parse_wait
 from legato.model.ids import parse_id
 from legato.service.status import MAX_BATCH, Snapshot
@@ -21,7 +22,7 @@ from legato.service.tenancy import Principal
 
 __all__ = ["AS_XML", "AS_XML_OR_TEXT", "SUFFIXED", "Status", "StatusQuery", "router"]
 
-router = APIRouter(prefix="/api/v1", tags=["status"])
+router = APIRouter(prefix="/api/v1", tags=["status"], route_class=StrictJSONRoute)
 
 #: The paths (without suffix) that also answer with a ``.json``, ``.xml`` or ``.txt`` suffix.
 SUFFIXED = (
@@ -242,9 +243,9 @@ async def watch_run(
 class BatchGetBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[Annotated[int, Field(ge=0, le=MAX_ID)] | Annotated[str, Field(max_length=100)]] = (
-        Field(max_length=MAX_BATCH)
-    )
+    ids: list[
+        Annotated[int, Field(ge=0, le=MAX_ID, strict=True)] | Annotated[str, Field(max_length=100)]
+    ] = Field(max_length=MAX_BATCH)
 
 
 async def _batch(request: Request, caller: Principal, app: Any, ids: list[int | str]) -> Response:

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 
 from legato.api.deps import App, Caller, Version
 from legato.http.responses import JSONResponse
+from legato.http.strict_json import StrictJSONRoute
 from legato.model.errors import LegatoError
 
-router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
+router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], route_class=StrictJSONRoute)
 
 
 @router.put(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -577,7 +578,7 @@ def _coerce(value: str, spec: Any) -> Any:
     if kind in (None, "string"):
         return value
     try:
-        return json.loads(value)
+        return orjson.loads(value)  # strict: no lone surrogates, bounded depth
     except ValueError:
         return value
 

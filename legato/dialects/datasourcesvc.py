@@ -6,13 +6,13 @@ not see is not found. Errors are ``{"statusCode", "error", "message"}`` document
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -150,7 +150,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if len(raw) > MAX_BODY:
         raise _Fail(413, f"the body is larger than {MAX_BODY} bytes")
     try:
-        body = json.loads(raw or b"null")
+        body = orjson.loads(raw or b"null")  # strict: no lone surrogates, bounded depth
     except (ValueError, UnicodeDecodeError):
         raise _Fail(400, "the body is not valid JSON") from None
     if not isinstance(body, dict):

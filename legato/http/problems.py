@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from legato.http.responses import ProblemResponse
-from legato.model.errors import LegatoError
+from legato.model.errors import LegatoError, Unavailable
 
 __all__ = ["install_problem_handlers", "problem"]
 
@@ -69,6 +69,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(LegatoError)
     async def _legato(_req: Request, exc: LegatoError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, Unavailable):
+            headers = {"Retry-After": str(exc.retry_after_seconds)}
         return problem(exc.status, exc.code, exc.title, exc.detail, exc.errors, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -95,9 +97,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception) -> Response:
         log.exception("unexpected error", exc_info=exc)
+        # the server closes the connection after an unhandled error: say so
         return problem(
             500,
             "internal_error",
             "Internal error",
             "the server met an unexpected error; it has been logged",
+            headers={"Connection": "close"},
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +16,12 @@ class JSONResponse(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            # what orjson cannot write (a lone surrogate echoed in a message, an integer
+            # past 64 bits) is still answered, escaped by the standard encoder
+            return json.dumps(content, default=str, separators=(",", ":")).encode()
 
 
 class ProblemResponse(JSONResponse):

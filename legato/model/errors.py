@@ -12,6 +12,7 @@ __all__ = [
     "NotFound",
     "QueueLimit",
     "Unauthorized",
+    "Unavailable",
 ]
 
 
@@ -52,3 +53,10 @@ class InvalidInput(LegatoError):
 
 class QueueLimit(LegatoError):
     status, code, title = 429, "queue_limit", "Queue limit reached"
+
+
+class Unavailable(LegatoError):
+    """The database cannot be reached (down, restarting, out of connections): try again."""
+
+    status, code, title = 503, "database_unavailable", "Service unavailable"
+    retry_after_seconds = 5

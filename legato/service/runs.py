@@ -114,6 +114,7 @@ class RunService:
                 except LegatoError as exc:
                     answers.append(exc)
             graphs = await self.transitions.create_runs(tx, [new for _, _, new in accepted])
+            _refuse_expressions(graphs)
             for (index, p, _new), graph in zip(accepted, graphs, strict=True):
                 answers[index] = run_view(graph.run, p.namespace, graph.steps)
             return answers
@@ -380,6 +381,21 @@ class RunService:
                 await asyncio.wait_for(ev.wait(), timeout)
         finally:
             self.db.unsubscribe(topic, ev)
+
+
+def _refuse_expressions(graphs: Sequence[Any]) -> None:
+    """A run whose first steps built values past a bound is answered, not kept: the whole
+    transaction rolls back, and the group commit tries the others again without it."""
+    for graph in graphs:
+        if graph.refused_expressions:
+            first = graph.refused_expressions[0]
+            raise InvalidInput(
+                f"{first['path']}: {first['message']}",
+                code="bad_expression",
+                errors=[
+                    {**refused, "code": "bad_expression"} for refused in graph.refused_expressions
+                ],
+            )
 
 
 def _check_idempotency_key(key: str | None) -> None:
