@@ -82,3 +82,26 @@ def test_the_work_of_one_evaluation_is_bounded(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ExpressionLimitError) as info:
         render("${{ range(1000)|map('string')|join }}", {})
     assert str(info.value).endswith("not allowed: more than 50 operations"), str(info.value)
+
+
+def test_json_values_the_store_cannot_keep_are_named() -> None:
+    from legato.model.json_values import json_problems
+
+    assert json_problems({"a": [1, "x", None, 1.5, True], "b": {"c": 2**63 - 1}}, "inputs") == []
+    found = json_problems({"a": [2**63], "b": {"\udc00": 1}, "c": nested(70)}, "inputs")
+    assert sorted((p["path"], p["code"]) for p in found) == [
+        ("inputs.a[0]", "integer_out_of_range"),
+        ("inputs.b", "invalid_text"),
+        ("inputs.c" + "[0]" * 63, "too_deep"),
+    ], found
+    assert json_problems("\ud800", "inputs.s") == [
+        {"path": "inputs.s", "code": "invalid_text",
+         "message": "text holds a lone surrogate, not valid Unicode"}
+    ]  # fmt: skip
+
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
