@@ -25,6 +25,7 @@ from legato.http.limits import (
     limit_from_env,
 )
 from legato.http.negotiation import FormatSuffix
+from legato.http.openapi import describe_problems
 from legato.http.problems import install_problem_handlers
 from legato.http.responses import JSONResponse
 from legato.runtime import (
@@ -77,6 +78,7 @@ def create_app(
     )
     app.state.legato = legato
     install_problem_handlers(app)
+    describe_problems(app)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.responses import StreamingResponse
 
 __all__ = ["JSONResponse", "NDJSONStream", "ProblemResponse"]
 
 
-class JSONResponse(Response):
+class JSONResponse(StarletteJSONResponse):
+    """A JSON answer (a JSON response class, so that the API description says JSON)."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
