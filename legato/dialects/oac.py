@@ -57,6 +57,7 @@ ERROR_CODES = {
     413: "RequestEntityTooLarge",
     429: "TooManyRequests",
     500: "InternalServerError",
+    503: "ServiceUnavailable",  # the database cannot be reached
 }
 
 HEADER_ID = "oa-work-request-id"

@@ -62,6 +62,7 @@ _CODES = {
     413: "PayloadTooLarge",
     429: "TooManyRequests",
     500: "InternalServerError",
+    503: "ServiceUnavailable",  # the database cannot be reached
 }
 
 router = APIRouter(prefix="/selfservice/v1", tags=["dialect: oracle self-service"])

@@ -45,7 +45,7 @@ MAX_INT = 2**63 - 1
 _WORKING_BITS = 128
 #: Calls, operators and lookups one evaluation may make, and the time it may take.
 MAX_STEPS = 1_000_000
-MAX_SECONDS = 2.0
+MAX_SECONDS = 5.0
 
 
 class LimitExceeded(Exception):
