@@ -1,6 +1,7 @@
-"""What a JSON value must be for the store to keep it as given: integers that fit in 64
-bits, text that is valid Unicode (no lone surrogates such as ``"\\ud800"``), and a bounded
-nesting depth (deeper values cannot be written, nor read back without recursion)."""
+"""What a JSON value must be for the store to keep it as given: JSON types only, integers
+that fit in 64 bits, text that is valid Unicode (no lone surrogates such as ``"\\ud800"``),
+and a bounded nesting depth (deeper values cannot be written, nor read back without
+recursion)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ def json_problems(value: Any, path: str, max_depth: int = MAX_DEPTH) -> list[dic
         elif isinstance(item, int):
             if not _MIN_INT <= item <= _MAX_INT:
                 report(at, "integer_out_of_range", "integers must fit in 64 bits")
-        elif isinstance(item, Mapping | list | tuple):
+        elif not isinstance(item, Mapping | list | tuple):
+            report(at, "not_json", f"a {type(item).__name__} is no JSON value")
+        else:
             if depth >= max_depth:
                 report(at, "too_deep", f"nested deeper than {max_depth} levels")
                 continue
