@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from jinja2.sandbox import safe_range
 from jinja2.utils import generate_lorem_ipsum
 
 __all__ = [
@@ -125,10 +126,11 @@ def _short(value: int) -> str:
     return str(value) if value.bit_length() < 200 else f"of {value.bit_length()} bits"
 
 
-def _check_arguments(args: Iterable[Any]) -> None:
+def _check_sizes(args: Iterable[Any], most: int = MAX_TEXT) -> None:
+    """Whole numbers that size a result (a width, a count): data is left alone."""
     for arg in args:
-        if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_TEXT:
-            raise LimitExceeded(f"argument {_short(arg)} is larger than {MAX_TEXT}")
+        if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > most:
+            raise LimitExceeded(f"argument {_short(arg)} is larger than {most}")
 
 
 def _check_text_size(size: int) -> None:
@@ -160,7 +162,7 @@ _FIELD = re.compile(r"\{([^{}]*)\}")
 _DIGITS = re.compile(r"\d+")
 
 
-def check_printf(template: str, args: Any) -> None:
+def check_printf(template: str) -> None:
     """``template % args``: the widths and precisions it asks for, before it is formatted."""
     total = len(template)
     for spec in _PRINTF.finditer(template):
@@ -170,8 +172,6 @@ def check_printf(template: str, args: Any) -> None:
             if part:
                 total += int(part)
     _check_text_size(total)
-    values = args.values() if isinstance(args, Mapping) else args
-    _check_arguments(values if isinstance(values, Iterable) else [values])
 
 
 def check_format(template: str) -> None:
@@ -187,12 +187,15 @@ def check_format(template: str) -> None:
 
 
 _PADDING = frozenset({"ljust", "rjust", "center", "zfill"})
+#: Filters whose whole-number arguments size what they make.
+_SIZING_FILTERS = frozenset({"center", "indent", "wordwrap", "truncate", "batch", "slice"})
 
 
 def check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
     """Refuse a call whose arguments would build too much; answers the arguments to call with
     (an iterable to join is read once, here)."""
-    _check_arguments([*args, *kwargs.values()])
+    if obj is safe_range or obj is generate_lorem_ipsum:
+        _check_sizes([*args, *kwargs.values()])
     if obj is generate_lorem_ipsum:
         words = _argument(args, kwargs, 0, "n", 5) * _argument(args, kwargs, 3, "max", 100)
         _check_text_size(words * 12)  # a word and its spacing, at most
@@ -211,7 +214,7 @@ def check_call(obj: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tu
         _check_text_size(len(owner) * max(len(parts) - 1, 0))
         return (parts, *args[1:])
     elif name in _PADDING:
-        pass  # the width is bounded by the argument check
+        _check_sizes([*args, *kwargs.values()])
     return args
 
 
@@ -233,10 +236,12 @@ def _check_replace(text: Any, old: Any, new: Any, count: Any) -> None:
 
 def check_filter(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
     """The same for Jinja's filters (``args[0]`` is the filtered value)."""
-    _check_arguments([*args[1:], *kwargs.values()])
+    if name in _SIZING_FILTERS:
+        most = MAX_ITEMS if name in ("batch", "slice") else MAX_TEXT
+        _check_sizes([*args[1:], *kwargs.values()], most)
     value = args[0] if args else None
     if name == "format" and isinstance(value, str):
-        check_printf(value, kwargs or args[1:])
+        check_printf(value)
     elif name == "replace" and len(args) >= 3:
         _check_replace(value, args[1], args[2], args[3] if len(args) > 3 else -1)
     elif name == "indent" and isinstance(value, str):

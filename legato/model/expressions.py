@@ -118,7 +118,7 @@ class _Environment(ImmutableSandboxedEnvironment):
             limits.check_repeat(left, right)
             limits.check_repeat(right, left)
         elif operator_ == "%" and isinstance(left, str):
-            limits.check_printf(left, right)
+            limits.check_printf(left)
         result = _BINOPS[operator_](left, right)
         limits.measure(result)
         return result

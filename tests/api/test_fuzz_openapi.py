@@ -70,6 +70,7 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
         yield patch
 
 
+@pytest.mark.timeout(900)  # about two minutes alone; more on a busy machine
 def test_every_operation_answers_as_described(server_url: str) -> None:
     schema = schemathesis.openapi.from_url(f"{server_url}/openapi.json")
     failures: list[str] = []

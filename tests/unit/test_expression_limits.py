@@ -157,3 +157,12 @@ def test_whatever_an_expression_builds_stays_within_bounds(
             assert len(value) <= MAX_TEXT, text
         elif isinstance(value, list):
             assert len(value) <= MAX_ITEMS, text
+
+
+def test_large_numbers_as_data_are_fine() -> None:
+    assert render("${{ '{}-{}'.format(98765432101, 1) }}", {}) == "98765432101-1"
+    assert render("${{ '%s-%d' % (1700000000000, 2) }}", {}) == "1700000000000-2"
+    assert render("${{ '%s'|format(98765432101) }}", {}) == "98765432101"
+    assert render("${{ dict(size=5000000) }}", {}) == {"size": 5000000}
+    with pytest.raises(ExpressionLimitError, match="argument 200000 is larger than 100000"):
+        render("${{ [1, 2]|slice(200000)|list }}", {})
