@@ -19,7 +19,14 @@ from legato.dialects import aspera as aspera_dialect
 from legato.dialects import datasourcesvc, encoding_com, oracle_selfservice
 from legato.dialects import oac as oac_dialect
 from legato.engine.worker import WorkerConfig
+from legato.http.limits import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_DEFINITION_BYTES,
+    BodyLimit,
+    limit_from_env,
+)
 from legato.http.negotiation import FormatSuffix
+from legato.http.openapi import describe_problems
 from legato.http.problems import install_problem_handlers
 from legato.http.responses import JSONResponse
 from legato.runtime import (
@@ -76,6 +83,7 @@ def create_app(
     )
     app.state.legato = legato
     install_problem_handlers(app)
+    describe_problems(app)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -95,6 +103,11 @@ def create_app(
     app.include_router(encoding_com.router)
     app.include_router(oac_dialect.router)
     app.include_router(oracle_selfservice.router)
+    app.add_middleware(
+        BodyLimit,
+        max_body=limit_from_env("LEGATO_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+        max_definition=limit_from_env("LEGATO_MAX_DEFINITION_BYTES", DEFAULT_MAX_DEFINITION_BYTES),
+    )
     return app
 
 

@@ -10,9 +10,10 @@ from starlette.responses import Response
 
 from legato.api.deps import MAX_ID, App, Caller
 from legato.http.responses import JSONResponse
+from legato.http.strict_json import StrictJSONRoute
 from legato.service.views import iso
 
-router = APIRouter(prefix="/api/v1", tags=["administration"])
+router = APIRouter(prefix="/api/v1", tags=["administration"], route_class=StrictJSONRoute)
 
 
 class NewKey(BaseModel):
@@ -49,7 +50,7 @@ async def namespaces(caller: Caller, app: App) -> dict[str, Any]:
     return {"namespaces": await app.tenancy.namespaces(caller)}
 
 
-Limit = Field(None, ge=1, le=2**31 - 1)
+Limit = Field(None, ge=1, le=2**31 - 1, strict=True)  # `true` is no number
 #: Module prefixes (``package`` or ``package.module``) the namespace's python steps may call
 #: besides the installation's; set by the installation's admins only.
 StepModules = Field(None, max_length=100)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from legato.http.auth import principal
+from legato.model.ids import parse_id
 from legato.service.hub import Services
 from legato.service.tenancy import Principal
 
@@ -30,8 +31,8 @@ App = Annotated[Services, Depends(get_services)]
 
 def parse_run_ref(run_id: str) -> int | str:
     """A run is named by its integer id or its UUID."""
-    if run_id.isdigit():
-        number = int(run_id)
-        # an id no store can hold names no run: 404 without asking the database
-        return number if number <= MAX_ID else "-"
-    return run_id
+    number = parse_id(run_id)
+    if number is not None:
+        return number
+    # digits of no id a store can hold ('³', 20 digits) name no run: 404 without asking
+    return "-" if run_id.isdigit() else run_id

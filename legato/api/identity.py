@@ -10,8 +10,9 @@ from starlette.responses import Response
 
 from legato.api.deps import MAX_ID, App, Caller
 from legato.http.responses import JSONResponse
+from legato.http.strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/api/v1", tags=["administration"])
+router = APIRouter(prefix="/api/v1", tags=["administration"], route_class=StrictJSONRoute)
 
 NAMESPACE = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 ROLE = "^(viewer|operator|admin)$"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
@@ -21,23 +21,25 @@ from legato.api.status import (
     steps_resource,
 )
 from legato.http.responses import JSONResponse, NDJSONStream
+from legato.http.strict_json import StrictJSONRoute
 from legato.model.errors import InvalidInput
 from legato.model.filters import RunFilter
+from legato.model.ids import parse_id
 from legato.service.runs import StartRun
 
-router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"], route_class=StrictJSONRoute)
 
 
 class StartRunBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     workflow: str = Field(min_length=1, max_length=100)
-    version: int | None = Field(None, ge=1, le=2**31 - 1)
+    version: int | None = Field(None, ge=1, le=2**31 - 1, strict=True)
     inputs: dict[str, Any] = Field(default_factory=dict)
     labels: dict[
         Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(max_length=200)]
     ] = Field(default_factory=dict, max_length=50)
-    priority: int = Field(0, ge=-1000, le=1000)
+    priority: int = Field(0, ge=-1000, le=1000, strict=True)
     external_id: str | None = Field(None, min_length=1, max_length=200)
     notify_url: AnyHttpUrl | None = None
     operation_type: str | None = Field(None, max_length=200)
@@ -49,7 +51,9 @@ async def start_run(
     body: StartRunBody,
     caller: Caller,
     app: App,
-    idempotency_key: str | None = Header(None, max_length=200),
+    idempotency_key: str | None = Header(
+        None, description="Starts at most one run per key: 1 to 200 characters (else 400)."
+    ),
 ) -> JSONResponse:
     view, created = await app.runs.start(
         caller,
@@ -86,6 +90,26 @@ def _labels(values: list[str]) -> dict[str, str]:
     return out
 
 
+_TIME = "An ISO 8601 date or date-time (UTC unless it names its offset), or epoch seconds."
+
+
+def _moment(name: str, text: str | None) -> float | None:
+    """Epoch seconds of a time as ``_TIME`` describes it; None when not given."""
+    if text is None:
+        return None
+    seconds = parse_id(text)
+    if seconds is not None:
+        return float(seconds)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"{name} must be an ISO 8601 time or whole epoch seconds, not {text!r}",
+            errors=[{"path": name, "message": "expected an ISO 8601 time or epoch seconds"}],
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 @router.get("")
 async def list_runs(
     caller: Caller,
@@ -93,8 +117,8 @@ async def list_runs(
     status: Annotated[list[str], Query()] = [],  # noqa: B006
     workflow: str | None = None,
     label: Annotated[list[str], Query()] = [],  # noqa: B006
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Annotated[str | None, Query(description=_TIME)] = None,
+    created_before: Annotated[str | None, Query(description=_TIME)] = None,
     parent: DbId | None = None,
     page_size: int | None = Query(None, ge=1, le=500),
     page_token: str | None = None,
@@ -116,8 +140,8 @@ async def list_runs(
         workflow=workflow,
         labels=_labels(label),
         parent_run_id=parent,
-        created_after=created_after.timestamp() if created_after else None,
-        created_before=created_before.timestamp() if created_before else None,
+        created_after=_moment("created_after", created_after),
+        created_before=_moment("created_before", created_before),
     )
     return JSONResponse(await app.runs.list_runs(caller, flt, page_size, page_token))
 
@@ -160,9 +184,9 @@ async def run_logs(
     if follow:
         await app.runs.get(caller, ref)  # 404 before the stream starts
         if "text/event-stream" in (accept or ""):
-            seen = (last_event_id or "").strip()
-            if seen.isdigit() and len(seen) < 19:
-                after = max(after, int(seen))
+            seen = parse_id((last_event_id or "").strip())
+            if seen is not None:
+                after = max(after, seen)
             return log_events(app.runs.follow_logs(caller, ref, after=after, step=step))
         return NDJSONStream(app.runs.follow_logs(caller, ref, after=after, step=step))
     lines = await app.runs.logs(caller, ref, after=after, step=step)

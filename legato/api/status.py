@@ -14,21 +14,16 @@ from starlette.responses import Response
 
 from legato.api.deps import MAX_ID, App, Caller, parse_run_ref
 from legato.http.negotiation import FORMATS, MEDIA_TYPES, negotiate, render
-from legato.http.watch import (
-    SSE,
-    SSEvent,
-    etag,
-    etag_matches,
-    parse_etags,
-    parse_wait,
-)
+from legato.http.strict_json import StrictJSONRoute
+from legato.http.watch import SSE, SSEvent, etag, etag_matches, parse_etags, parse_wait
+from legato.model.ids import parse_id
 from legato.service.hub import Services
 from legato.service.status import MAX_BATCH, Resource, Snapshot
 from legato.service.tenancy import Principal
 
 __all__ = ["AS_XML", "AS_XML_OR_TEXT", "SUFFIXED", "Status", "StatusQuery", "router"]
 
-router = APIRouter(prefix="/api/v1", tags=["status"])
+router = APIRouter(prefix="/api/v1", tags=["status"], route_class=StrictJSONRoute)
 
 #: The paths (without suffix) that also answer with a ``.json``, ``.xml`` or ``.txt`` suffix.
 SUFFIXED = (
@@ -175,7 +170,7 @@ async def run_values(run_id: str, status: Status) -> Response:
 async def get_value(value_id: str, status: Status) -> Response:
     """One value; ``.txt`` (or ``Accept: text/plain``): the raw value, strings as they are,
     anything else as JSON."""
-    number = int(value_id) if value_id.isdigit() and len(value_id) < 20 else 0
+    number = parse_id(value_id) or 0
     return await status.answer(
         lambda _since: status.app.status.value(status.caller, number), "value", _raw_value
     )
@@ -224,7 +219,7 @@ async def watch_run(
     client has seen that already."""
     ref = parse_run_ref(run_id)
     seen = (last_event_id or "").strip()
-    after = int(seen) if seen.isdigit() and len(seen) < 19 else None
+    after = parse_id(seen)
 
     head = await app.status.head(caller, ref)  # 404 before the stream starts
     if head.finished and after is not None and after >= head.version:
@@ -245,9 +240,9 @@ async def watch_run(
 class BatchGetBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[Annotated[int, Field(ge=0, le=MAX_ID)] | Annotated[str, Field(max_length=100)]] = (
-        Field(max_length=MAX_BATCH)
-    )
+    ids: list[
+        Annotated[int, Field(ge=0, le=MAX_ID, strict=True)] | Annotated[str, Field(max_length=100)]
+    ] = Field(max_length=MAX_BATCH)
 
 
 async def _batch(request: Request, caller: Principal, app: Any, ids: list[int | str]) -> Response:

@@ -10,8 +10,9 @@ from starlette.responses import Response
 
 from legato.api.deps import MAX_ID, App, Caller, DbId, parse_run_ref
 from legato.http.responses import JSONResponse
+from legato.http.strict_json import StrictJSONRoute
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=StrictJSONRoute)
 PathId = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 

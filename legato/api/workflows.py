@@ -8,14 +8,10 @@ from fastapi import APIRouter, Request
 
 from legato.api.deps import App, Caller, Version
 from legato.http.responses import JSONResponse
+from legato.http.strict_json import StrictJSONRoute
 from legato.model.errors import LegatoError
 
-router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
-MAX_DEFINITION_BYTES = 1_000_000
-
-
-class PayloadTooLarge(LegatoError):
-    status, code, title = 413, "payload_too_large", "Payload too large"
+router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"], route_class=StrictJSONRoute)
 
 
 @router.put(
@@ -33,10 +29,8 @@ class PayloadTooLarge(LegatoError):
 )
 async def put_workflow(name: str, request: Request, caller: Caller, app: App) -> JSONResponse:
     """Store a definition; a changed definition becomes a new version (201), an unchanged one
-    answers the current version (200)."""
+    answers the current version (200); its size is bounded by ``LEGATO_MAX_DEFINITION_BYTES``."""
     body = await request.body()
-    if len(body) > MAX_DEFINITION_BYTES:
-        raise PayloadTooLarge(f"a definition may be at most {MAX_DEFINITION_BYTES} bytes")
     try:
         source = body.decode("utf-8")
     except UnicodeDecodeError:

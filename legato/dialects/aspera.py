@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -44,6 +45,7 @@ from legato.model.errors import (
     Unauthorized,
 )
 from legato.model.filters import RunFilter
+from legato.model.ids import parse_id
 from legato.service.hub import Services
 from legato.service.runs import StartRun
 from legato.service.tenancy import Principal
@@ -184,7 +186,7 @@ async def _params(request: Request) -> dict[str, str]:
     params = dict(request.query_params)
     if request.method == "POST":
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        if length is not None and parse_id(length, high=MAX_BODY) is None:
             raise AsperaError(413, f"request body larger than {MAX_BODY} bytes")
         body = b""
         async for chunk in request.stream():
@@ -294,9 +296,10 @@ def _required(call: Call, *names: str) -> list[str]:
 
 
 def _integer(text: str, what: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= MAX_ID:
+    number = parse_id(text, low=1)
+    if number is None:
         raise AsperaError(404, f"{what} {text} not found")
-    return int(text)
+    return number
 
 
 async def _work_order(call: Call, ref: str) -> dict[str, Any]:
@@ -585,7 +588,7 @@ def _coerce(value: str, spec: Any) -> Any:
     if kind in (None, "string"):
         return value
     try:
-        return json.loads(value)
+        return orjson.loads(value)  # strict: no lone surrogates, bounded depth
     except ValueError:
         return value
 
@@ -677,12 +680,13 @@ async def work_orders_list(call: Call) -> Response:
     name = await app.aspera_support.workflow_name(p, ref)
     workflow_id = await app.aspera_support.workflow_id(p, name)
     limit_text = call.params.get("limit", str(PAGE_DEFAULT))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= PAGE_MAX:
+    limit = parse_id(limit_text, low=1, high=PAGE_MAX)
+    if limit is None:
         raise AsperaError(400, f"limit must be between 1 and {PAGE_MAX}")
     page = await app.runs.list_runs(
         p,
         RunFilter(namespace_id=p.namespace_id, workflow=name),
-        int(limit_text),
+        limit,
         call.params.get("page_token") or None,
     )
     docs: list[Doc] = [

@@ -6,13 +6,13 @@ not see is not found. Errors are ``{"statusCode", "error", "message"}`` document
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -27,6 +27,7 @@ from legato.http.auth import bearer_token
 from legato.http.responses import JSONResponse
 from legato.model.errors import LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
+from legato.model.ids import parse_id
 from legato.service.hub import Services
 from legato.service.runs import StartRun
 from legato.service.tenancy import Principal
@@ -96,20 +97,19 @@ async def _answer(request: Request, work: Any) -> Response:
 
 
 def _ref(run_id: str) -> int | str:
-    if run_id.isdigit():
-        number = int(run_id)
-        return number if number < 2**63 else "-"
-    return run_id
+    number = parse_id(run_id)
+    if number is not None:
+        return number
+    return "-" if run_id.isdigit() else run_id
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _Fail(400, f"{name} must be a number") from None
+    value = parse_id(raw)
+    if value is None:
+        raise _Fail(400, f"{name} must be a number")
     if not low <= value <= high:
         raise _Fail(400, f"{name} must be between {low} and {high}")
     return value
@@ -120,8 +120,9 @@ def _date_param(request: Request, name: str, *, end: bool) -> float | None:
     raw = (request.query_params.get(name) or "").strip()
     if not raw:
         return None
-    if raw.isdigit() and len(raw) < 16:
-        return int(raw) / 1000 + (0.001 if end else 0.0)
+    millis = parse_id(raw, high=10**15 - 1)
+    if millis is not None:
+        return millis / 1000 + (0.001 if end else 0.0)
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
@@ -149,7 +150,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if len(raw) > MAX_BODY:
         raise _Fail(413, f"the body is larger than {MAX_BODY} bytes")
     try:
-        body = json.loads(raw or b"null")
+        body = orjson.loads(raw or b"null")  # strict: no lone surrogates, bounded depth
     except (ValueError, UnicodeDecodeError):
         raise _Fail(400, "the body is not valid JSON") from None
     if not isinstance(body, dict):

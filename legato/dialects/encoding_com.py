@@ -24,6 +24,7 @@ from legato.dialects.encoding_com_render import Node, error_node, render, vendor
 from legato.http.xml import parse_xml
 from legato.model.errors import Conflict, LegatoError, NotFound, Unauthorized
 from legato.model.filters import RunFilter
+from legato.model.ids import parse_id
 from legato.service.hub import Services
 from legato.service.runs import StartRun
 from legato.service.tenancy import Principal
@@ -207,9 +208,10 @@ def _media_ids(query: Query) -> list[int]:
     ids: list[int] = []
     for part in raw.split(","):
         part = part.strip()
-        if not part.isdigit() or not 0 < int(part) < 2**63:
+        number = parse_id(part, low=1)
+        if number is None:
             raise QueryError(f"Wrong mediaid '{part}': a positive integer is expected")
-        ids.append(int(part))
+        ids.append(number)
     if len(ids) > _MAX_IDS:
         raise QueryError(f"At most {_MAX_IDS} media ids per query")
     return ids
@@ -309,9 +311,10 @@ def _item_fields(run: dict[str, Any], step: dict[str, Any]) -> Node:
         return []
     index = key[key.rindex("[") + 1 : -1]
     given = (run.get("inputs") or {}).get("formats")
-    if not index.isdigit() or not isinstance(given, list) or int(index) >= len(given):
+    position = parse_id(index)
+    if position is None or not isinstance(given, list) or position >= len(given):
         return []
-    item = given[int(index)]
+    item = given[position]
     if not isinstance(item, dict):
         return []
     return [
@@ -482,9 +485,10 @@ def _page_number(query: Query, name: str, default: int, low: int, high: int) -> 
     raw = query.text(name)
     if not raw:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    number = parse_id(raw, low=low, high=high)
+    if number is None:
         raise QueryError(f"Wrong {name} '{raw}': a number from {low} to {high} is expected")
-    return int(raw)
+    return number
 
 
 def _date(query: Query, name: str) -> float | None:

@@ -23,6 +23,7 @@ from legato.http.auth import principal
 from legato.http.watch import etag, etag_matches, parse_etags
 from legato.model.errors import LegatoError, NotFound, TooManyAttempts
 from legato.model.filters import RunFilter
+from legato.model.ids import parse_id
 from legato.service.hub import Services
 from legato.service.runs import StartRun
 from legato.service.status import parse_ref
@@ -57,6 +58,7 @@ ERROR_CODES = {
     413: "RequestEntityTooLarge",
     429: "TooManyRequests",
     500: "InternalServerError",
+    503: "ServiceUnavailable",  # the database cannot be reached
 }
 
 HEADER_ID = "oa-work-request-id"
@@ -238,9 +240,10 @@ def _limit(request: Request, default: int, most: int) -> int:
     raw = request.query_params.get("limit")
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    limit = parse_id(raw, low=1, high=most)
+    if limit is None:
         raise OacError(400, f"limit must be an integer from 1 to {most}, not {raw!r}")
-    return int(raw)
+    return limit
 
 
 _STATUS_FILTER: dict[str, list[str]] = {}
@@ -304,10 +307,11 @@ async def work_request_logs(request: Request, work_request_id: str) -> Response:
     async def handler(p: Principal, app: Services) -> Response:
         limit = _limit(request, MAX_LOG_LIMIT, MAX_LOG_LIMIT)
         page = request.query_params.get("page") or "0"
-        if not page.isdigit() or len(page) > 18:
+        after = parse_id(page)
+        if after is None:
             raise OacError(400, f"page {page!r} is not a page this server gave")
         try:
-            lines = await app.runs.logs(p, _ref(work_request_id), after=int(page), limit=limit)
+            lines = await app.runs.logs(p, _ref(work_request_id), after=after, limit=limit)
         except NotFound:
             raise OacError(404, f"work request {work_request_id} does not exist") from None
         headers = {"opc-next-page": str(lines[-1]["seq"])} if len(lines) == limit else {}

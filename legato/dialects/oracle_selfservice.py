@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from legato.model.errors import Forbidden, LegatoError, Unauthorized
+from legato.model.ids import parse_id
 from legato.service.hub import Services
 from legato.service.tenancy import Principal
 
@@ -61,6 +62,7 @@ _CODES = {
     413: "PayloadTooLarge",
     429: "TooManyRequests",
     500: "InternalServerError",
+    503: "ServiceUnavailable",  # the database cannot be reached
 }
 
 router = APIRouter(prefix="/selfservice/v1", tags=["dialect: oracle self-service"])
@@ -200,9 +202,9 @@ async def _details(request: Request, execution_id: str | None) -> Response:
         if not execution_id or not execution_id.strip():
             raise _Fault(400, "the execution 'id' is mandatory")
         raw_step = request.query_params.get("stepId", "0").strip() or "0"
-        if not raw_step.isdigit() or len(raw_step) > 19:
+        step_id = parse_id(raw_step)
+        if step_id is None:
             raise _Fault(400, "'stepId' must be a step id (a whole number; 0 for the top level)")
-        step_id = int(raw_step)
         steps = await _services(request).oracle_selfservice_support.sub_steps(
             principal, execution_id.strip(), requestor, step_id
         )

@@ -25,6 +25,7 @@ from legato.engine.metrics import CLAIM_SECONDS, COMPLETE_SECONDS, STEP_RESULTS,
 from legato.engine.outbound import OutboundGuard
 from legato.engine.step_modules import StepModules
 from legato.model.durations import format_duration
+from legato.model.json_values import json_problems
 from legato.model.records import StepResult
 from legato.model.states import StepStatus
 from legato.store.activity import write_activity
@@ -202,6 +203,11 @@ class Worker:
             return failed(StepStatus.FAILED, "exception", f"{type(exc).__name__}: {exc}")
         if not isinstance(outputs, dict):
             return failed(StepStatus.FAILED, "bad_outputs", "outputs must be a JSON object")
+        problems = json_problems(outputs, "outputs")
+        if problems:  # refused here: the store could not write them
+            first = problems[0]
+            message = f"{first['path']}: {first['message']}"
+            return failed(StepStatus.FAILED, "bad_outputs", message, retryable=False)
         return StepResult(
             step.id, step.attempt, StepStatus.SUCCEEDED, outputs=outputs, worker=self.name
         )

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from legato.http.responses import ProblemResponse
-from legato.model.errors import LegatoError, TooManyAttempts
+from legato.model.errors import LegatoError
 
 __all__ = ["install_problem_handlers", "problem"]
 
@@ -69,8 +69,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(LegatoError)
     async def _legato(_req: Request, exc: LegatoError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if isinstance(exc, TooManyAttempts):
-            headers = {"Retry-After": str(exc.retry_after)}
+        retry_after = getattr(exc, "retry_after", None)  # 429s and 503s say when to come back
+        if retry_after:
+            headers = {"Retry-After": str(retry_after)}
         return problem(exc.status, exc.code, exc.title, exc.detail, exc.errors, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -85,7 +86,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> Response:
-        code = _CODES.get(exc.status_code, "error")
+        code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
         return problem(
             exc.status_code,
             code,
@@ -97,9 +98,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_req: Request, exc: Exception) -> Response:
         log.exception("unexpected error", exc_info=exc)
+        # the server closes the connection after an unhandled error: say so
         return problem(
             500,
             "internal_error",
             "Internal error",
             "the server met an unexpected error; it has been logged",
+            headers={"Connection": "close"},
         )

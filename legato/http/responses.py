@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.responses import StreamingResponse
 
 __all__ = ["JSONResponse", "NDJSONStream", "ProblemResponse"]
 
 
-class JSONResponse(Response):
+class JSONResponse(StarletteJSONResponse):
+    """A JSON answer (a JSON response class, so that the API description says JSON)."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            # what orjson cannot write (a lone surrogate echoed in a message, an integer
+            # past 64 bits) is still answered, escaped by the standard encoder
+            return json.dumps(content, default=str, separators=(",", ":")).encode()
 
 
 class ProblemResponse(JSONResponse):

@@ -13,7 +13,12 @@ from typing import Any
 
 from legato.model.definition import StepDefinition, WorkflowDefinition
 from legato.model.durations import parse_duration
-from legato.model.expressions import ExpressionError, evaluate_condition, render
+from legato.model.expressions import (
+    ExpressionError,
+    ExpressionLimitError,
+    evaluate_condition,
+    render,
+)
 from legato.model.records import RunState, StepResult, StepState
 from legato.model.states import RUN_TERMINAL, STEP_TERMINAL, RunStatus, StepStatus
 
@@ -107,6 +112,9 @@ class RunGraph:
     run: RunState
     definition: WorkflowDefinition
     steps: list[StepState]
+    #: Expressions refused for what they built (``{"path", "message"}``): the steps failed;
+    #: a start that meets one at once answers it instead of keeping the failed run.
+    refused_expressions: list[dict[str, str]] = field(default_factory=list)
 
     def top(self) -> list[StepState]:
         return [s for s in self.steps if s.parent_step_id is None and s.parent is None]
@@ -468,15 +476,35 @@ def _release(graph: RunGraph, now: float, fx: Effects, group: StepState | None =
         sd = graph.definition.step(step.key)
         scope = graph.scope()
         try:
-            if sd.if_ is not None and not evaluate_condition(sd.if_, scope):
+            if sd.if_ is not None and not _condition(sd.if_, scope):
                 _skip(graph, step, "Skipped: condition is false", now, fx)
                 continue
             _dispatch(graph, step, sd, scope, now, fx)
         except (ExpressionError, ValueError, TypeError) as exc:
             step.attempt = max(step.attempt, 1)
-            _fail(graph, step, S.FAILED, {"code": "bad_expression", "message": str(exc)}, now, fx)
+            error = {"code": "bad_expression", "message": str(exc)}
+            if isinstance(exc, ExpressionLimitError):
+                error["path"] = _step_path(graph.definition, sd, exc.path)
+                graph.refused_expressions.append({"path": error["path"], "message": str(exc)})
+            _fail(graph, step, S.FAILED, error, now, fx)
             _after_step(graph, step, now, fx)
             return  # _after_step released the rest already
+
+
+def _condition(expr: str | bool, scope: dict[str, Any]) -> bool:
+    try:
+        return evaluate_condition(expr, scope)
+    except ExpressionLimitError as exc:
+        exc.path = "if"
+        raise
+
+
+def _step_path(definition: WorkflowDefinition, sd: StepDefinition, inner: str) -> str:
+    """Where a step's field stands in the definition: ``steps[0].with.text`` for a top-level
+    step, ``steps.<id>.with.text`` within a group."""
+    index = next((i for i, top in enumerate(definition.steps) if top.id == sd.id), None)
+    head = f"steps[{index}]" if index is not None else f"steps.{sd.id}"
+    return f"{head}.{inner}" if inner else head
 
 
 def _blocks_downstream(dep: StepState) -> bool:
@@ -519,7 +547,7 @@ def _dispatch(
     fx: Effects,
 ) -> None:
     if sd.foreach is not None:
-        items = render(sd.foreach, scope)
+        items = render(sd.foreach, scope, "foreach")
         if not isinstance(items, list):
             raise ValueError(
                 f"foreach of step '{sd.id}' must give a list, got {type(items).__name__}"
@@ -549,7 +577,7 @@ def _dispatch(
                 parent=step,
                 parent_step_id=step.id or None,
             )
-            kid.args = render(sd.with_, graph.scope(item))
+            kid.args = render(sd.with_, graph.scope(item), "with")
             if index < limit:
                 kid.status = S.READY
                 kid.status_message = "Ready"
@@ -572,7 +600,7 @@ def _dispatch(
             fx.new_steps.append(kid)
         _advance_group(graph, step, now, fx)
         return
-    args = render(sd.with_, scope)
+    args = render(sd.with_, scope, "with")
     step.args = args
     if sd.uses == "workflow":
         step.started_at = now

@@ -753,6 +753,7 @@ def _expression_issues(
     names = ex.SCOPE_ROOTS | ex.global_names()
     for where, text in _leaves(value, path):
         issues += [(where, message, "bad_expression") for message in ex.syntax_errors(text)]
+        issues += [(where, message, "bad_expression") for message in ex.limit_errors(text)]
         unguarded = ex.references(text, include_guarded=False)
         for root, key in sorted(ex.references(text), key=lambda r: (r[0], r[1] or "")):
             if root == "steps" and key is not None:

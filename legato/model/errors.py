@@ -13,6 +13,7 @@ __all__ = [
     "QueueLimit",
     "TooManyAttempts",
     "Unauthorized",
+    "Unavailable",
 ]
 
 
@@ -64,3 +65,10 @@ class TooManyAttempts(LegatoError):
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = max(1, retry_after)
+
+
+class Unavailable(LegatoError):
+    """The database cannot be reached (down, restarting, out of connections): try again."""
+
+    status, code, title = 503, "database_unavailable", "Service unavailable"
+    retry_after = 5

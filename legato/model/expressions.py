@@ -8,9 +8,10 @@ asks about it.
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
 from functools import lru_cache
 from typing import Any
 
@@ -20,16 +21,21 @@ from jinja2.exceptions import SecurityError
 from jinja2.parser import Parser
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import _PassArg
+
+from legato.model import expression_limits as limits
 
 __all__ = [
     "SCOPE_ROOTS",
     "ExpressionError",
+    "ExpressionLimitError",
     "compile_expression",
     "contains_expression",
     "evaluate_condition",
     "expressions_in",
     "global_names",
     "is_expression",
+    "limit_errors",
     "references",
     "render",
     "syntax_errors",
@@ -40,8 +46,16 @@ SCOPE_ROOTS = frozenset({"inputs", "steps", "vars", "run", "item"})
 
 _OPEN = "${{"
 _CLOSE = "}}"
-_MAX_SEQUENCE = 1_000_000
-_MAX_EXPONENT = 4096
+_BINOPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
+}
+_UNOPS: dict[str, Callable[[Any], Any]] = {"-": operator.neg, "+": operator.pos}
 
 
 class ExpressionError(Exception):
@@ -54,29 +68,81 @@ class ExpressionError(Exception):
         self.detail = detail
 
 
-class _Environment(ImmutableSandboxedEnvironment):
-    """The sandbox, with ``a.b`` on a mapping meaning its key ``b`` before any method ``b``."""
+class ExpressionLimitError(ExpressionError):
+    """An expression built a value past a bound (size, 64-bit integers) or worked too long;
+    ``path`` is where in the rendered template it stands (``with.text``), when known."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    def __init__(self, expression: str, detail: str, *, path: str = "") -> None:
+        super().__init__(expression, detail, quote=bool(expression.strip()))
+        self.path = path
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    """The sandbox, with ``a.b`` on a mapping meaning its key ``b`` before any method ``b``,
+    and every call, filter and operator bounded (:mod:`legato.model.expression_limits`)."""
+
+    intercepted_binops = frozenset(_BINOPS)
+    intercepted_unops = frozenset(_UNOPS)
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
 
     def getattr(self, obj: Any, attribute: str) -> Any:
+        limits.tick()
         if isinstance(obj, Mapping):
             try:
                 return obj[attribute]
             except (KeyError, TypeError):
                 pass
+        if isinstance(obj, str) and attribute in ("format", "format_map"):
+            limits.check_format(obj)
         return super().getattr(obj, attribute)
 
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        limits.tick()
+        return super().getitem(obj, argument)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        limits.tick()
+        args = limits.check_call(__obj, args, kwargs)
+        result = super().call(__context, __obj, *args, **kwargs)
+        limits.measure(result)
+        return result
+
     def call_binop(self, context: Context, operator_: str, left: Any, right: Any) -> Any:
+        limits.tick()
         if operator_ == "**":
-            if isinstance(right, int) and abs(right) > _MAX_EXPONENT:
-                raise SecurityError(f"exponent {right} is too large")
-            return operator.pow(left, right)
-        for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(count, int):
-                if len(seq) * count > _MAX_SEQUENCE:
-                    raise SecurityError("result of '*' is too large")
-        return operator.mul(left, right)
+            limits.check_power(left, right)
+        elif operator_ == "*":
+            limits.check_repeat(left, right)
+            limits.check_repeat(right, left)
+        elif operator_ == "%" and isinstance(left, str):
+            limits.check_printf(left)
+        result = _BINOPS[operator_](left, right)
+        limits.measure(result)
+        return result
+
+    def call_unop(self, context: Context, operator_: str, arg: Any) -> Any:
+        limits.tick()
+        result = _UNOPS[operator_](arg)
+        limits.measure(result)
+        return result
+
+
+def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    passes_context = _PassArg.from_obj(function) is not None
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        limits.tick()
+        lead, rest = (args[:1], args[1:]) if passes_context else ((), args)
+        rest = limits.check_filter(name, rest, kwargs)
+        result = function(*lead, *rest, **kwargs)
+        limits.measure(result)
+        return result
+
+    return bounded
 
 
 _ENV = _Environment(undefined=StrictUndefined, autoescape=False)
@@ -200,9 +266,16 @@ def _strings(template: Any) -> Iterator[str]:
 def _evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
     compiled = compile_expression(expression)
     try:
-        return _native(compiled(dict(scope)), expression)
+        with limits.budget():
+            value = _native(compiled(dict(scope)), expression)
+            limits.measure(value, final=True)
+            return value
     except ExpressionError:
         raise
+    except limits.LimitExceeded as exc:
+        raise ExpressionLimitError(expression, f"not allowed: {exc}") from None
+    except RecursionError:
+        raise ExpressionLimitError(expression, "not allowed: nested too deeply") from None
     except Exception as exc:
         raise ExpressionError(expression, _describe(exc)) from None
 
@@ -261,15 +334,45 @@ def _render_string(text: str, scope: Mapping[str, Any]) -> Any:
     return "".join(_to_text(_evaluate(p, scope)) if is_expr else p for is_expr, p in pieces)
 
 
-def render(template: Any, scope: Mapping[str, Any]) -> Any:
-    """Evaluate every expression in ``template`` (recursively through dicts and lists)."""
+def render(template: Any, scope: Mapping[str, Any], path: str = "") -> Any:
+    """Evaluate every expression in ``template`` (recursively through dicts and lists).
+    ``path`` names the template in errors past a bound (``ExpressionLimitError.path``)."""
+    try:
+        result = _render(template, scope)
+        limits.measure(result, final=True)  # the parts fit; together they must too
+        return result
+    except ExpressionLimitError as exc:
+        exc.path = _join(path, exc.path)
+        raise
+    except limits.LimitExceeded as exc:
+        raise ExpressionLimitError("", f"not allowed: {exc}", path=path) from None
+
+
+def _render(template: Any, scope: Mapping[str, Any]) -> Any:
     if isinstance(template, str):
         return _render_string(template, scope)
     if isinstance(template, Mapping):
-        return {key: render(value, scope) for key, value in template.items()}
+        return {key: _render_at(key, value, scope) for key, value in template.items()}
     if isinstance(template, list | tuple):
-        return [render(value, scope) for value in template]
+        return [_render_at(index, value, scope) for index, value in enumerate(template)]
     return template
+
+
+def _render_at(key: Any, template: Any, scope: Mapping[str, Any]) -> Any:
+    try:
+        return _render(template, scope)
+    except ExpressionLimitError as exc:
+        exc.path = _join(key, exc.path)
+        raise
+
+
+def _join(outer: Any, inner: str) -> str:
+    head = f"[{outer}]" if isinstance(outer, int) else str(outer)
+    if not inner:
+        return head
+    if not head:
+        return inner
+    return f"{head}{inner}" if inner.startswith("[") else f"{head}.{inner}"
 
 
 def evaluate_condition(expr: str | bool, scope: Mapping[str, Any]) -> bool:
@@ -318,6 +421,26 @@ def syntax_errors(template: Any) -> list[str]:
                     errors.append(f"invalid expression {ExpressionError(piece, problem)}")
         except ValueError as exc:
             errors.append(str(exc))
+    return errors
+
+
+def limit_errors(text: str) -> list[str]:
+    """Messages for the expressions in ``text`` that refer to nothing (constants) and build
+    values past a bound: known before any run, they are refused when the definition is."""
+    errors: list[str] = []
+    for expression in expressions_in(text):
+        try:
+            tree = _parse(expression)
+        except TemplateSyntaxError:
+            continue
+        if any(name.name not in _ENV.globals for name in tree.find_all(nodes.Name)):
+            continue
+        try:
+            _evaluate(expression, {})
+        except ExpressionLimitError as exc:
+            errors.append(str(exc))
+        except ExpressionError:
+            continue  # a run reports it, where it is met
     return errors
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from legato.model.definition import WorkflowDefinition
+from legato.model.json_values import json_problems
 from legato.model.records import value_type
 
 __all__ = ["InputError", "resolve_inputs"]
@@ -43,6 +44,7 @@ def resolve_inputs(definition: WorkflowDefinition, given: Mapping[str, Any]) -> 
     for name, spec in declared.items():
         if name in given:
             value = given[name]
+            problems.extend(json_problems(value, f"inputs.{name}"))
             wanted = _ACCEPTS.get(spec.type)
             if wanted is not None and value_type(value) not in wanted:
                 problems.append(

@@ -1,7 +1,9 @@
 """Group commit: concurrent requests of one kind share one transaction.
 
 Callers await ``submit``; while one batch is being written, the next gathers. A batch
-function answers one result or exception per item, so one bad item never fails the others.
+function answers one result or exception per item, so one bad item never fails the others;
+and should the shared transaction fail all the same (an item the checks let through that the
+database refuses), each item is tried again alone, so only the bad one fails.
 """
 
 from __future__ import annotations
@@ -40,12 +42,12 @@ class GroupCommit(Generic[I, R]):
             del self._pending[: len(batch)]
             try:
                 results = await self._run_batch([item for item, _ in batch])
-            except BaseException as exc:  # the whole transaction failed: every item fails
-                results = [exc] * len(batch)
-                if isinstance(exc, asyncio.CancelledError):
-                    for _, future in batch:
-                        future.cancel()
-                    raise
+            except asyncio.CancelledError:
+                for _, future in batch:
+                    future.cancel()
+                raise
+            except BaseException as exc:  # the whole transaction failed
+                results = [exc] if len(batch) == 1 else await self._one_by_one(batch)
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue
@@ -53,3 +55,19 @@ class GroupCommit(Generic[I, R]):
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+    async def _one_by_one(
+        self, batch: Sequence[tuple[I, asyncio.Future[R]]]
+    ) -> list[R | BaseException]:
+        results: list[R | BaseException] = []
+        for item, _ in batch:
+            try:
+                [result] = await self._run_batch([item])
+            except asyncio.CancelledError:
+                for _, future in batch:
+                    future.cancel()
+                raise
+            except Exception as exc:
+                result = exc
+            results.append(result)
+        return results

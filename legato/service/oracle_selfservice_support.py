@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from legato.model.errors import InvalidInput, NotFound
+from legato.model.ids import parse_id
 from legato.model.states import StepStatus
 from legato.service.runs import RunService, StartRun
 from legato.service.status import MAX_BATCH
@@ -45,7 +46,7 @@ class SelfServiceSupport:
         ref = ref.strip()
         if not ref or len(ref) > 200:
             return None
-        by_id = int(ref) if ref.isdigit() and 0 < int(ref) <= MAX_ID else None
+        by_id = parse_id(ref, low=1)
         row = None
         if requestor in BY_EXTERNAL_ID or by_id is None:
             row = await run_store.find_run_by_external_id(conn, p.namespace_id, ref)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from legato.model.errors import NotFound
 from legato.model.estimates import StepHistory
+from legato.model.ids import parse_id
 from legato.model.reads import (
     ErrorRecord,
     EventRecord,
@@ -56,10 +57,10 @@ def parse_ref(ref: int | str) -> int | str | None:
     if isinstance(ref, int):
         return ref if 0 < ref <= MAX_ID else None
     text = ref.strip()
-    if text.isascii() and text.isdigit():
-        number = int(text)
-        return number if 0 < number <= MAX_ID else None
-    if not text or len(text) > 36:
+    number = parse_id(text, low=1)
+    if number is not None:
+        return number
+    if text.isdigit() or not text or len(text) > 36:  # Unicode digits name no run
         return None
     return text
 

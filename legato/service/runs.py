@@ -43,6 +43,8 @@ __all__ = ["RunService", "StartRun"]
 
 MAX_PAGE_SIZE = 500
 MAX_ID = 2**63 - 1
+#: What the store's ``runs.idempotency_key`` column holds.
+MAX_IDEMPOTENCY_KEY = 200
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class RunService:
         p.require("operator")
         if req.notify_url:
             await check_destination(self.outbound, req.notify_url, "notify_url")
+        _check_idempotency_key(req.idempotency_key)
         if not (req.idempotency_key or req.external_id):
             return await self._starts.submit((p, req)), True
         if req.idempotency_key:
@@ -133,6 +136,7 @@ class RunService:
                 except LegatoError as exc:
                     answers.append(exc)
             graphs = await self.transitions.create_runs(tx, [new for _, _, new in accepted])
+            _refuse_expressions(graphs)
             for (index, p, _new), graph in zip(accepted, graphs, strict=True):
                 answers[index] = run_view(graph.run, p.namespace, graph.steps)
             return answers
@@ -343,6 +347,34 @@ class RunService:
         async with self.db.watching(f"run:{run_id}") as changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), timeout)
+
+
+def _refuse_expressions(graphs: Sequence[Any]) -> None:
+    """A run whose first steps built values past a bound is answered, not kept: the whole
+    transaction rolls back, and the group commit tries the others again without it."""
+    for graph in graphs:
+        if graph.refused_expressions:
+            first = graph.refused_expressions[0]
+            raise InvalidInput(
+                f"{first['path']}: {first['message']}",
+                code="bad_expression",
+                errors=[
+                    {**refused, "code": "bad_expression"} for refused in graph.refused_expressions
+                ],
+            )
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    """A key names one start: it must be text the store keeps as given (an empty one would
+    be stored as a key all the same, and clash with the next empty one)."""
+    if key is None:
+        return
+    if not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise LegatoError(
+            f"an idempotency key holds 1 to {MAX_IDEMPOTENCY_KEY} characters, not only spaces",
+            code="bad_idempotency_key",
+            errors=[{"path": "Idempotency-Key", "message": "empty, blank or too long"}],
+        )
 
 
 def _encode_token(created_at: float, run_id: int) -> str:

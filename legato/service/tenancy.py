@@ -252,7 +252,10 @@ class TenancyService:
             if await find_namespace(tx.conn, name) is not None:
                 raise Conflict(f"namespace '{name}' exists already", code="namespace_exists")
             row: Any = await insert_namespace(tx.conn, name, time.time())
-            values = {k: v for k, v in limits.items() if k in NAMESPACE_SETTINGS}
+            values = {
+                **_checked_limits(limits),
+                **{k: v for k, v in limits.items() if k == "step_modules"},
+            }
             if values:
                 await update_namespace(tx.conn, row.id, values)
                 row = await find_namespace(tx.conn, name)
@@ -278,7 +281,10 @@ class TenancyService:
             row = await find_namespace(tx.conn, name)
             if row is None:
                 raise NotFound(f"namespace '{name}' does not exist", code="namespace_not_found")
-            values = {k: v for k, v in changes.items() if k in NAMESPACE_SETTINGS}
+            values = {
+                **_checked_limits(changes),
+                **{k: v for k, v in changes.items() if k == "step_modules"},
+            }
             if values:
                 await update_namespace(tx.conn, row.id, values)
                 row = await find_namespace(tx.conn, name)
@@ -339,3 +345,16 @@ def _step_modules(principal: Principal, changes: dict[str, Any]) -> list[str]:
 
 def new_secret() -> str:
     return "lg_" + secrets.token_urlsafe(32)
+
+
+def _checked_limits(limits: dict[str, int | None]) -> dict[str, int | None]:
+    """The namespace limits among ``limits``: whole numbers from 1 (``True`` is none), or
+    None for no limit."""
+    values = {k: v for k, v in limits.items() if k in NAMESPACE_LIMITS}
+    for key, value in values.items():
+        if value is not None and (type(value) is not int or not 1 <= value <= 2**31 - 1):
+            raise InvalidInput(
+                f"{key} must be a whole number from 1 to {2**31 - 1}, or null",
+                errors=[{"path": key, "message": "expected a whole number or null"}],
+            )
+    return values

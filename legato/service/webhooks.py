@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from legato.engine.outbound import OutboundGuard
 from legato.model.errors import InvalidInput, NotFound
+from legato.model.ids import parse_id
 from legato.service.tenancy import Principal
 from legato.service.views import iso
 from legato.store import outbox as outbox_store
@@ -128,11 +129,11 @@ class WebhookService:
             raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         before = None
         if page_token is not None:
-            if not page_token.isdigit() or len(page_token) > 19:
+            before = parse_id(page_token)
+            if before is None:
                 raise InvalidInput(
                     "invalid page_token", errors=[{"path": "page_token", "message": "invalid"}]
                 )
-            before = int(page_token)
         async with self.db.read() as conn:
             run_id = None
             if run is not None:

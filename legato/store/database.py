@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from legato.model.errors import Unavailable
 from legato.store.sqlite_inline import inline_connector
 
 __all__ = ["Database", "PointQuery", "Tx", "normalize_url"]
@@ -147,7 +148,16 @@ class Database:
     # -- transactions -------------------------------------------------------------------
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, retries: int = 5) -> T:
-        """Run ``fn`` in one write transaction; retried on deadlocks and serialization errors."""
+        """Run ``fn`` in one write transaction; retried on deadlocks and serialization errors.
+        ``Unavailable`` when the database cannot be reached."""
+        try:
+            return await self._write(fn, retries)
+        except Exception as exc:
+            if _unreachable(exc):
+                raise _unavailable(exc) from exc
+            raise
+
+    async def _write(self, fn: Callable[[Tx], Awaitable[T]], retries: int) -> T:
         deadline = time.monotonic() + _SQLITE_LOCK_PATIENCE
         attempt = 0
         while True:
@@ -188,8 +198,14 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.reader.connect() as conn:
-            yield conn
+        """A connection to read with; ``Unavailable`` when the database cannot be reached."""
+        try:
+            async with self.reader.connect() as conn:
+                yield conn
+        except Exception as exc:
+            if _unreachable(exc):
+                raise _unavailable(exc) from exc
+            raise
 
     async def point(self, query: PointQuery, *params: Any) -> tuple[Any, ...] | None:
         """One row of a hot read, through the driver itself: no pool checkout, no
@@ -281,6 +297,35 @@ class Database:
             self._wake_local(set(payload.split(",")))
 
         await self._pg_listener.add_listener(CHANNEL, on_notify)
+
+
+#: SQLSTATE classes and codes that say the server cannot serve now: connection exceptions,
+#: shutdown and restart (operator intervention), too many connections, a database gone.
+_UNREACHABLE_PG_CLASSES = ("08", "57P")
+_UNREACHABLE_PG_CODES = {"53300", "3D000"}
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached (rather than refusing a query)."""
+    if isinstance(exc, Unavailable):
+        return False
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        orig: BaseException | None = exc.orig
+        cause = None if orig is None else orig.__cause__
+        code = getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+        if isinstance(code, str) and (
+            code.startswith(_UNREACHABLE_PG_CLASSES) or code in _UNREACHABLE_PG_CODES
+        ):
+            return True
+        return isinstance(cause or orig, OSError) or "unable to open" in str(orig)
+    return isinstance(exc, OSError) or type(exc).__name__ == "ConnectionDoesNotExistError"
+
+
+def _unavailable(exc: BaseException) -> Unavailable:
+    log.warning("the database cannot be reached: %s", exc)
+    return Unavailable("the database cannot be reached right now; try again shortly")
 
 
 _NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :payload)")

@@ -297,11 +297,11 @@ async def test_concurrent_identical_puts_make_one_version(api: httpx.AsyncClient
 
 
 async def test_http_errors_are_problems(api: httpx.AsyncClient) -> None:
-    big = GREET_V1 + "#" + "x" * 1_000_000 + "\n"
+    big = GREET_V1 + "#" + "x" * (8 << 20) + "\n"
     assert_problem(
         await api.put("/api/v1/workflows/greet", content=big, headers=YAML),
         413,
-        "payload_too_large",
+        "body_too_large",
     )
     assert_problem(await api.delete("/api/v1/workflows"), 405, "method_not_allowed")
     assert_problem(await api.patch("/api/v1/runs/1"), 405, "method_not_allowed")

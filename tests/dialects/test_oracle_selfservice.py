@@ -318,6 +318,10 @@ async def test_status_details_as_the_seed_shows(api: httpx.AsyncClient) -> None:
     r = await call(api, "GET", "/executions/status/details", oracle(USER),
                    params={"id": ref, "requestor": "EXADATA_CPU_SCALE", "stepId": "0"})  # fmt: skip
     assert r.status_code == 200 and r.json() == body
+    for odd in ("³", "\u0661", "1_0", "+1"):  # step ids are ASCII digits only
+        params = {"id": ref, "requestor": "EXADATA_CPU_SCALE", "stepId": odd}
+        r = await call(api, "GET", "/executions/status/details", oracle(USER), params=params)
+        assert r.status_code == 400, (odd, r.text)
 
     # drilling into the group: its steps
     inner = await details(api, ref, "EXADATA_CPU_SCALE", submission["stepId"])
