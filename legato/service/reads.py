@@ -84,7 +84,7 @@ class RunReads:
         self._head_reads: Flights[RunHead] = Flights()
         self._facts: Flights[Any] = Flights()
         self._histories: dict[tuple[int, str], tuple[float, dict[str, StepHistory]]] = {}
-        self._heartbeat: tuple[float, float | None] = (0.0, None)
+        self._heartbeats: tuple[float, list[tuple[float, tuple[str, ...]]]] = (0.0, [])
         self._full: dict[int, tuple[float, bool]] = {}
 
     # -- heads ---------------------------------------------------------------------------
@@ -164,30 +164,39 @@ class RunReads:
 
     # -- live facts ----------------------------------------------------------------------
 
-    async def facts(self, read: RunRead, steps: tuple[StepRecord, ...] = ()) -> ReadFacts:
+    async def facts(
+        self, read: RunRead, namespace: str, steps: tuple[StepRecord, ...] = ()
+    ) -> ReadFacts:
         """The clock, and the live facts that explain why ``steps`` (default: the run's
-        top-level steps) wait; read only when a step is ready to run."""
+        top-level steps) wait; read only when a step is ready to run. ``namespace``: the
+        run's, whose steps only some workers may serve."""
         now = time.time()
         waiting = steps or read.steps
         if not any(s.status == StepStatus.READY for s in waiting):
             return ReadFacts(now)
-        alive = await self._workers_alive(now)
+        alive = await self._workers_alive(now, namespace)
         full = False
         if read.run.status == RunStatus.QUEUED:
             full = await self._namespace_full(read.run.namespace_id)
         return ReadFacts(now, workers_alive=alive, namespace_full=full)
 
-    async def _workers_alive(self, now: float) -> bool:
-        checked, latest = self._heartbeat
+    async def _workers_alive(self, now: float, namespace: str) -> bool:
+        """Whether a worker that serves ``namespace`` (every namespace, or it by name) beat
+        lately."""
+        checked, beats = self._heartbeats
         if time.monotonic() - checked > FACTS_SECONDS:
-            latest = await self._facts.run("heartbeat", self._read_heartbeat)
-        return latest is not None and latest > now - WORKER_SILENCE_SECONDS
+            beats = await self._facts.run("heartbeats", self._read_heartbeats)
+        return any(
+            beat > now - WORKER_SILENCE_SECONDS and (not serves or namespace in serves)
+            for beat, serves in beats
+        )
 
-    async def _read_heartbeat(self) -> float | None:
+    async def _read_heartbeats(self) -> list[tuple[float, tuple[str, ...]]]:
         started = time.monotonic()
-        latest = await reader.latest_heartbeat(self.db)
-        self._heartbeat = (started, latest)
-        return latest
+        async with self.db.read() as conn:
+            beats = await reader.worker_heartbeats(conn)
+        self._heartbeats = (started, beats)
+        return beats
 
     async def _namespace_full(self, namespace_id: int) -> bool:
         cached = self._full.get(namespace_id)

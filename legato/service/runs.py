@@ -198,7 +198,7 @@ class RunService:
         """The run with its top-level steps, progress, time left, waiting reasons and the
         counts of every subtree."""
         read = await self.reads.run(await self._head(p, ref))
-        return run_detail_view(read, p.namespace, await self.reads.facts(read))
+        return run_detail_view(read, p.namespace, await self.reads.facts(read, p.namespace))
 
     async def steps(
         self, p: Principal, ref: int | str, parent: int | None = None
@@ -207,7 +207,7 @@ class RunService:
         head = await self._head(p, ref)
         read = await self.reads.run(head)
         level = await self.reads.level(head, parent)
-        return level_view(read, level, await self.reads.facts(read, level))
+        return level_view(read, level, await self.reads.facts(read, p.namespace, level))
 
     async def step(self, p: Principal, ref: int | str, step_ref: str) -> dict[str, Any]:
         body = await self.status.step(p, step_ref)(await self._head(p, ref)).body()

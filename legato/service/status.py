@@ -104,7 +104,7 @@ class StatusService:
 
         async def build(head: RunHead) -> Any:
             read = await self.reads.run(head)
-            return run_detail_view(read, p.namespace, await self.reads.facts(read))
+            return run_detail_view(read, p.namespace, await self.reads.facts(read, p.namespace))
 
         return lambda head: Snapshot(head, "run", lambda: build(head))
 
@@ -118,7 +118,9 @@ class StatusService:
         async def build(head: RunHead) -> Any:
             read = await self.reads.run(head)
             level = await self.reads.level(head, parent)
-            return {"steps": level_view(read, level, await self.reads.facts(read, level))}
+            return {
+                "steps": level_view(read, level, await self.reads.facts(read, p.namespace, level))
+            }
 
         return lambda head: Snapshot(head, ("steps", parent), lambda: build(head))
 
@@ -134,7 +136,9 @@ class StatusService:
             level = tuple(s for s in everything if s.parent_step_id == found.parent_step_id)
             [view] = [
                 v
-                for v in level_view(read, level, await self.reads.facts(read, (found,)))
+                for v in level_view(
+                    read, level, await self.reads.facts(read, p.namespace, (found,))
+                )
                 if v["id"] == found.id
             ]
             return view

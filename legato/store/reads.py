@@ -43,13 +43,13 @@ from legato.store.tables import (
     run_values,
     runs,
     steps,
+    workers,
 )
 
 __all__ = [
     "find_head",
     "find_heads",
     "head_now",
-    "latest_heartbeat",
     "namespace_full",
     "read_errors",
     "read_events",
@@ -60,6 +60,7 @@ __all__ = [
     "read_subtree_counts",
     "read_value",
     "read_values",
+    "worker_heartbeats",
 ]
 
 _children = runs.alias("child")
@@ -278,9 +279,7 @@ async def read_logs(
     return [LogRecord(*r) for r in rows]
 
 
-_POINT_HEARTBEAT = PointQuery(
-    "SELECT max(heartbeat_at) FROM workers", "SELECT max(heartbeat_at) FROM workers"
-)
+_HEARTBEATS = select(workers.c.heartbeat_at, workers.c.namespaces)
 _NAMESPACE_LOAD_SQL = (
     "SELECT n.max_concurrent_runs, (SELECT count(*) FROM runs r WHERE r.namespace_id = n.id"
     " AND r.status IN ('RUNNING', 'CANCELING')) FROM namespaces n WHERE n.id = {p}"
@@ -290,10 +289,10 @@ _POINT_NAMESPACE_LOAD = PointQuery(
 )
 
 
-async def latest_heartbeat(db: Database) -> float | None:
-    """When the most recently heard worker last beat (None: no worker registered)."""
-    row = await db.point(_POINT_HEARTBEAT)
-    return None if row is None or row[0] is None else float(row[0])
+async def worker_heartbeats(conn: AsyncConnection) -> list[tuple[float, tuple[str, ...]]]:
+    """When each registered worker last beat, and the namespaces it serves (empty: all)."""
+    rows = await conn.execute(_HEARTBEATS)
+    return [(float(beat), tuple(serves or ())) for beat, serves in rows]
 
 
 async def namespace_full(db: Database, namespace_id: int) -> bool:

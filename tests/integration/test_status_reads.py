@@ -169,3 +169,30 @@ async def test_a_finished_run_is_read_from_what_the_process_keeps(slow_worker: L
     assert seen.count == 1, seen
     assert view["status"] == "SUCCEEDED"
     assert view["counts_by_status"] == {"SUCCEEDED": 3}
+
+
+async def test_a_ready_step_waits_for_a_worker_that_serves_its_namespace(legato: Legato) -> None:
+    """Only workers bound to other namespaces are alive: the step says no worker serves it;
+    once one that serves every namespace beats, it waits for a free slot instead."""
+    from legato.store.workers import register_worker
+
+    p = await admin(legato)
+    await apply(legato, THREE)
+    run = await start(legato, "three")
+    await register_worker(legato.db, "bound-elsewhere", 4, ["team-b"])
+    first = Legato(legato.database_url)
+    try:
+        view = await first.runs.get(p, run["id"])
+        assert view["steps"][0]["waiting_reason"] == {"reason": "no_worker"}
+    finally:
+        await first.close()
+    await register_worker(legato.db, "serves-all", 4)
+    second = Legato(legato.database_url)
+    try:
+        view = await second.runs.get(p, run["id"])
+        assert view["steps"][0]["waiting_reason"] == {
+            "reason": "concurrency_limit",
+            "on": "workers",
+        }
+    finally:
+        await second.close()
