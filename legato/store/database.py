@@ -211,7 +211,16 @@ class Database:
         """One row of a hot read, through the driver itself: no pool checkout, no
         transaction, each call sees every commit made before it. SQLite answers inline
         (microseconds, on a connection of its own); PostgreSQL from a few connections kept
-        for these reads, with prepared statements."""
+        for these reads, with prepared statements. ``Unavailable`` when the database
+        cannot be reached."""
+        try:
+            return await self._point(query, params)
+        except Exception as exc:
+            if _unreachable(exc):
+                raise _unavailable(exc) from exc
+            raise
+
+    async def _point(self, query: PointQuery, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if self.is_sqlite:
             conn = self._point_sqlite or self._open_point_sqlite()
             row = conn.execute(query.sqlite, params).fetchone()
@@ -320,7 +329,17 @@ def _unreachable(exc: BaseException) -> bool:
         ):
             return True
         return isinstance(cause or orig, OSError) or "unable to open" in str(orig)
-    return isinstance(exc, OSError) or type(exc).__name__ == "ConnectionDoesNotExistError"
+    code = getattr(exc, "sqlstate", None)  # the driver's own errors (point reads)
+    if isinstance(code, str) and (
+        code.startswith(_UNREACHABLE_PG_CLASSES) or code in _UNREACHABLE_PG_CODES
+    ):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return "unable to open" in str(exc)
+    return isinstance(exc, OSError) or type(exc).__name__ in (
+        "ConnectionDoesNotExistError",
+        "InterfaceError",
+    )
 
 
 def _unavailable(exc: BaseException) -> Unavailable:

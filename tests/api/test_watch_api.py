@@ -383,9 +383,10 @@ async def test_sse_streams_send_heartbeats_while_nothing_happens() -> None:
     response = SSE(slow(), heartbeat=0.1)
     assert response.media_type == "text/event-stream"
     chunks = [c async for c in response.body_iterator]
-    assert chunks == [
-        b": keep-alive\n\n",
-        b": keep-alive\n\n",
+    # a keep-alive (or two: a loaded machine may take longer between them) while it waits
+    waiting = chunks[:-2]
+    assert waiting and set(waiting) == {b": keep-alive\n\n"}, chunks
+    assert chunks[-2:] == [
         b'event: run\nid: 7\ndata: {"a":[1,null]}\n\n',
         b"event: end\ndata: {}\n\n",
     ]

@@ -379,7 +379,15 @@ def test_server_commands_call_runtime(runtime: list[tuple[str, dict[str, Any]]])
                 "load_examples": False,
             },
         ),
-        ("run_api", {"database_url": "sqlite:///./legato.db", "host": "0.0.0.0", "port": 8080}),
+        (
+            "run_api",
+            {
+                "database_url": "sqlite:///./legato.db",
+                "host": "0.0.0.0",
+                "port": 8080,
+                "processes": 1,
+            },
+        ),
         (
             "run_worker",
             {
