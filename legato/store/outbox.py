@@ -302,7 +302,10 @@ async def claim_due(db: Database, limit: int, lease_seconds: float) -> list[Row[
                     outbox.c.next_attempt_at,
                 )
                 .where(_PENDING, outbox.c.next_attempt_at <= now)
-                .order_by(outbox.c.next_attempt_at, outbox.c.id)
+                # oldest first by id, not by due time: a due row then always comes before
+                # the later rows of its run and destination, which in time order may all be
+                # due earlier (waiting since they were queued) and fill the window: a stall
+                .order_by(outbox.c.id)
                 .limit(limit * 4)
             )
         )
