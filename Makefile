@@ -33,6 +33,12 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
 
+## A soak: one `legato serve` under a bounded mix for MINUTES (10); memory, fds, p99 flat
+.PHONY: soak
+MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes $(MINUTES)
+
 clean:
 	rm -rf $(VENV) legato.db legato.db-wal legato.db-shm .legato
 
