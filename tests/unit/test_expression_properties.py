@@ -12,7 +12,7 @@ from unittest import mock
 import orjson
 import pytest
 from fuzzing import PROPERTIES
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from legato.model import expressions
@@ -57,7 +57,7 @@ FORMATS = [
 # types and escapes, and must stay quick.
 _numbers = st.one_of(
     st.integers(-100, 100).map(str),
-    st.sampled_from(["0.5", "1e3", "-2.5", "1e308", "0", "-1", "64", "3.0"]),
+    st.sampled_from(["0.5", "1e3", "-2.5", "1e308", "0", "-1", "64", "3.0", "2**64"]),
 )
 _strings = st.text(st.characters(codec="utf-8"), max_size=8).map(repr)
 _literals = st.one_of(
@@ -210,10 +210,12 @@ def test_any_text_renders_or_raises_the_error(text: str) -> None:
 )
 @PROPERTIES
 @given(EXPRESSIONS)
+@example("2**64")
+@example("[(64 ** 64) - 1]")
 def test_what_an_expression_gives_fits_in_json(expression: str) -> None:
     value = evaluate(expression)
     if not isinstance(value, ExpressionError):
-        assert orjson.loads(orjson.dumps(value)) == orjson.loads(orjson.dumps(value))
+        orjson.dumps(value)  # as the store writes it
 
 
 # -- known escapes, refused today ----------------------------------------------------------
