@@ -6,8 +6,8 @@ watched for memory, file descriptors, latency and server errors.
 The server runs as a subprocess on a fresh SQLite database in a temporary folder and a free
 port on 127.0.0.1, with its own two workflows applied through the API (``soak-quick``: a
 Python step, a shell step, a short sleep; ``soak-slow``: a long sleep, to be canceled) and a
-webhook subscription to a receiver this script runs on another local port (the server is
-started with ``LEGATO_ALLOW_PRIVATE_URLS=true`` for it).
+webhook subscription to a receiver this script runs as a process of its own on another local
+port (the server is started with ``LEGATO_ALLOW_PRIVATE_URLS=true`` for it).
 
 ``--concurrency`` loops each pick an action at random, again and again until the time is up:
 starts (some with ``notify_url`` and ``Idempotency-Key``), cancels, status polls, conditional
@@ -17,10 +17,11 @@ loop stops by itself. Every few seconds the server's RSS (``/proc/<pid>/status``
 file descriptors (``/proc/<pid>/fd``) are sampled.
 
 It prints, per window (a minute, shorter for runs under four minutes), RSS, descriptors and
-p50/p99 latency and errors per kind, then the first and the last window side by side, and
-writes everything to the JSON report. It exits 1 if any request answered 5xx or failed at the
-transport, a run ended in an unexpected state, or from the end of the first window (warm-up)
-to the end of the last RSS grew by more than 50 % or 100 MB, or descriptors by more than 50.
+p50/p99 latency and errors per kind, then the first and the last window side by side (noting
+each kind whose p99 more than doubled), and writes everything to the JSON report. It exits 1
+if any request answered 5xx or failed at the transport, a run ended in an unexpected state,
+or from the end of the first window (warm-up) to the end of the last RSS grew by more than
+50 % or 100 MB, or descriptors by more than 50.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -173,7 +174,7 @@ class Recorder:
     """Latencies, statuses and errors by kind, in windows of the run's time."""
 
     def __init__(self, window_seconds: float, duration: float) -> None:
-        self.t0 = time.monotonic()
+        self.t0, self.t0_wall = time.monotonic(), time.time()
         self.window_seconds = window_seconds
         count = max(1, round(duration / window_seconds))
         self.windows = [
@@ -181,9 +182,19 @@ class Recorder:
             for i in range(count)
         ]
 
-    def window(self) -> Window:
-        index = int((time.monotonic() - self.t0) / self.window_seconds)
+    def start(self) -> None:
+        self.t0, self.t0_wall = time.monotonic(), time.time()
+
+    def window(self, wall: float | None = None) -> Window:
+        elapsed = time.monotonic() - self.t0 if wall is None else wall - self.t0_wall
+        index = int(max(elapsed, 0.0) / self.window_seconds)
         return self.windows[min(index, len(self.windows) - 1)]
+
+    def delivery(self, wall: float, lag: float) -> None:
+        """A webhook delivery the receiver got at ``wall``, ``lag`` seconds after its event."""
+        window = self.window(wall)
+        window.latencies["webhook-lag"].append(lag)
+        window.statuses["webhook-lag"]["204"] += 1
 
     def ok(self, kind: str, seconds: float, status: int) -> None:
         window = self.window()
@@ -254,12 +265,12 @@ def serve(home: Path, port: int) -> Any:
 
 
 class Receiver:
-    """An HTTP endpoint for webhook deliveries: answers 204 and notes how late each came."""
+    """An HTTP endpoint for webhook deliveries, run in a process of its own (so that the busy
+    request loops never delay its answers): answers 204 and appends a line per delivery to
+    a file: when it came, how long after its event, and the event type."""
 
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-        self.received = 0
-        self.events: dict[str, int] = defaultdict(int)
+    def __init__(self, into: Path) -> None:
+        self.out = into.open("a")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -270,34 +281,73 @@ class Receiver:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        try:
-            event = json.loads(body)
-            sent = datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
-            self.recorder.ok("webhook-lag", max(time.time() - sent, 0.0), 204)
-            self.events[event["type"]] += 1
-        except (ValueError, KeyError, TypeError) as exc:
-            self.recorder.error("webhook-lag", f"unreadable delivery: {exc}")
-        self.received += 1
+        if scope["method"] == "POST":
+            now = time.time()
+            try:
+                event = json.loads(body)
+                sent = datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+                self.out.write(f"{now} {max(now - sent, 0.0)} {event['type']}\n")
+            except (ValueError, KeyError, TypeError):
+                self.out.write(f"{now} - unreadable\n")
+            self.out.flush()
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
 
-@contextlib.asynccontextmanager
-async def receiving(receiver: Receiver, port: int) -> AsyncIterator[None]:
-    config = uvicorn.Config(
-        receiver, host="127.0.0.1", port=port, log_level="warning", access_log=False
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            raise SystemExit("the webhook receiver did not start")
-        await asyncio.sleep(0.05)
+def receive(port: int, into: Path) -> None:
+    """The receiver process: serves until SIGTERM."""
+    receiver = Receiver(into)
+    uvicorn.run(receiver, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+class Deliveries:
+    """What the receiver wrote so far, read as it grows."""
+
+    def __init__(self, path: Path, recorder: Recorder) -> None:
+        self.path, self.recorder = path, recorder
+        self.offset = 0
+        self.count = 0
+        self.events: dict[str, int] = defaultdict(int)
+
+    def read(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open() as f:
+            f.seek(self.offset)
+            while (line := f.readline()).endswith("\n"):
+                self.offset = f.tell()
+                wall, lag, event_type = line.split()
+                if lag == "-":
+                    self.recorder.error("webhook-lag", "an unreadable delivery")
+                    continue
+                self.recorder.delivery(float(wall), float(lag))
+                self.events[event_type] += 1
+                self.count += 1
+
+
+@contextlib.contextmanager
+def receiving(port: int, into: Path) -> Any:
+    command = [sys.executable, __file__, "--receive", str(port), "--receive-into", str(into)]
+    proc = subprocess.Popen(command, cwd=ROOT)
     try:
-        yield
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 204:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the webhook receiver did not start")
+            time.sleep(0.1)
+        yield proc
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 # -- the mix ---------------------------------------------------------------------------------
@@ -548,6 +598,17 @@ def verdict(
     return reasons
 
 
+def slower(first: dict[str, Any], last: dict[str, Any]) -> list[str]:
+    """Kinds whose p99 more than doubled (and by more than half a second): not a failure (a
+    shared machine makes timings noisy), but worth a look."""
+    notes = []
+    for kind in KINDS:
+        a, b = first["kinds"][kind]["p99_ms"], last["kinds"][kind]["p99_ms"]
+        if a is not None and b is not None and b > 2 * a and b - a > 500:
+            notes.append(f"{kind} p99 grew from {a:.0f} ms to {b:.0f} ms")
+    return notes
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -579,49 +640,54 @@ async def soak(args: argparse.Namespace, home: Path) -> int:
     duration = args.minutes * 60
     window_seconds = 60.0 if args.minutes >= 4 else duration / 4
     recorder = Recorder(window_seconds, duration)
-    receiver = Receiver(recorder)
     hook_port, port = free_port(), free_port()
+    received = home / "deliveries.txt"
+    deliveries_seen = Deliveries(received, recorder)
     hook_url = f"http://127.0.0.1:{hook_port}/hook"
     base = f"http://127.0.0.1:{port}"
     limits = httpx.Limits(max_connections=args.concurrency * 2)
-    async with receiving(receiver, hook_port):
-        with serve(home, port) as proc:
-            async with httpx.AsyncClient(
-                base_url=base,
-                headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-                timeout=REQUEST_TIMEOUT,
-                limits=limits,
-            ) as client:
-                await prepare(client, hook_url)
-                print(
-                    f"soak: {args.minutes:g} min, {args.concurrency} loops, windows of "
-                    f"{window_seconds:.0f} s, server pid {proc.pid} on {base}",
-                    flush=True,
-                )
-                mix = Mix(client, recorder, hook_url)
-                recorder.t0 = time.monotonic()
-                deadline = recorder.t0 + duration
-                tasks = [asyncio.create_task(mix.loop(deadline)) for _ in range(args.concurrency)]
-                tasks.append(asyncio.create_task(sampler(recorder, proc.pid, 5.0, deadline)))
-                shown = 0
-                while not all(t.done() for t in tasks[:-1]):
-                    await asyncio.sleep(1)
-                    current = int((time.monotonic() - recorder.t0) / window_seconds)
-                    while shown < min(current, len(recorder.windows)):
-                        print_window(recorder.windows[shown].summary())
-                        shown += 1
-                await asyncio.gather(*tasks)
-                runs = await settle(client, 45)
-                await asyncio.sleep(2)  # the last deliveries of the last runs
-                deliveries = await delivery_counts(client)
+    with receiving(hook_port, received), serve(home, port) as proc:
+        async with httpx.AsyncClient(
+            base_url=base,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=REQUEST_TIMEOUT,
+            limits=limits,
+        ) as client:
+            await prepare(client, hook_url)
+            print(
+                f"soak: {args.minutes:g} min, {args.concurrency} loops, windows of "
+                f"{window_seconds:.0f} s, server pid {proc.pid} on {base}",
+                flush=True,
+            )
+            mix = Mix(client, recorder, hook_url)
+            recorder.start()
+            deadline = recorder.t0 + duration
+            tasks = [asyncio.create_task(mix.loop(deadline)) for _ in range(args.concurrency)]
+            tasks.append(asyncio.create_task(sampler(recorder, proc.pid, 5.0, deadline)))
+            shown = 0
+            while not all(t.done() for t in tasks[:-1]):
+                await asyncio.sleep(1)
+                deliveries_seen.read()
+                current = int((time.monotonic() - recorder.t0) / window_seconds)
+                while shown < min(current, len(recorder.windows)):
+                    print_window(recorder.windows[shown].summary())
+                    shown += 1
+            await asyncio.gather(*tasks)
+            runs = await settle(client, 45)
+            await asyncio.sleep(2)  # the last deliveries of the last runs
+            deliveries = await delivery_counts(client)
+    deliveries_seen.read()
     windows = [w.summary() for w in recorder.windows]
     for window in windows[shown:]:
         print_window(window)
     print_comparison(windows[0], windows[-1])
     reasons = verdict(windows, runs, len(mix.canceled))
+    for note in slower(windows[0], windows[-1]):
+        print(f"note: {note}")
     print(f"runs started: {mix.started}; by workflow and status: {json.dumps(runs)}")
     print(
-        f"webhook deliveries received: {receiver.received}; delivery log: {json.dumps(deliveries)}"
+        f"webhook deliveries received: {deliveries_seen.count}; delivery log: "
+        f"{json.dumps(deliveries)}"
     )
     print("PASS: flat" if not reasons else "FAIL:\n  " + "\n  ".join(reasons))
     report = {
@@ -638,7 +704,7 @@ async def soak(args: argparse.Namespace, home: Path) -> int:
         "runs": runs,
         "runs_started": mix.started,
         "cancels_accepted": len(mix.canceled),
-        "webhooks": {"received": receiver.received, "events": dict(receiver.events)},
+        "webhooks": {"received": deliveries_seen.count, "events": dict(deliveries_seen.events)},
         "delivery_log": deliveries,
         "passed": not reasons,
         "reasons": reasons,
@@ -661,7 +727,12 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT / "bench" / "results" / "soak.json",
         help="the report (default bench/results/soak.json)",
     )
+    parser.add_argument("--receive", type=int, help=argparse.SUPPRESS)  # the receiver process
+    parser.add_argument("--receive-into", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.receive:
+        receive(args.receive, args.receive_into)
+        return 0
     if args.minutes <= 0 or args.concurrency < 1:
         parser.error("--minutes must be positive and --concurrency at least 1")
     with tempfile.TemporaryDirectory(prefix="legato-soak-") as home:
