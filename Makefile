@@ -39,6 +39,12 @@ bench-reads: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python bench/reads.py --json bench/results/reads.json
 
+## A soak: one `legato serve` under a bounded mix for MINUTES (10); memory, fds, p99 flat
+.PHONY: soak
+MINUTES ?= 10
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes $(MINUTES)
+
 clean:
 	rm -rf $(VENV) legato.db legato.db-wal legato.db-shm .legato
 

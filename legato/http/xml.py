@@ -10,7 +10,7 @@ Rendering is generic and deterministic, one element per key in the order of the 
 - a string: its text, no attribute (characters XML 1.0 cannot carry become U+FFFD).
 
 Everything clients send as XML is parsed with defusedxml (:func:`parse_xml`): no DTDs, no
-entity expansion, no external references.
+entity expansion, no external references, and at most ``MAX_DEPTH`` levels of elements.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from defusedxml import DefusedXmlException
 
 from legato.model.errors import InvalidInput
 
-__all__ = ["XML_DECLARATION", "from_xml", "parse_xml", "to_xml"]
+__all__ = ["MAX_DEPTH", "XML_DECLARATION", "from_xml", "parse_xml", "to_xml"]
 
+#: How deep a client's document may nest; readers of the tree recurse.
+MAX_DEPTH = 100
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -72,20 +74,41 @@ def to_xml(root: str, value: Any) -> bytes:
     """``value`` as an XML document whose root element is ``root``."""
     element = ET.Element(root)
     _fill(element, value)
-    return (XML_DECLARATION + ET.tostring(element, encoding="unicode")).encode()
+    # A raw CR in text would read back as LF (XML normalises line ends): write it as a
+    # reference. Attributes have theirs escaped already, names cannot hold one.
+    text = ET.tostring(element, encoding="unicode").replace("\r", "&#13;")
+    return (XML_DECLARATION + text).encode()
 
 
 def parse_xml(data: bytes | str) -> ET.Element:
-    """The root element of a client's XML document; a malformed document, or one with a DTD,
-    entities or external references, is refused with a 422 ``invalid_xml`` problem."""
+    """The root element of a client's XML document; a malformed document, one with a DTD,
+    entities or external references, or one nested deeper than ``MAX_DEPTH`` elements is
+    refused with a 422 ``invalid_xml`` problem."""
     try:
-        return SafeET.fromstring(data, forbid_dtd=True)  # type: ignore[no-any-return]
-    except (ET.ParseError, DefusedXmlException, ValueError) as exc:
-        raise InvalidInput(
-            f"the body is not acceptable XML: {exc}",
-            code="invalid_xml",
-            errors=[{"path": "body", "message": str(exc) or type(exc).__name__}],
-        ) from None
+        root: ET.Element = SafeET.fromstring(data, forbid_dtd=True)
+    except (ET.ParseError, DefusedXmlException, ValueError, LookupError) as exc:
+        # LookupError: a declaration naming an encoding Python does not know
+        raise _invalid(str(exc) or type(exc).__name__) from None
+    if _depth(root) > MAX_DEPTH:
+        raise _invalid(f"elements are nested deeper than {MAX_DEPTH} levels")
+    return root
+
+
+def _invalid(reason: str) -> InvalidInput:
+    return InvalidInput(
+        f"the body is not acceptable XML: {reason}",
+        code="invalid_xml",
+        errors=[{"path": "body", "message": reason}],
+    )
+
+
+def _depth(root: ET.Element) -> int:
+    """How deep the elements nest (the root alone: 1), without recursion."""
+    deepest, level = 0, [root]
+    while level:
+        deepest += 1
+        level = [child for element in level for child in element]
+    return deepest
 
 
 def from_xml(element: ET.Element) -> Any:

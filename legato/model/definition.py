@@ -68,7 +68,28 @@ _PATTERN_HELP = {
     WORKFLOW_NAME_PATTERN: "use lowercase letters, digits, '_', '.' and '-', starting with a "
     "letter or digit (max 100)",
 }
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, its scalars that resolve but cannot be built (``2001-13-14``, an
+    integer of 5,000 digits) refused as YAML errors with their line."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"invalid value {_short(node.value)}: {exc}", node.start_mark
+            ) from None
+
+    def construct_yaml_binary(self, node: yaml.Node) -> Any:
+        raise yaml.constructor.ConstructorError(
+            None, None, "binary values (!!binary) are not allowed", node.start_mark
+        )
+
+
+_Loader.add_constructor("tag:yaml.org,2002:binary", _Loader.construct_yaml_binary)
 
 Path = tuple[str | int, ...]
 _Issue = tuple[Path, str, str]  # path, message, code
@@ -854,6 +875,33 @@ def _line(path: Path, lines: Mapping[Path, int]) -> int | None:
     return None
 
 
+_INT64 = range(-(2**63), 2**63)
+_UNSTORABLE_TEXT = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _unstorable_issues(data: Any) -> list[_Issue]:
+    """Values the stored definition (JSON, JSONB on PostgreSQL) could not hold: integers
+    beyond 64 bits, NUL characters and lone surrogates (JSON text may escape them), anywhere."""
+    issues: list[_Issue] = []
+    todo: list[tuple[Any, Path]] = [(data, ())]
+    while todo:
+        value, path = todo.pop()
+        if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+            issues.append((path, "integer out of range (at most 64 bits)", "invalid"))
+        elif isinstance(value, str) and _UNSTORABLE_TEXT.search(value):
+            issues.append((path, "NUL characters and lone surrogates are not allowed", "invalid"))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if isinstance(key, str) and _UNSTORABLE_TEXT.search(key):
+                    message = "NUL characters and lone surrogates are not allowed in keys"
+                    issues.append((path, message, "invalid"))
+                else:
+                    todo.append((item, (*path, str(key))))
+        elif isinstance(value, list):
+            todo.extend((item, (*path, index)) for index, item in enumerate(value))
+    return issues
+
+
 #: Answers why a ``uses: python`` function may not be called (None: it may).
 FunctionCheck = Callable[[str], str | None]
 
@@ -883,6 +931,7 @@ def _build(
     if not isinstance(data, Mapping):
         issues = [((), "the top level must be a mapping with name and steps", "invalid")]
     else:
+        issues = issues + _unstorable_issues(data)
         try:
             wf = WorkflowDefinition.model_validate(data)
         except ValidationError as exc:

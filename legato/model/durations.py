@@ -38,7 +38,7 @@ def parse_duration(value: str | int | float) -> float:
     if text.startswith("-"):
         raise ValueError(f"invalid duration {value!r}: must not be negative")
     if _NUMBER.fullmatch(text):
-        return float(text)
+        return _finite(float(text), value)
     total = 0.0
     last_rank = -1
     pos = 0
@@ -59,7 +59,13 @@ def parse_duration(value: str | int | float) -> float:
         last_rank = _RANK[unit]
         total += float(number) * _UNITS[unit]
         pos = match.end()
-    return total
+    return _finite(total, value)
+
+
+def _finite(seconds: float, value: str) -> float:
+    if math.isinf(seconds):  # e.g. 400 digits of days
+        raise ValueError(f"invalid duration {value[:40]!r}: too long")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

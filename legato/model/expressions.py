@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
+import re
 from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
 from functools import lru_cache
 from typing import Any
@@ -56,6 +57,7 @@ _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "**": operator.pow,
 }
 _UNOPS: dict[str, Callable[[Any], Any]] = {"-": operator.neg, "+": operator.pos}
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class ExpressionError(Exception):
@@ -157,6 +159,8 @@ def compile_expression(expression: str) -> TemplateExpression:
         return _ENV.compile_expression(expression, undefined_to_none=False)
     except TemplateSyntaxError as exc:
         raise ExpressionError(expression, exc.message or "syntax error") from None
+    except Exception as exc:  # constant folding evaluates: (1 if 0.__class__ else 2)
+        raise ExpressionError(expression, _describe(exc)) from None
 
 
 @lru_cache(maxsize=2048)
@@ -281,16 +285,29 @@ def _evaluate(expression: str, scope: Mapping[str, Any]) -> Any:
 
 
 def _native(value: Any, expression: str) -> Any:
-    """Plain data from an expression's result: iterators become lists; no undefined inside."""
+    """Plain data from an expression's result: iterators become lists; no undefined inside.
+
+    Anything JSON cannot carry is refused here, not where the result is stored: a function or
+    an object (``${{ range }}``), a mapping key that is no string, a lone surrogate."""
     if isinstance(value, Undefined):
         raise ExpressionError(expression, _undefined_message(value))
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, str):
+        if not value.isascii() and _SURROGATE.search(value):
+            raise ExpressionError(expression, "the result holds a lone surrogate (not text)")
+        return str(value)  # Markup and other subclasses become plain text
+    if isinstance(value, int | float | bool) or value is None:
         return value
     if isinstance(value, Mapping):
-        return {k: _native(v, expression) for k, v in value.items()}
+        return {_key(k, expression): _native(v, expression) for k, v in value.items()}
     if isinstance(value, list | tuple | range | Iterator | KeysView | ValuesView | ItemsView):
         return [_native(v, expression) for v in value]
-    return value
+    raise ExpressionError(expression, f"the result is a {type(value).__name__}, not data")
+
+
+def _key(key: Any, expression: str) -> str:
+    if not isinstance(key, str):
+        raise ExpressionError(expression, f"a mapping key must be a string, not {key!r}")
+    return str(_native(key, expression))
 
 
 def _describe(exc: Exception) -> str:

@@ -320,7 +320,17 @@ async def claim_due(db: Database, limit: int, lease_seconds: float) -> list[Row[
             )
         }
         heads = set(groups.values())
-        ids = [r.id for r in due if r.id in heads][:limit]
+        head_due = {
+            row.id: row.next_attempt_at
+            for row in await conn.execute(
+                select(outbox.c.id, outbox.c.next_attempt_at).where(outbox.c.id.in_(sorted(heads)))
+            )
+        }
+        # The first rows of the runs seen, when due, whether or not they are in the window:
+        # a run's later rows wait with the time they were queued while its first row becomes
+        # due when the one before it settles, so in time order the later rows can fill the
+        # window while their first rows, due, lie beyond it (nothing would be claimed again).
+        ids = sorted(head for head, at in head_due.items() if at <= now)[:limit]
         claimed: list[Row[Any]] = []
         if ids:
             inner = select(outbox.c.id).where(
@@ -340,22 +350,13 @@ async def claim_due(db: Database, limit: int, lease_seconds: float) -> list[Row[
         # a row waiting behind an earlier one of its run and destination is not due before
         # that one settles (which makes its successor due at once): it leaves the window
         blocked = [r for r in due if r.id not in heads]
-        if blocked:
-            waits_for = {
-                row.id: row.next_attempt_at
-                for row in await conn.execute(
-                    select(outbox.c.id, outbox.c.next_attempt_at).where(
-                        outbox.c.id.in_(sorted(heads))
-                    )
-                )
-            }
-            bumps = [
-                {"b_id": r.id, "b_next": until, "b_seen": r.next_attempt_at}
-                for r in blocked
-                if (until := waits_for.get(groups[(r.run_id, r.url, r.webhook_id)], 0.0)) > now
-            ]
-            if bumps:
-                await conn.execute(_postpone, bumps)
+        bumps = [
+            {"b_id": r.id, "b_next": until, "b_seen": r.next_attempt_at}
+            for r in blocked
+            if (until := head_due.get(groups[(r.run_id, r.url, r.webhook_id)], 0.0)) > now
+        ]
+        if bumps:
+            await conn.execute(_postpone, bumps)
         return claimed
 
     return await db.write(tx_fn)
