@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.responses import RedirectResponse
 
 from legato import __version__
 from legato.api import admin, identity, ops, runs, webhooks, workflows
@@ -29,6 +30,7 @@ from legato.runtime import (
     load_examples,
     upgrade_database,
 )
+from legato.web import mount as mount_dashboard
 
 __all__ = ["create_app", "run_api", "serve", "serve_app"]
 
@@ -91,6 +93,12 @@ def create_app(
     app.include_router(encoding_com.router)
     app.include_router(oac_dialect.router)
     app.include_router(oracle_selfservice.router)
+    mount_dashboard(app)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/ui", status_code=307)
+
     return app
 
 
@@ -114,6 +122,7 @@ def _announce(secret: str | None) -> None:
         "Legato is running.",
         f"  API      {url}/api/v1",
         f"  API docs {url}/docs",
+        f"  Dashboard {url}/ui",
         f"  Health   {url}/healthz",
     ]
     if secret:

@@ -16,11 +16,13 @@ from legato.engine.delivery import Deliverer, DeliveryConfig
 from legato.engine.reaper import Reaper
 from legato.engine.worker import Worker, WorkerConfig
 from legato.service.aspera_support import AsperaSupport
+from legato.service.dashboard import DashboardService
 from legato.service.datasourcesvc_support import DatasourcesvcSupport
 from legato.service.metrics import MetricsService
 from legato.service.oracle_selfservice_support import SelfServiceSupport
 from legato.service.reads import RunReads
 from legato.service.runs import RunService
+from legato.service.sessions import SessionService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
 from legato.service.views import iso
@@ -53,6 +55,8 @@ class Legato:
     workflows: WorkflowService = field(init=False)
     tenancy: TenancyService = field(init=False)
     webhooks: WebhookService = field(init=False)
+    sessions: SessionService = field(init=False)
+    dashboard: DashboardService = field(init=False)
     datasourcesvc_support: DatasourcesvcSupport = field(init=False)
     aspera_support: AsperaSupport = field(init=False)
     #: how the engine delivers webhooks (tests shorten the backoff)
@@ -71,6 +75,8 @@ class Legato:
         self.workflows = WorkflowService(self.db, self.definitions)
         self.tenancy = TenancyService(self.db)
         self.webhooks = WebhookService(self.db)
+        self.sessions = SessionService(self.db)
+        self.dashboard = DashboardService(self.db)
         self.datasourcesvc_support = DatasourcesvcSupport(self.db)
         self.aspera_support = AsperaSupport(self.db)
         self.oracle_selfservice_support = SelfServiceSupport(self.db, self.runs)
