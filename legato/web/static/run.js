@@ -488,6 +488,10 @@ async function decide(runId, key) {
   $("approve-error").textContent = "";
   dialog.returnValue = "";
   dialog.showModal();
+  const payloadField = $("approve-payload");
+  payloadField.value = "{}";
+  payloadField.focus();
+  payloadField.select(); // typing replaces the empty payload
   const choice = await new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }));
   if (choice !== "approve" && choice !== "reject") return;
   let payload;
