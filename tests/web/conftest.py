@@ -202,9 +202,7 @@ def _prepare(server: Server) -> None:
             r = c.post("/api/v1/keys", json={"name": f"web {role}", "role": role})
             assert r.status_code == 201, r.text
             server.keys[role] = r.json()["key"]
-        r = c.post(
-            "/api/v1/keys", json={"name": "other", "role": "operator", "namespace": "other"}
-        )
+        r = c.post("/api/v1/keys", json={"name": "other", "role": "operator", "namespace": "other"})
         assert r.status_code == 201, r.text
         server.keys["other"] = r.json()["key"]
         r = c.post(

@@ -38,9 +38,7 @@ def step_row(page: Any, key: str) -> Any:
     return page.locator(f'#step-rows tr[data-key="{key}"]').first
 
 
-def test_sign_in_with_a_key_and_with_a_password(
-    page: Any, server: Server, axe_source: str
-) -> None:
+def test_sign_in_with_a_key_and_with_a_password(page: Any, server: Server, axe_source: str) -> None:
     page.goto(server.url + "/")  # a browser at / lands on the sign-in page of /ui
     expect(page).to_have_url(re.compile(r"/ui/login\?next=/ui$"))
     assert_accessible(page, axe_source)
@@ -195,13 +193,13 @@ def test_drill_into_a_foreach_and_a_sub_workflow(
     expect(page.locator("#parent-link")).to_have_text(f"run {run['id']}")
 
 
-def test_a_viewer_sees_no_actions_and_forged_ones_are_refused(
-    page: Any, server: Server
-) -> None:
+def test_a_viewer_sees_no_actions_and_forged_ones_are_refused(page: Any, server: Server) -> None:
     run = server.start("gated")
     sign_in(page, server, server.keys["viewer"], next=f"/ui/runs/{run['id']}")
     expect(step_row(page, "approve")).to_contain_text("waiting for approval")
-    expect(page.get_by_role("button", name=re.compile("Cancel|Retry|Delete|Approve"))).to_have_count(0)
+    expect(
+        page.get_by_role("button", name=re.compile("Cancel|Retry|Delete|Approve"))
+    ).to_have_count(0)
 
     forged = page.evaluate(
         """async (id) => {
@@ -236,9 +234,7 @@ def test_another_namespace_run_is_not_found(page: Any, server: Server, axe_sourc
     sign_in(page, server, server.keys["operator"], next=f"/ui/runs/{theirs['id']}")
     expect(page.locator("#not-found")).to_have_text(f"run {theirs['id']} does not exist")
     assert_accessible(page, axe_source)
-    status = page.evaluate(
-        "async (id) => (await fetch(`/api/v1/runs/${id}`)).status", theirs["id"]
-    )
+    status = page.evaluate("async (id) => (await fetch(`/api/v1/runs/${id}`)).status", theirs["id"])
     assert status == 404
 
 
@@ -249,7 +245,9 @@ def test_the_keyboard_alone_reaches_every_action(page: Any, server: Server) -> N
     reached: list[str] = []
     for _ in range(80):
         page.keyboard.press("Tab")
-        reached.append(page.evaluate("document.activeElement.id || document.activeElement.textContent"))
+        reached.append(
+            page.evaluate("document.activeElement.id || document.activeElement.textContent")
+        )
         if reached[-1].startswith("approve-"):
             break
     assert "act-cancel" in reached
@@ -285,7 +283,7 @@ def test_lists_and_operations_pages(page: Any, server: Server, axe_source: str) 
     expect(page.locator(f"#run-{fresh['id']}")).to_be_visible()
     expect(page.locator(f"#run-{fresh['id']}")).to_have_attribute("data-status", "SUCCEEDED")
     assert page.evaluate("window.notReloaded") is True
-    page.locator(f'.chip[data-status="SUCCEEDED"]').click()
+    page.locator('.chip[data-status="SUCCEEDED"]').click()
     expect(page.locator("#run-rows tr[data-status]:not([data-status=SUCCEEDED])")).to_have_count(0)
     assert_accessible(page, axe_source)
     page.goto(server.url + "/ui/workflows")

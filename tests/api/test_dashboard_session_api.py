@@ -1,0 +1,181 @@
+"""The dashboard's sign-in and session cookie, in process: the cookie's attributes, the API
+called with it (CSRF header on anything but a read), forged, expired and revoked sessions,
+namespace switching, and the pages' redirects."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from apikit import ADMIN_KEY, assert_problem, bearer
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from legato.app import create_app
+from legato.runtime import Legato
+from legato.service import sessions as session_module
+
+HELLO = """\
+name: hello
+steps:
+  - id: greet
+    uses: python
+    with: {function: "demo_steps:echo", who: world}
+"""
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture
+async def browser(engine: Legato) -> AsyncIterator[httpx.AsyncClient]:
+    """A client with no credentials but its cookies, as a browser."""
+    app = create_app(engine)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://legato.test") as client:
+        yield client
+
+
+async def sign_in(browser: httpx.AsyncClient, key: str = ADMIN_KEY) -> str:
+    """Signs in with a key; answers the session's CSRF token (as the page shows it)."""
+    r = await browser.post("/ui/login", data={"method": "key", "key": key, "next": "/ui"})
+    assert r.status_code == 303, r.text
+    page = await browser.get("/ui")
+    assert page.status_code == 200
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page.text)
+    assert found is not None
+    return found.group(1)
+
+
+async def test_the_session_cookie_is_httponly_strict_and_expiring(
+    browser: httpx.AsyncClient,
+) -> None:
+    r = await browser.post("/ui/login", data={"method": "key", "key": ADMIN_KEY, "next": "/ui"})
+    assert r.status_code == 303 and r.headers["location"] == "/ui"
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("legato_session=")
+    attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+    assert attributes == {"httponly", "max-age=28800", "path=/", "samesite=strict"}
+    assert ADMIN_KEY not in cookie
+
+
+async def test_the_cookie_is_secure_over_tls(engine: Legato) -> None:
+    transport = httpx.ASGITransport(app=create_app(engine))
+    async with httpx.AsyncClient(transport=transport, base_url="https://legato.test") as client:
+        r = await client.post("/ui/login", data={"key": ADMIN_KEY})
+    assert "secure" in {a.strip().lower() for a in r.headers["set-cookie"].split(";")}
+
+
+async def test_the_api_accepts_the_session_and_its_csrf_token(
+    browser: httpx.AsyncClient, api: httpx.AsyncClient
+) -> None:
+    r = await api.put("/api/v1/workflows/hello", content=HELLO)
+    assert r.status_code == 201
+    csrf = await sign_in(browser)
+    assert (await browser.get("/api/v1/runs")).status_code == 200
+    start = {"workflow": "hello"}
+    r = await browser.post("/api/v1/runs", json=start)
+    assert_problem(r, 403, "csrf_failed")
+    r = await browser.post("/api/v1/runs", json=start, headers={"X-CSRF-Token": csrf + "x"})
+    assert_problem(r, 403, "csrf_failed")
+    r = await browser.post("/api/v1/runs", json=start, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 201, r.text
+
+
+async def test_forged_expired_and_revoked_sessions_are_refused(
+    browser: httpx.AsyncClient, api: httpx.AsyncClient, engine: Legato
+) -> None:
+    browser.cookies.set("legato_session", "eyJrIjoxfQ.forged.signature", domain="legato.test")
+    assert_problem(await browser.get("/api/v1/runs"), 401, "invalid_session")
+    # a page without a valid session sends the browser to the sign-in page
+    r = await browser.get("/ui/runs/1")
+    assert r.status_code == 303 and r.headers["location"] == "/ui/login?next=/ui/runs/1"
+
+    class SignedLongAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 9 * 3600
+
+    secret = await engine.sessions._secret()
+    old = URLSafeTimedSerializer(secret, salt=session_module._SALT, signer=SignedLongAgo)
+    browser.cookies.set(
+        "legato_session", old.dumps({"k": 1, "u": None, "c": "x"}), domain="legato.test"
+    )
+    assert_problem(await browser.get("/api/v1/runs"), 401, "session_expired")
+
+    r = await api.post(
+        "/api/v1/users", json={"username": "uma", "password": PASSWORD, "role": "operator"}
+    )
+    assert r.status_code == 201, r.text
+    browser.cookies.clear()
+    r = await browser.post(
+        "/ui/login", data={"method": "password", "username": "uma", "password": PASSWORD}
+    )
+    assert r.status_code == 303, r.text
+    assert (await browser.get("/api/v1/runs")).status_code == 200
+    assert (await api.delete(f"/api/v1/users/{await _user_id(api)}")).status_code == 204
+    engine.sessions._checked.clear()  # as the recheck after a few seconds does
+    assert_problem(await browser.get("/api/v1/runs"), 401, "session_revoked")
+
+
+async def _user_id(api: httpx.AsyncClient) -> int:
+    users = (await api.get("/api/v1/users")).json()["users"]
+    return int(next(u["id"] for u in users if u["username"] == "uma"))
+
+
+async def test_a_failed_sign_in_says_why_and_sets_no_cookie(browser: httpx.AsyncClient) -> None:
+    r = await browser.post("/ui/login", data={"method": "key", "key": "lg_nope"})
+    assert r.status_code == 401
+    assert "invalid or revoked API key" in r.text
+    assert "set-cookie" not in r.headers
+    r = await browser.post(
+        "/ui/login", data={"method": "password", "username": "nobody", "password": "x" * 12}
+    )
+    assert r.status_code == 401 and "set-cookie" not in r.headers
+
+
+async def test_cross_site_posts_and_open_redirects_are_refused(
+    browser: httpx.AsyncClient,
+) -> None:
+    r = await browser.post(
+        "/ui/login", data={"key": ADMIN_KEY}, headers={"Origin": "https://evil.example"}
+    )
+    assert_problem(r, 403, "csrf_failed")
+    r = await browser.post("/ui/login", data={"key": ADMIN_KEY, "next": "//evil.example/ui"})
+    assert r.status_code == 303 and r.headers["location"] == "/ui"
+    await sign_in(browser)
+    r = await browser.post("/ui/logout", data={"csrf": "wrong"})
+    assert_problem(r, 403, "csrf_failed")
+
+
+async def test_installation_admins_switch_namespaces_others_cannot(
+    browser: httpx.AsyncClient, api: httpx.AsyncClient
+) -> None:
+    r = await api.post("/api/v1/keys", json={"name": "o", "role": "operator", "namespace": "other"})
+    other_key = r.json()["key"]
+    r = await api.put("/api/v1/workflows/hello", content=HELLO, headers=bearer(other_key))
+    assert r.status_code == 201
+    r = await api.post("/api/v1/runs", json={"workflow": "hello"}, headers=bearer(other_key))
+    theirs = r.json()["id"]
+    csrf = await sign_in(browser)
+    assert (await browser.get(f"/ui/runs/{theirs}")).status_code == 404
+    r = await browser.post("/ui/namespace", data={"namespace": "other", "csrf": csrf})
+    assert r.status_code == 303
+    assert (await browser.get(f"/ui/runs/{theirs}")).status_code == 200
+    runs = (await browser.get("/api/v1/runs")).json()["runs"]
+    assert [run["namespace"] for run in runs] == ["other"]
+    r = await browser.post("/ui/namespace", data={"namespace": "nowhere", "csrf": csrf})
+    assert_problem(r, 404, "namespace_not_found")
+
+    browser.cookies.clear()
+    csrf = await sign_in(browser, other_key)
+    r = await browser.post("/ui/namespace", data={"namespace": "default", "csrf": csrf})
+    assert_problem(r, 403, "forbidden")
+
+
+async def test_slash_sends_a_browser_to_the_dashboard(browser: httpx.AsyncClient) -> None:
+    r = await browser.get("/")
+    assert r.status_code == 307 and r.headers["location"] == "/ui"
+    r = await browser.get("/ui/workflows")
+    assert r.status_code == 303 and r.headers["location"] == "/ui/login?next=/ui/workflows"
+    assert (await browser.get("/ui/login")).status_code == 200
+    assert (await browser.get("/ui/static/run.js")).status_code == 200
