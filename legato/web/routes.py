@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import orjson
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.responses import RedirectResponse, Response
 
 from legato import __version__
@@ -21,6 +23,7 @@ from legato.model.filters import RunFilter
 from legato.model.states import RunStatus
 from legato.service.hub import Services
 from legato.service.sessions import Session, session_seconds
+from legato.service.tenancy import Principal
 from legato.web.forms import input_fields
 
 __all__ = ["mount", "router"]
@@ -235,7 +238,6 @@ async def runs_page(request: Request) -> Response:
         page = await services.runs.list_runs(p, flt, PAGE_SIZE, q.get("page_token"))
     except InvalidInput as exc:
         error = exc.detail
-    workflows = [w["name"] for w in await services.workflows.list(p)]
     return _page(
         request,
         "runs.html",
@@ -244,7 +246,6 @@ async def runs_page(request: Request) -> Response:
         filters=filters,
         error=error,
         statuses=list(RunStatus.__members__),
-        workflows=workflows,
         page_size=PAGE_SIZE,
     )
 
@@ -268,23 +269,58 @@ async def run_page(request: Request, run_ref: str) -> Response:
     services, p = _services(request), session.principal
     ref: int | str = int(run_ref) if run_ref.isdigit() and len(run_ref) < 19 else run_ref
     try:
-        run = await services.runs.get(p, ref)
+        snap = await services.status.snapshot(p, ref, services.status.run(p))
+        # the run as GET /api/v1/runs/{id} answers it, encoded once per version of the run
+        encoded = await services.status.rendered(snap, "dashboard", _script_json)
     except NotFound as exc:
         return _page(request, "not_found.html", session, status_code=404, detail=exc.detail)
-    definition: dict[str, Any] = {}
-    try:
-        workflow = await services.workflows.get(p, run["workflow"], run["workflow_version"])
-        definition = workflow.get("definition") or {}
-    except NotFound:
-        pass
+    run = orjson.loads(encoded)
+    graph = await _graph_of(services, p, run["workflow"], run["workflow_version"])
+    can_act = p.role in ("operator", "admin")
+    data = b"".join(
+        [b'{"run":', encoded, b',"graph":', _script_json(graph), b',"can_act":',
+         b"true" if can_act else b"false", b"}"]
+    )  # fmt: skip
     return _page(
         request,
         "run.html",
         session,
         run=run,
-        graph=_graph(definition),
+        page_data=Markup(data.decode()),
         title=f"Run {run['id']}",
     )
+
+
+def _script_json(value: Any) -> bytes:
+    """JSON safe inside a ``<script>`` element: no ``<``, ``>`` or ``&`` left as such."""
+    return (
+        orjson.dumps(value)
+        .replace(b"<", b"\\u003c")
+        .replace(b">", b"\\u003e")
+        .replace(b"&", b"\\u0026")
+    )
+
+
+#: DAG nodes per (namespace, workflow, version): a version's definition never changes
+_graphs: dict[tuple[int, str, int], list[dict[str, Any]]] = {}
+_GRAPHS_KEPT = 256
+
+
+async def _graph_of(
+    services: Services, p: Principal, workflow: str, version: int
+) -> list[dict[str, Any]]:
+    key = (p.namespace_id, workflow, version)
+    found = _graphs.get(key)
+    if found is None:
+        try:
+            definition = (await services.workflows.get(p, workflow, version)).get("definition")
+        except NotFound:
+            definition = None
+        found = _graph(definition or {})
+        if len(_graphs) >= _GRAPHS_KEPT:
+            _graphs.clear()
+        _graphs[key] = found
+    return found
 
 
 def _graph(definition: dict[str, Any]) -> list[dict[str, Any]]:

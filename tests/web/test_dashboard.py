@@ -89,6 +89,7 @@ def test_start_from_the_form_and_watch_it_live(page: Any, server: Server, axe_so
     # while the second waits or runs, then the run ends
     expect(page.locator("#log-lines li", has_text="tick 2")).to_be_visible()
     expect(step_row(page, "first")).to_have_attribute("data-status", "RUNNING")
+    page.screenshot(path=str(page_artifact("run-page")), full_page=True)  # docs/dashboard-run.png
     expect(page.locator("#log-lines li", has_text="tick 5")).to_be_visible()
     expect(step_row(page, "first")).to_have_attribute("data-status", "SUCCEEDED")
     expect(page.locator("#run-status")).to_have_text("SUCCEEDED")
@@ -125,7 +126,6 @@ def test_approve_an_approval_step(page: Any, server: Server, axe_source: str) ->
     expect(page.locator("#run-status")).to_have_text("SUCCEEDED")
     done = server.wait(run["id"], {"SUCCEEDED"})
     assert done["steps"][0]["outputs"] == {"approved": True, "by": "ops"}
-    page.screenshot(path=str(page_artifact("run-page")), full_page=True)
 
 
 def page_artifact(name: str) -> Any:

@@ -108,7 +108,8 @@ function stepRow(runId, step, depth, path) {
   } else {
     first.append(el("span", { class: "expand-space", "aria-hidden": "true" }));
   }
-  first.append(name, " ", el("code", { class: "muted" }, step.key));
+  first.append(name);
+  if (step.name && step.name !== step.key) first.append(" ", el("code", { class: "muted" }, step.key));
   if (hasChild) {
     first.append(" ", el("a", { href: `/ui/runs/${step.child_run_id}` }, `run ${step.child_run_id}`));
   }
