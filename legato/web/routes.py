@@ -145,12 +145,12 @@ async def login(request: Request) -> Response:
         else:
             principal = await services.tenancy.authenticate(form.get("key", "").strip() or None)
         token, _ = await services.sessions.issue(principal)
-    except (Unauthorized, Forbidden) as exc:
+    except LegatoError as exc:  # bad credentials, or too many attempts
         return _page(
             request,
             "login.html",
             None,
-            status_code=401,
+            status_code=exc.status,
             next=target,
             error=exc.detail,
             method=method,

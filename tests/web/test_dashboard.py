@@ -78,8 +78,19 @@ def test_start_from_the_form_and_watch_it_live(page: Any, server: Server, axe_so
     form.get_by_role("button", name="Start run").click()
     expect(page.locator("#err-count")).to_have_text("expected a whole number")
     expect(page.locator("#err-word")).to_have_text("required")
-    page.fill("#in-count", "6")
+    # what the browser lets through, the server checks too: its errors land by their field
+    page.evaluate(
+        """() => {
+            document.querySelector('.field[data-name="count"]').dataset.type = "string";
+            document.getElementById("in-count").type = "text";
+        }"""
+    )
+    page.fill("#in-count", "six")
     page.fill("#in-word", "hello")
+    form.get_by_role("button", name="Start run").click()
+    expect(page.locator("#err-count")).to_have_text("expected integer, got string")
+    expect(page.locator("#start-result")).to_have_text("The server refused some fields.")
+    page.fill("#in-count", "6")
     form.get_by_role("button", name="Start run").click()
     page.locator("#started-run").click()
     expect(page.get_by_role("heading", name=re.compile(r"^Run \d+"))).to_be_visible()

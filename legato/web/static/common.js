@@ -159,3 +159,8 @@ if (methods.length) {
   methods.forEach((m) => m.addEventListener("change", show));
   show();
 }
+
+// Times the server wrote into the page: shown in the browser's zone, UTC on hover.
+for (const node of document.querySelectorAll("time[data-local]")) {
+  node.replaceWith(timeEl(node.getAttribute("datetime")));
+}
