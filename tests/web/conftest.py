@@ -27,6 +27,8 @@ ADMIN_KEY = "lg_web_admin_key_0123456789"
 PASSWORD = "a long enough password"
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
+# a loaded CI machine runs the suite two at a time: patience, never a timing assert
+playwright_sync.expect.set_options(timeout=20_000)
 
 
 def _chromium() -> str:

@@ -411,12 +411,20 @@ function followLogs() {
 // -- live -------------------------------------------------------------------------------------
 
 let pending = Promise.resolve();
+let chartsDue = false;
 function update(next) {
   run = next;
   for (const s of run.steps || []) addStepOption(s.key);
   renderHead();
   renderSteps();
-  renderCharts();
+  // the charts after the table: the page is usable first, and a burst of changes draws once
+  if (!chartsDue) {
+    chartsDue = true;
+    setTimeout(() => {
+      chartsDue = false;
+      renderCharts();
+    }, 50);
+  }
   pending = pending
     .then(refreshLevels)
     .then(() => {
