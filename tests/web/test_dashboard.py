@@ -90,6 +90,12 @@ def test_start_from_the_form_and_watch_it_live(page: Any, server: Server, axe_so
     form.get_by_role("button", name="Start run").click()
     expect(page.locator("#err-count")).to_have_text("expected integer, got string")
     expect(page.locator("#start-result")).to_have_text("The server refused some fields.")
+    page.evaluate(
+        """() => {
+            document.querySelector('.field[data-name="count"]').dataset.type = "integer";
+            document.getElementById("in-count").type = "number";
+        }"""
+    )
     page.fill("#in-count", "6")
     form.get_by_role("button", name="Start run").click()
     page.locator("#started-run").click()
