@@ -10,6 +10,7 @@ from typing import Any
 from legato.model.states import RunStatus
 from legato.service.tenancy import Principal
 from legato.store import dashboard as store
+from legato.store import runs as run_store
 from legato.store.database import Database
 
 __all__ = ["COUNT_CAP", "DashboardService"]
@@ -80,3 +81,20 @@ class DashboardService:
             if p.administers_all or namespace_id == p.namespace_id:
                 entry["running"].append({"run_id": run_id, "step": key})
         return work
+
+    async def find_run(self, p: Principal, text: str) -> int | None:
+        """The run a person typed: its id, its UUID or its external id (in the caller's
+        namespace)."""
+        p.require("viewer")
+        text = text.strip()
+        if not text or len(text) > 200:
+            return None
+        async with self.db.read() as conn:
+            row = None
+            if text.isdigit() and len(text) < 19:
+                row = await run_store.find_run(conn, p.namespace_id, int(text))
+            elif len(text) == 36:
+                row = await run_store.find_run(conn, p.namespace_id, text)
+            if row is None:
+                row = await run_store.find_run_by_external_id(conn, p.namespace_id, text)
+        return None if row is None else int(row.id)

@@ -207,8 +207,12 @@ async def runs_page(request: Request) -> Response:
         return _to_sign_in(request)
     services, p, q = _services(request), session.principal, request.query_params
     find = (q.get("find") or "").strip()
-    if find:  # an id or a uuid names one run: go to it
-        return RedirectResponse(f"/ui/runs/{quote(find)}", status_code=303)
+    error = None
+    if find:  # an id, a uuid or an external id names one run: go to it
+        found = await services.dashboard.find_run(p, find)
+        if found is not None:
+            return RedirectResponse(f"/ui/runs/{found}", status_code=303)
+        error = f"no run has the id, UUID or external id {find!r}"
     statuses = [s for s in q.getlist("status") if s in RunStatus.__members__]
     labels = {}
     for item in q.getlist("label"):
@@ -224,7 +228,6 @@ async def runs_page(request: Request) -> Response:
         "created_after": created_after,
         "created_before": created_before,
     }
-    error = None
     page: dict[str, Any] = {"runs": [], "next_page_token": None}
     try:
         flt = RunFilter(

@@ -179,3 +179,28 @@ async def test_slash_sends_a_browser_to_the_dashboard(browser: httpx.AsyncClient
     assert r.status_code == 303 and r.headers["location"] == "/ui/login?next=/ui/workflows"
     assert (await browser.get("/ui/login")).status_code == 200
     assert (await browser.get("/ui/static/run.js")).status_code == 200
+
+
+async def test_pages_embed_run_data_safely_and_find_runs_by_any_id(
+    browser: httpx.AsyncClient, api: httpx.AsyncClient
+) -> None:
+    r = await api.put("/api/v1/workflows/hello", content=HELLO)
+    assert r.status_code == 201
+    hostile = "</script><script>alert(1)</script>"
+    r = await api.post(
+        "/api/v1/runs",
+        json={"workflow": "hello", "labels": {"note": hostile}, "external_id": "order-17"},
+    )
+    run = r.json()
+    await sign_in(browser)
+    for path in (f"/ui/runs/{run['id']}", "/ui"):
+        page = await browser.get(path)
+        assert page.status_code == 200
+        assert hostile not in page.text
+        assert "\\u003c/script\\u003e\\u003cscript\\u003ealert(1)" in page.text, path
+    for typed in (str(run["id"]), run["uuid"], "order-17", " order-17 "):
+        r = await browser.get("/ui", params={"find": typed})
+        assert r.status_code == 303 and r.headers["location"] == f"/ui/runs/{run['id']}", typed
+    r = await browser.get("/ui", params={"find": "order-18"})
+    assert r.status_code == 200
+    assert "no run has the id, UUID or external id &#39;order-18&#39;" in r.text
