@@ -96,7 +96,7 @@ def test_start_from_the_form_and_watch_it_live(page: Any, server: Server, axe_so
             document.getElementById("in-count").type = "number";
         }"""
     )
-    page.fill("#in-count", "6")
+    page.fill("#in-count", "8")
     form.get_by_role("button", name="Start run").click()
     page.locator("#started-run").click()
     expect(page.get_by_role("heading", name=re.compile(r"^Run \d+"))).to_be_visible()
@@ -107,7 +107,7 @@ def test_start_from_the_form_and_watch_it_live(page: Any, server: Server, axe_so
     expect(page.locator("#log-lines li", has_text="tick 2")).to_be_visible()
     expect(step_row(page, "first")).to_have_attribute("data-status", "RUNNING")
     page.screenshot(path=str(page_artifact("run-page")), full_page=True)  # docs/dashboard-run.png
-    expect(page.locator("#log-lines li", has_text="tick 5")).to_be_visible()
+    expect(page.locator("#log-lines li", has_text="tick 7")).to_be_visible()
     expect(step_row(page, "first")).to_have_attribute("data-status", "SUCCEEDED")
     expect(page.locator("#run-status")).to_have_text("SUCCEEDED")
     expect(step_row(page, "second")).to_have_attribute("data-status", "SUCCEEDED")
@@ -120,14 +120,14 @@ def test_start_from_the_form_and_watch_it_live(page: Any, server: Server, axe_so
     page.select_option("#log-step", "second")
     expect(page.locator("#log-lines li:visible", has_text="tick")).to_have_count(0)
     page.select_option("#log-step", "first")
-    expect(page.locator("#log-lines li:visible", has_text="tick")).to_have_count(6)
+    expect(page.locator("#log-lines li:visible", has_text="tick")).to_have_count(8)
     page.select_option("#log-level", "ERROR")
     expect(page.locator("#log-lines li:visible")).to_have_count(0)
 
     page.get_by_role("tab", name="Outputs & values").click()
     expect(page.locator("#panel-values")).to_contain_text("hello")
     page.get_by_role("tab", name="Inputs").click()
-    expect(page.locator("#panel-inputs")).to_contain_text('"word": "hello"')
+    expect(page.locator("#panel-inputs")).to_contain_text('"count": 8')
     assert_accessible(page, axe_source)
 
 
