@@ -4,6 +4,7 @@ namespace switching, and the pages' redirects."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -204,3 +205,22 @@ async def test_pages_embed_run_data_safely_and_find_runs_by_any_id(
     r = await browser.get("/ui", params={"find": "order-18"})
     assert r.status_code == 200
     assert "no run has the id, UUID or external id &#39;order-18&#39;" in r.text
+
+
+async def test_operations_shows_workers_and_active_runs_per_namespace(
+    browser: httpx.AsyncClient, api: httpx.AsyncClient
+) -> None:
+    gated = "name: gated\nsteps:\n  - id: gate\n    uses: approval\n"
+    assert (await api.put("/api/v1/workflows/gated", content=gated)).status_code == 201
+    run = (await api.post("/api/v1/runs", json={"workflow": "gated"})).json()
+    await sign_in(browser)
+    for _ in range(100):  # until the worker has started the run
+        if (await api.get(f"/api/v1/runs/{run['id']}")).json()["status"] == "RUNNING":
+            break
+        await asyncio.sleep(0.05)
+    page = (await browser.get("/ui/operations")).text
+    row = re.search(r'<tr><th scope="row">default</th>(.*?)</tr>', page, re.S)
+    assert row is not None, page
+    assert re.findall(r"<td>([^<]*)</td>", row.group(1))[:2] == ["0", "1"]  # queued, running
+    assert re.search(r'<tbody>\s*<tr><th scope="row">[^<]+</th><td>', page)  # a worker row
+    assert (await api.post(f"/api/v1/runs/{run['id']}/cancel")).status_code == 200
