@@ -277,7 +277,7 @@ def server(
     finally:
         proc.terminate()
         try:
-            proc.wait(15)
+            proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
