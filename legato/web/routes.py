@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
@@ -241,10 +241,15 @@ async def runs_page(request: Request) -> Response:
         page = await services.runs.list_runs(p, flt, PAGE_SIZE, q.get("page_token"))
     except InvalidInput as exc:
         error = exc.detail
+    older = None
+    if page.get("next_page_token"):
+        kept = [(k, v) for k, v in q.multi_items() if k not in ("page_token", "find")]
+        older = "/ui?" + urlencode([*kept, ("page_token", page["next_page_token"])])
     return _page(
         request,
         "runs.html",
         session,
+        older=older,
         page=page,
         filters=filters,
         error=error,

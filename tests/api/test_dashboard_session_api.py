@@ -5,6 +5,7 @@ namespace switching, and the pages' redirects."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -224,3 +225,22 @@ async def test_operations_shows_workers_and_active_runs_per_namespace(
     assert re.findall(r"<td>([^<]*)</td>", row.group(1))[:2] == ["0", "1"]  # queued, running
     assert re.search(r'<tbody>\s*<tr><th scope="row">[^<]+</th><td>', page)  # a worker row
     assert (await api.post(f"/api/v1/runs/{run['id']}/cancel")).status_code == 200
+
+
+async def test_the_runs_page_pages_by_token_keeping_its_filters(
+    browser: httpx.AsyncClient, api: httpx.AsyncClient, engine: Legato
+) -> None:
+    assert (await api.put("/api/v1/workflows/hello", content=HELLO)).status_code == 201
+    for _ in range(51):
+        assert (await api.post("/api/v1/runs", json={"workflow": "hello"})).status_code == 201
+    await sign_in(browser)
+    page = await browser.get("/ui", params={"workflow": "hello"})
+    found = re.search(r'<a id="next-page" href="([^"]+)">', page.text)
+    assert found is not None
+    link = found.group(1).replace("&amp;", "&")
+    assert link.startswith("/ui?workflow=hello&page_token=")
+    older = await browser.get(link)
+    data = re.search(r'<script type="application/json" id="page-data">(.*?)</script>', older.text)
+    assert data is not None
+    body = json.loads(data.group(1))
+    assert len(body["page"]["runs"]) == 1 and body["first_page"] is False
