@@ -92,7 +92,7 @@ export function dagSvg(graph, steps) {
     width,
     height,
     role: "img",
-    "aria-label": `Graph of ${graph.length} steps: ${graph.map((n) => `${n.key} ${(status.get(n.key) || "not started").toLowerCase()}`).join(", ")}`,
+    "aria-label": graphLabel(graph, status),
     class: "dag",
   });
   for (const n of graph) {
@@ -117,6 +117,15 @@ export function dagSvg(graph, steps) {
     root.append(group);
   }
   return root;
+}
+
+/** The graph in words: each step and its state (the first 30, then how many more). */
+function graphLabel(graph, status) {
+  const words = graph
+    .slice(0, 30)
+    .map((n) => `${n.key} ${(status.get(n.key) || "not started").toLowerCase()}`);
+  const more = graph.length > 30 ? `, and ${graph.length - 30} more` : "";
+  return `Graph of ${graph.length} steps: ${words.join(", ")}${more}`;
 }
 
 /** A small line of a step's reported progress over time. */
