@@ -170,14 +170,33 @@ function stepRow(runId, step, depth, path) {
   );
 }
 
+const LEVEL_ROWS = 200; // rows shown per level until "show all" (a level may hold thousands)
+const showAll = new Set(); // level prefixes shown in full
+
 function levelRows(runId, steps, depth, prefix) {
   const out = [];
-  for (const step of steps) {
+  const limited = !showAll.has(prefix) && steps.length > LEVEL_ROWS;
+  for (const step of limited ? steps.slice(0, LEVEL_ROWS) : steps) {
     const path = `${prefix}${step.id}`;
     out.push(stepRow(runId, step, depth, path));
     const sub = expanded.get(path);
     if (sub?.steps) out.push(...levelRows(sub.runId, sub.steps, depth + 1, `${path}-`));
     else if (sub) out.push(el("tr", {}, el("td", { colspan: "6", class: "muted" }, "loading…")));
+  }
+  if (limited) {
+    const more = el(
+      "button",
+      {
+        type: "button",
+        id: `more-${prefix || "top"}`,
+        onclick: () => {
+          showAll.add(prefix);
+          renderSteps();
+        },
+      },
+      `Show all ${steps.length} steps`,
+    );
+    out.push(el("tr", {}, el("td", { colspan: "6", style: `padding-left: ${0.5 + depth * 1.25}rem` }, more)));
   }
   return out;
 }
