@@ -50,3 +50,6 @@ clean:
 
 bench-lists: $(STAMP)
 	$(BIN)/python bench/lists.py
+
+bench-dashboard: $(STAMP)
+	$(BIN)/python bench/dashboard.py

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.responses import RedirectResponse
 
 from legato import __version__
 from legato.api import admin, identity, ops, runs, webhooks, workflows
@@ -38,6 +39,7 @@ from legato.runtime import (
     upgrade_database,
 )
 from legato.settings import Settings
+from legato.web import mount as mount_dashboard
 
 __all__ = ["create_app", "run_api", "serve", "serve_app"]
 
@@ -108,6 +110,12 @@ def create_app(
         max_body=limit_from_env("LEGATO_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         max_definition=limit_from_env("LEGATO_MAX_DEFINITION_BYTES", DEFAULT_MAX_DEFINITION_BYTES),
     )
+    mount_dashboard(app)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/ui", status_code=307)
+
     return app
 
 
@@ -127,6 +135,7 @@ def _announce(url: str, secret: str | None) -> None:
         "Legato is running.",
         f"  API      {url}/api/v1",
         f"  API docs {url}/docs",
+        f"  Dashboard {url}/ui",
         f"  Health   {url}/healthz",
     ]
     if secret:

@@ -21,12 +21,14 @@ from legato.engine.worker import Worker, WorkerConfig
 from legato.model.addresses import AddressPolicy
 from legato.model.advance import DEFAULT_MAX_TAKEOVERS
 from legato.service.aspera_support import AsperaSupport
+from legato.service.dashboard import DashboardService
 from legato.service.datasourcesvc_support import DatasourcesvcSupport
 from legato.service.login_throttle import LoginPolicy
 from legato.service.metrics import MetricsService
 from legato.service.oracle_selfservice_support import SelfServiceSupport
 from legato.service.reads import RunReads
 from legato.service.runs import RunService
+from legato.service.sessions import SessionService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
 from legato.service.views import iso
@@ -114,6 +116,8 @@ class Legato:
     workflows: WorkflowService = field(init=False)
     tenancy: TenancyService = field(init=False)
     webhooks: WebhookService = field(init=False)
+    sessions: SessionService = field(init=False)
+    dashboard: DashboardService = field(init=False)
     datasourcesvc_support: DatasourcesvcSupport = field(init=False)
     aspera_support: AsperaSupport = field(init=False)
     step_modules: StepModules = field(init=False)
@@ -142,6 +146,8 @@ class Legato:
         self.workflows = WorkflowService(self.db, self.definitions, self.step_modules)
         self.tenancy = TenancyService(self.db, self.guards.login)
         self.webhooks = WebhookService(self.db, self.outbound)
+        self.sessions = SessionService(self.db)
+        self.dashboard = DashboardService(self.db)
         self.datasourcesvc_support = DatasourcesvcSupport(self.db)
         self.aspera_support = AsperaSupport(self.db)
         self.oracle_selfservice_support = SelfServiceSupport(self.db, self.runs)

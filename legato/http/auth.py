@@ -4,7 +4,8 @@
   that is a JWT): a token verified against the JWKS registered under that identifier;
 - ``Authorization: Bearer <api key>``: an API key;
 - ``Authorization: Basic …``: a user and password;
-- ``login`` and ``password`` query parameters (clients that send nothing else): a user.
+- ``login`` and ``password`` query parameters (clients that send nothing else): a user;
+- the dashboard's session cookie (with its CSRF header on anything but a read).
 
 Every failure is a 401 problem with a stable code, never a 500; passwords guessed too often are
 refused for a while with 429 ``too_many_attempts`` and ``Retry-After``.
@@ -17,6 +18,7 @@ import binascii
 
 from fastapi import Request
 
+from legato.http.session import session_principal
 from legato.model.errors import Unauthorized
 from legato.service.tenancy import Principal, TenancyService
 
@@ -80,6 +82,9 @@ async def authenticate(request: Request, tenancy: TenancyService) -> Principal:
     secret = request.query_params.get("password")
     if login is not None and secret is not None:
         return await tenancy.identity.authenticate_password(login, secret, client_address(request))
+    from_session = await session_principal(request)
+    if from_session is not None:
+        return from_session
     return await tenancy.authenticate(None)
 
 

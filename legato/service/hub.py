@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from legato.service.aspera_support import AsperaSupport
+from legato.service.dashboard import DashboardService
 from legato.service.datasourcesvc_support import DatasourcesvcSupport
 from legato.service.metrics import MetricsService
 from legato.service.oracle_selfservice_support import SelfServiceSupport
 from legato.service.runs import RunService
+from legato.service.sessions import SessionService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
 from legato.service.webhooks import WebhookService
@@ -24,6 +26,8 @@ class Services(Protocol):
     workflows: WorkflowService
     tenancy: TenancyService
     webhooks: WebhookService
+    sessions: SessionService
+    dashboard: DashboardService
     datasourcesvc_support: DatasourcesvcSupport
     aspera_support: AsperaSupport
     oracle_selfservice_support: SelfServiceSupport
