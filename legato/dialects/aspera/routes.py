@@ -19,7 +19,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from legato.dialects.aspera_render import (
+from legato import __version__
+from legato.dialects.aspera.render import (
     Array,
     Attr,
     Doc,
@@ -32,6 +33,7 @@ from legato.dialects.aspera_render import (
     value_type,
 )
 from legato.http.auth import basic_credentials
+from legato.model.definition import KIND_SCHEMAS
 from legato.model.durations import parse_duration
 from legato.model.errors import (
     Conflict,
@@ -106,6 +108,7 @@ class Call:
     params: dict[str, str]
     fmt: str
     target: str | None  # the path segment after the call name, without its extension
+    asked: bool = True  # whether the request named a format (else ``fmt`` is the default)
 
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -122,6 +125,11 @@ def _split(segment: str) -> tuple[str, str | None]:
 
 
 def _format(request: Request, ext: str | None, params: dict[str, str]) -> str:
+    return _asked_format(request, ext, params) or "xml"
+
+
+def _asked_format(request: Request, ext: str | None, params: dict[str, str]) -> str | None:
+    """The format the request names (extension, ``format=``, ``Accept``), if any."""
     if ext:
         return ext
     asked = params.get("format", "").lower()
@@ -130,7 +138,9 @@ def _format(request: Request, ext: str | None, params: dict[str, str]) -> str:
     accept = request.headers.get("accept", "").lower()
     if "application/json" in accept and "xml" not in accept:
         return "json"
-    return "xml"
+    if "xml" in accept:
+        return "xml"
+    return None
 
 
 def _time(iso: str | None) -> Time | None:
@@ -227,13 +237,16 @@ async def _answer(request: Request, call: str, target: str | None) -> Response:
     if target is not None:
         stem, ext = _split(target)
     params: dict[str, str] = dict(request.query_params)
-    fmt = _format(request, ext, params)
+    asked = _asked_format(request, ext, params)
+    fmt = asked or "xml"
     try:
+        if name == "remote_node_ping":  # the ping clients send before they have credentials
+            return _ping(fmt, stem)
         handler = _handler(name, stem)
         params = await _params(request)
         app: Services = request.app.state.legato
         principal = await _principal(request, app, params)
-        return await handler(Call(app, principal, params, fmt, stem))
+        return await handler(Call(app, principal, params, fmt, stem, asked is not None))
     except AsperaError as exc:
         return _failure(fmt, exc.status, exc.message, exc.missing)
     except Unauthorized as exc:
@@ -340,7 +353,21 @@ async def work_step_status(call: Call) -> Response:
     if call.target in (None, "work_order"):
         return await _step_of_work_order(call)
     step_id = _integer(call.target or "", "Work step")
-    return await _step_output(call, step_id)
+    if call.params.get("output_name", "").strip():
+        return await _step_output(call, step_id)
+    run_id = await _run_of_step(call, step_id)
+    run = await call.app.runs.get(call.principal, run_id)
+    step = next((s for s in run["steps"] if s["id"] == step_id), None)
+    if step is None:
+        step = await call.app.runs.step(call.principal, run_id, str(step_id))
+    return await _step_status(call, run, step)
+
+
+async def _run_of_step(call: Call, step_id: int) -> int:
+    try:
+        return await call.app.aspera_support.run_of_step(call.principal, step_id)
+    except NotFound:
+        raise AsperaError(404, f"Work step {step_id} not found") from None
 
 
 async def _step_of_work_order(call: Call) -> Response:
@@ -351,6 +378,10 @@ async def _step_of_work_order(call: Call) -> Response:
     step = step or next((s for s in steps if s["key"] == step_name), None)
     if step is None:
         raise AsperaError(404, f"Work step '{step_name}' not found in work order {run['id']}")
+    return await _step_status(call, run, step)
+
+
+async def _step_status(call: Call, run: dict[str, Any], step: dict[str, Any]) -> Response:
     word = STATE_WORDS["step"][step["status"]]
     if call.params.get("status_only", "").lower() == "true" or call.fmt == "txt":
         return _text(word)
@@ -447,6 +478,8 @@ async def work_order_output(call: Call) -> Response:
     order_ref = call.target or call.params.get("work_order_id", "")
     if not order_ref:
         raise AsperaError(400, "Missing parameters: work_order_id", ["work_order_id"])
+    if not call.params.get("step_name") and not call.params.get("variable_name"):
+        return await _every_output(call, await _work_order(call, order_ref))
     step_name, name = _required(call, "step_name", "variable_name")
     run = await _work_order(call, order_ref)
     step = next((s for s in run["steps"] if step_name in (s["name"], s["key"])), None)
@@ -454,6 +487,43 @@ async def work_order_output(call: Call) -> Response:
         raise AsperaError(404, f"Work step '{step_name}' not found in work order {run['id']}")
     call = Call(call.app, call.principal, {**call.params, "output_name": name}, call.fmt, None)
     return await _step_output(call, step["id"])
+
+
+async def _every_output(call: Call, run: dict[str, Any]) -> Response:
+    """Every output of the work order (the latest value per step and name), each a
+    ``<variable>`` with its step, name and type as attributes and its value as text."""
+    head = await call.app.status.head(call.principal, run["id"])
+    values = [value_view(v) for v in await call.app.status.values_of(head)]
+    names = {s["id"]: s["name"] for s in run["steps"]}
+    latest: dict[tuple[Any, str], dict[str, Any]] = {}
+    for v in values:
+        if v["scope"] in ("output", "run_output"):
+            latest[(v["step_id"], v["name"])] = v
+    variables = [
+        {
+            "name": v["name"],
+            "step": names.get(v["step_id"], v["step"] or "") if v["step_id"] else "",
+            "id": str(v["id"]),
+            "type": value_type(v["value"]),
+            "value": v["value"],
+        }
+        for v in latest.values()
+    ]
+    if call.fmt == "json":
+        body = {"work_order_id": run["id"], "variable": variables}
+        return Response(json.dumps(body, ensure_ascii=False), media_type=MEDIA["json"])
+    if call.fmt == "txt":
+        lines = [f"{v['name']}={ruby_text(v['value'])}" for v in variables]
+        return _text("\n".join(lines))
+    doc: Doc = [
+        (
+            "variable",
+            Attr({k: str(v[k]) for k in ("name", "step", "id", "type")}, ruby_text(v["value"])),
+        )
+        for v in variables
+    ]
+    xml = to_xml("work_order_output", Attr({"id": str(run["id"])}, doc))
+    return Response(xml, media_type=MEDIA["xml"])
 
 
 # -- work orders -----------------------------------------------------------------------------
@@ -616,9 +686,37 @@ async def initiate(call: Call) -> Response:
         ),
     )
     run = await app.runs.get(p, run["id"])
+    explicit = [call.params.get(f"explicit_output_{n}", "").strip() for n in ("step", "variable")]
+    if any(explicit):
+        return await _explicit_output(call, run, *explicit)
     if call.params.get("synchronous", "").lower() == "true":
         run = await _wait_for(call, run, call.params.get("step_name", "").strip())
     return _order_response(call, await _order_doc(call, run, "initiate"))
+
+
+async def _explicit_output(
+    call: Call, run: dict[str, Any], step_name: str, variable: str
+) -> Response:
+    """``explicit_output_step`` + ``explicit_output_variable``: waits for that step, then
+    answers that one output's value alone, as text (whatever format was asked)."""
+    if not step_name or not variable:
+        pairs = (("step", step_name), ("variable", variable))
+        missing = [f"explicit_output_{n}" for n, v in pairs if not v]
+        raise AsperaError(400, f"Missing parameters: {', '.join(missing)}", missing)
+    run = await _wait_for(call, run, step_name)
+    step = next((s for s in run["steps"] if step_name in (s["name"], s["key"])), None)
+    if step is None:
+        raise AsperaError(404, f"Work step '{step_name}' not found in work order {run['id']}")
+    try:
+        resource = call.app.status.output(call.principal, str(step["id"]), variable)
+        snapshot = await call.app.status.snapshot(call.principal, run["id"], resource)
+        value = (await snapshot.body())["value"]
+    except NotFound:
+        word = STATE_WORDS["step"][step["status"]]
+        raise AsperaError(
+            404, f"Work step '{step_name}' ({word}) has no output '{variable}'"
+        ) from None
+    return _text(ruby_text(value))
 
 
 RUN_ENDED = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"})
@@ -647,19 +745,32 @@ async def _wait_for(call: Call, run: dict[str, Any], step_name: str) -> dict[str
 
 
 async def workflows_list(call: Call) -> Response:
+    """``{"workflows": {"workflow": [...]}}``, the fields ``ascli orchestrator workflows list``
+    shows; a workflow's portable id is its uuid, every version is published."""
     p, app = call.principal, call.app
     ids = await app.aspera_support.workflow_ids(p)
     docs: list[Doc] = [
         [
             ("id", ids.get(w["name"])),
+            ("portable_id", w["uuid"]),
             ("name", w["name"]),
-            ("revision-id", w["version"]),
+            ("published_status", "published"),
+            ("published_revision_id", w["version"]),
+            ("latest_revision_id", w["version"]),
+            ("last_modification", _time(w["created_at"])),
             ("description", w["description"] or ""),
-            ("created-at", _time(w["created_at"])),
         ]
         for w in await app.workflows.list(p)
     ]
-    return _render_list(call, "workflows", Array("workflow", docs))
+    return _wrapped_list(call, "workflows", "workflow", docs)
+
+
+def _wrapped_list(call: Call, root: str, item: str, docs: list[Any]) -> Response:
+    """``{root: {item: [...]}}`` in JSON (always a list), ``<root><item/>…</root>`` in XML."""
+    if call.fmt == "json":
+        body = {root: {item: [to_json_data(d) for d in docs]}}
+        return Response(json.dumps(body, ensure_ascii=False), media_type=MEDIA["json"])
+    return _render(call.fmt, root, [(item, d) for d in docs])
 
 
 async def work_orders_list(call: Call) -> Response:
@@ -693,6 +804,9 @@ async def work_orders_list(call: Call) -> Response:
         ]
         for r in page["runs"]
     ]
+    if call.fmt == "json":
+        body = {"work_orders": [to_json_data(d) for d in docs]}
+        return Response(json.dumps(body, ensure_ascii=False), media_type=MEDIA["json"])
     return _render_list(call, "work-orders", Array("work-order", docs))
 
 
@@ -706,11 +820,22 @@ def _render_list(call: Call, root: str, items: Array) -> Response:
 # -- the rest of the family ------------------------------------------------------------------
 
 
-async def remote_node_ping(call: Call) -> Response:
-    """A tiny document saying the node answers."""
-    if call.target is not None:
-        raise AsperaError(404, f"Method not found: remote_node_ping/{call.target}")
-    return _render(call.fmt, "remote-node-ping", [("status", "OK"), ("time", _now())])
+def _ping(fmt: str, target: str | None) -> Response:
+    """``remote_node_ping``, answered to anyone: ``remote_orchestrator_info`` with the version
+    (``orchestrator-version``, which clients read to detect the API) and that the node
+    answers."""
+    if target is not None:
+        raise AsperaError(404, f"Method not found: remote_node_ping/{target}")
+    info: Doc = [
+        ("orchestrator-version", __version__),
+        ("product", "Legato"),
+        ("status", "OK"),
+        ("time", _now()),
+    ]
+    if fmt == "json":
+        body = {"remote_orchestrator_info": dict(info)}
+        return Response(json.dumps(body), media_type=MEDIA["json"])
+    return _render(fmt, "remote_orchestrator_info", info)
 
 
 async def work_step_cancel(call: Call) -> Response:
@@ -782,7 +907,10 @@ async def workflow_details(call: Call) -> Response:
         ("name", name),
         ("statuses", Array("status-count", docs)),
     ]
-    return _render(call.fmt, "workflow", doc)
+    if call.fmt == "json":
+        body = {"workflows": {"workflow": to_json_data(doc)}}
+        return Response(json.dumps(body, ensure_ascii=False), media_type=MEDIA["json"])
+    return _render(call.fmt, "workflows", [("workflow", doc)])
 
 
 async def work_order_reset(call: Call) -> Response:
@@ -816,8 +944,12 @@ async def _reset(call: Call, run: dict[str, Any]) -> Response:
 async def workflows_status(call: Call) -> Response:
     p, app = call.principal, call.app
     ids = await app.aspera_support.workflow_ids(p)
+    workflows = await app.workflows.list(p)
+    if call.target is not None:
+        name = await app.aspera_support.workflow_name(p, call.target)
+        workflows = [w for w in workflows if w["name"] == name]
     docs: list[Doc] = []
-    for w in await app.workflows.list(p):
+    for w in workflows:
         counts = _by_word(await _all_runs(call, w["name"]))
         docs.append(
             [
@@ -832,7 +964,147 @@ async def workflows_status(call: Call) -> Response:
                 ),
             ]
         )
-    return _render_list(call, "workflows", Array("workflow", docs))
+    return _wrapped_list(call, "workflows", "workflow", docs)
+
+
+# -- workflow specs, export, plugins, processes, monitor -----------------------------------
+
+
+async def _workflow(call: Call) -> tuple[int | None, dict[str, Any]]:
+    """The workflow the path (or ``workflow_id``) names: its integer id and latest version."""
+    ref = call.target or call.params.get("workflow_id", "")
+    if not ref:
+        raise AsperaError(400, "Missing parameters: workflow_id", ["workflow_id"])
+    name = await call.app.aspera_support.workflow_name(call.principal, ref)
+    workflow = await call.app.workflows.get(call.principal, name)
+    return await call.app.aspera_support.workflow_id(call.principal, name), workflow
+
+
+def _spec(call: Call, root: str, item: str, head: Doc, items: list[Doc]) -> Response:
+    """``{root: {…head, item: [...]}}`` (JSON, the list always a list) or
+    ``<root>…head<item/>…</root>`` (XML)."""
+    if call.fmt == "json":
+        data = {**to_json_data(head), item: [to_json_data(d) for d in items]}
+        return Response(json.dumps({root: data}, ensure_ascii=False), media_type=MEDIA["json"])
+    return _render(call.fmt, root, [*head, *((item, d) for d in items)])
+
+
+def _workflow_head(workflow_id: int | None, workflow: dict[str, Any]) -> Doc:
+    return [
+        ("workflow_id", workflow_id),
+        ("workflow_name", workflow["name"]),
+        ("revision_id", workflow["version"]),
+    ]
+
+
+async def workflow_inputs_spec(call: Call) -> Response:
+    """The workflow's declared inputs: name, type, whether required, default, description."""
+    workflow_id, workflow = await _workflow(call)
+    declared: dict[str, Any] = workflow["definition"].get("inputs") or {}
+    items: list[Doc] = []
+    for name, spec in declared.items():
+        spec = spec if isinstance(spec, dict) else {}
+        items.append(
+            [
+                ("name", name),
+                ("type", spec.get("type", "any")),
+                ("required", "default" not in spec),
+                ("default", Raw(spec.get("default"))),
+                ("description", spec.get("description", "")),
+            ]
+        )
+    head = _workflow_head(workflow_id, workflow)
+    return _spec(call, "workflow_inputs_spec", "input", head, items)
+
+
+async def workflow_outputs_spec(call: Call) -> Response:
+    """The workflow's declared outputs: each name with the expression that gives it."""
+    workflow_id, workflow = await _workflow(call)
+    declared: dict[str, Any] = workflow["definition"].get("outputs") or {}
+    items: list[Doc] = [
+        [
+            ("name", name),
+            ("type", value_type(expression) if not isinstance(expression, str) else "string"),
+            ("expression", Raw(expression)),
+        ]
+        for name, expression in declared.items()
+    ]
+    head = _workflow_head(workflow_id, workflow)
+    return _spec(call, "workflow_outputs_spec", "output", head, items)
+
+
+async def export_workflow(call: Call) -> Response:
+    """The workflow's definition: its YAML source as applied when no format is asked, the
+    parsed definition in JSON, the source inside ``<workflow>`` in XML."""
+    workflow_id, workflow = await _workflow(call)
+    source = str(workflow.get("source") or "")
+    if not call.asked:
+        return Response(source, media_type="application/yaml")
+    if call.fmt == "txt":
+        return _text(source)
+    head = _workflow_head(workflow_id, workflow)
+    if call.fmt == "json":
+        body = {"workflow": {**to_json_data(head), "definition": workflow["definition"]}}
+        return Response(json.dumps(body, ensure_ascii=False), media_type=MEDIA["json"])
+    return _render("xml", "workflow", [*head, ("source", source)])
+
+
+async def plugin_version(call: Call) -> Response:
+    """The step kinds this Legato runs (``uses:``), as the plugins of the API."""
+    items: list[Doc] = [
+        [("name", kind), ("version", __version__), ("schema", schema.__name__)]
+        for kind, schema in sorted(KIND_SCHEMAS.items())
+    ]
+    if call.fmt == "json":
+        body = {"Plugin": [to_json_data(d) for d in items]}
+        return Response(json.dumps(body), media_type=MEDIA["json"])
+    return _render(call.fmt, "plugins", [("Plugin", d) for d in items])
+
+
+async def processes_status(call: Call) -> Response:
+    """The live worker processes, each a ``<process>``."""
+    items: list[Doc] = [
+        [
+            ("name", str(w["id"])),
+            ("host", str(w["host"])),
+            ("pid", w["pid"]),
+            ("concurrency", w["concurrency"]),
+            ("status", "running"),
+            ("started-at", _time(w["started_at"])),
+            ("heartbeat-at", _time(w["heartbeat_at"])),
+        ]
+        for w in await call.app.workers()
+    ]
+    if call.fmt == "json":
+        body = {"process": [to_json_data(d) for d in items]}
+        return Response(json.dumps(body), media_type=MEDIA["json"])
+    return _render(call.fmt, "processes", [("process", d) for d in items])
+
+
+async def monitor_snapshot(call: Call) -> Response:
+    """The namespace's queue (work orders waiting and running) and the workers serving it."""
+    workers = await call.app.workers()
+    queued = await _count(call, ("QUEUED",))
+    running = await _count(call, ("RUNNING", "CANCELING"))
+    monitor: Doc = [
+        ("time", _now()),
+        ("queued-work-orders", queued),
+        ("running-work-orders", running),
+        ("workers", len(workers)),
+        ("capacity", sum(int(w["concurrency"]) for w in workers)),
+    ]
+    return _render(call.fmt, "monitor-snapshot", [("monitor", monitor)])
+
+
+async def _count(call: Call, statuses: tuple[str, ...]) -> int:
+    flt = RunFilter(namespace_id=call.principal.namespace_id, statuses=statuses)
+    total, token = 0, None
+    while True:
+        page = await call.app.runs.list_runs(call.principal, flt, PAGE_MAX, token)
+        total += len(page["runs"])
+        token = page["next_page_token"]
+        if not token:
+            return total
 
 
 CALLS: dict[str, Handler] = {
@@ -844,10 +1116,15 @@ CALLS: dict[str, Handler] = {
     "initiate": initiate,
     "workflows_list": workflows_list,
     "work_orders_list": work_orders_list,
-    "remote_node_ping": remote_node_ping,
     "work_step_cancel": work_step_cancel,
     "workflow_details": workflow_details,
     "work_order_reset": work_order_reset,
     "workstep_reset": workstep_reset,
     "workflows_status": workflows_status,
+    "workflow_inputs_spec": workflow_inputs_spec,
+    "workflow_outputs_spec": workflow_outputs_spec,
+    "export_workflow": export_workflow,
+    "plugin_version": plugin_version,
+    "processes_status": processes_status,
+    "monitor_snapshot": monitor_snapshot,
 }
