@@ -143,9 +143,7 @@ def format_word(run: dict[str, Any], layout: Layout, own: list[dict[str, Any]]) 
         if any(s["status"] == "RUNNING" for s in own):
             return "Processing"
         return "Waiting for encoder" if any(_held(s) for s in own) else "New"
-    if any(s["status"] == "RUNNING" for s in layout.after):
-        return "Saving"
-    return "Processing" if _open(layout.after) else "Finished"
+    return "Saving" if _open(layout.after) else "Finished"
 
 
 def _prev_word(events: list[dict[str, Any]], current: str) -> str:
