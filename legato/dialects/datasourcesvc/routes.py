@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from legato.dialects.datasourcesvc_render import (
+from legato.dialects.datasourcesvc.render import (
     CREATEDBY_LABEL,
     STATE_WORDS,
     log_text,
