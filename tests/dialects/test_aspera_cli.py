@@ -273,7 +273,10 @@ async def test_every_command(
     cancelled_step = single_object(await ao(f"work_step_cancel/{settle['id']}"))
     assert cancelled_step["work_step"]["status"] == "Canceling"
     await wait(api, slow_id, DONE)
-    again = await ao(f"initiate/{wf_id}", args={"external_parameters[target]": "x"})
+    again = await ao(
+        f"initiate/{wf_id}",
+        args={"external_parameters[target]": "x", "external_parameters[wait]": "30s"},
+    )
     cancel = await ao.response(f"work_order_cancel/{again['work_order']['id']}")
     assert cancel.json()["work_order"]["action"] == "cancel"
 

@@ -32,7 +32,7 @@ from legato.dialects.aspera.render import (
     to_xml,
     value_type,
 )
-from legato.http.auth import basic_credentials
+from legato.http.credentials import Credentials, from_authorization, principal_of
 from legato.model.definition import KIND_SCHEMAS
 from legato.model.durations import parse_duration
 from legato.model.errors import (
@@ -214,21 +214,18 @@ async def _params(request: Request) -> dict[str, str]:
 
 
 async def _principal(request: Request, app: Services, params: dict[str, str]) -> Principal:
-    tenancy = app.tenancy
+    """``api_key``, else ``login`` and ``password`` (query or form), else the headers."""
     if params.get("api_key"):
-        return await tenancy.authenticate(params["api_key"])
-    if "login" in params or "password" in params:
-        return await tenancy.identity.authenticate_password(
-            params.get("login", ""), params.get("password", "")
+        credentials = Credentials(api_key=params["api_key"])
+    elif "login" in params or "password" in params:
+        credentials = Credentials(
+            username=params.get("login", ""), password=params.get("password", "")
         )
-    header = request.headers.get("authorization", "").strip()
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "basic" and value.strip():
-        username, password = basic_credentials(value)
-        return await tenancy.identity.authenticate_password(username, password)
-    if scheme.lower() == "bearer" and value.strip():
-        return await tenancy.authenticate(value.strip())
-    raise AsperaError(401, "Access Denied: no credentials (login and password, or api_key)")
+    else:
+        credentials = from_authorization(request)
+    if credentials.empty:
+        raise AsperaError(401, "Access Denied: no credentials (login and password, or api_key)")
+    return await principal_of(credentials, app.tenancy)
 
 
 async def _answer(request: Request, call: str, target: str | None) -> Response:
@@ -636,7 +633,8 @@ async def work_order_cancel(call: Call) -> Response:
     run = await _work_order(call, ref)
     try:
         run = await call.app.runs.cancel(call.principal, run["id"])
-    except Conflict:
+    except Conflict:  # it ended meanwhile: say how
+        run = await _work_order(call, str(run["id"]))
         word = STATE_WORDS["run"][run["status"]]
         raise AsperaError(409, f"Work order {run['id']} has already ended ({word})") from None
     return _order_response(call, await _order_doc(call, run, "cancel"))

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from legato import __version__
 from legato.dialects.encoding_com.media import STATE_WORDS, STEP_WORDS, media_node, scalar
 from legato.dialects.encoding_com.render import Node, error_node, render, vendor_date
+from legato.http.credentials import Credentials, principal_of
 from legato.http.xml import parse_xml
 from legato.model.errors import Conflict, LegatoError, NotFound, Unauthorized
 from legato.model.filters import RunFilter
@@ -160,7 +161,8 @@ async def _authenticate(request: Request, query: Query) -> Principal:
     if not userid or not userkey:
         raise QueryError("Wrong user id or key: 'userid' and 'userkey' are required")
     try:
-        principal: Principal = await request.app.state.legato.tenancy.authenticate(userkey)
+        tenancy = request.app.state.legato.tenancy
+        principal = await principal_of(Credentials(api_key=userkey), tenancy)
     except Unauthorized:
         raise QueryError("Wrong user id or key") from None
     if str(principal.key_id) != userid:
