@@ -246,20 +246,27 @@ async def _answer(request: Request, call: str, target: str | None) -> Response:
         return await handler(Call(app, principal, params, fmt, stem, asked is not None))
     except AsperaError as exc:
         return _failure(fmt, exc.status, exc.message, exc.missing)
-    except Unauthorized as exc:
-        return _failure(fmt, 403, f"Authentication failure: {exc.detail}")
-    except Forbidden as exc:
-        return _failure(fmt, 401, f"Access Denied: {exc.detail}")
-    except NotFound as exc:
-        return _failure(fmt, 404, exc.detail)
-    except Conflict as exc:
-        return _failure(fmt, 409, exc.detail)
-    except QueueLimit as exc:
-        return _failure(fmt, 429, exc.detail)
-    except InvalidInput as exc:
-        return _failure(fmt, 400, exc.detail)
     except LegatoError as exc:
-        return _failure(fmt, exc.status, exc.detail)
+        status, prefix = _status_of(exc)
+        return _failure(fmt, status, prefix + exc.detail)
+
+
+#: Legato's errors in this API's codes; its 401 and 403 are the other way round from HTTP's.
+ERRORS: tuple[tuple[type[LegatoError], int, str], ...] = (
+    (Unauthorized, 403, "Authentication failure: "),
+    (Forbidden, 401, "Access Denied: "),
+    (NotFound, 404, ""),
+    (Conflict, 409, ""),
+    (QueueLimit, 429, ""),
+    (InvalidInput, 400, ""),
+)
+
+
+def _status_of(exc: LegatoError) -> tuple[int, str]:
+    for kind, status, prefix in ERRORS:
+        if isinstance(exc, kind):
+            return status, prefix
+    return exc.status, ""
 
 
 def _handler(name: str, stem: str | None) -> Handler:
