@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -285,6 +286,7 @@ async def test_every_command(
     assert {"python", "shell", "http", "sleep"} <= {p["name"] for p in plugins}
     processes = object_list((await ao("processes_status", fmt="xml"))["process"])
     assert processes and processes[0]["status"] == ["running"]
+    assert processes[0]["pid"] == [str(os.getpid())]  # plain text, no type attribute
     monitor = single_object((await ao("monitor_snapshot"))["monitor"])
     assert monitor["workers"] == 1 and {"queued_work_orders", "running_work_orders"} <= set(monitor)
 

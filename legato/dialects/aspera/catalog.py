@@ -19,6 +19,7 @@ from legato.dialects.aspera.call import (
     rails_time,
     render_doc,
     text_answer,
+    utc_text,
     wrapped_list,
 )
 from legato.dialects.aspera.render import (
@@ -235,16 +236,17 @@ async def plugin_version(call: Call) -> Response:
 
 
 async def processes_status(call: Call) -> Response:
-    """The live worker processes, each a ``<process>``."""
+    """The live worker processes, each a ``<process>`` of plain text fields (clients fold
+    attributes such as ``type="integer"`` into the values)."""
     items: list[Doc] = [
         [
             ("name", str(w["id"])),
             ("host", str(w["host"])),
-            ("pid", w["pid"]),
-            ("concurrency", w["concurrency"]),
+            ("pid", str(w["pid"])),
+            ("concurrency", str(w["concurrency"])),
             ("status", "running"),
-            ("started-at", rails_time(w["started_at"])),
-            ("heartbeat-at", rails_time(w["heartbeat_at"])),
+            ("started-at", utc_text(w["started_at"])),
+            ("heartbeat-at", utc_text(w["heartbeat_at"])),
         ]
         for w in await call.app.workers()
     ]
