@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# encodingcom-py3 ships the module encodingcom.encoding too: install it apart, for the
+	# dialect tests that load it from there
+	$(BIN)/pip install --quiet --no-deps --target $(VENV)/encodingcom-py3 encodingcom-py3==0.0.5
 	touch $(STAMP)
 
 ## Run Legato: migrate the embedded database, load examples, serve API + workers on :8080

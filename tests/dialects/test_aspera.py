@@ -17,8 +17,9 @@ import httpx
 import pytest
 from aspera_steps import INDEXED_TABLE, PACKAGE_ID, POST_URL
 
+from legato import __version__
 from legato.dialects.aspera import STATE_WORDS
-from legato.dialects.aspera_render import ruby_text
+from legato.dialects.aspera.render import ruby_text
 from legato.runtime import Legato
 
 BASE = "/aspera/orchestrator/api"
@@ -498,9 +499,9 @@ async def test_unknown_calls_ids_steps_and_missing_parameters(
     assert (r.status_code, r.text) == (404, f"Work step {step_id} has no output 'nothing'")
     r = await _get(api, "work_step_status/999999999.txt", output_name="package_id")
     assert (r.status_code, r.text) == (404, "work step 999999999 does not exist")
-    r = await _get(api, f"work_step_status/{step_id}.json")
-    assert r.status_code == 400
-    assert r.json()["missing_parameters"] == ["output_name"]
+    r = await _get(api, f"work_step_status/{step_id}.json")  # no output named: the status
+    assert r.status_code == 200
+    assert masked(r.json()) == masked(SEED_JSON)
 
 
 async def test_another_tenants_work_orders_are_not_found(
@@ -590,8 +591,11 @@ async def test_initiate_follow_and_list(api: httpx.AsyncClient, user: None) -> N
     # initiate/xml with work_order[workflow_id] = the workflow's integer id
     r = await _get(api, "workflows_list.json")
     assert r.status_code == 200
-    [wf] = [w for w in r.json() if w["name"] == "aspera-sleepy"]
-    assert list(wf) == ["id", "name", "revision_id", "description", "created_at"]
+    [wf] = [w for w in r.json()["workflows"]["workflow"] if w["name"] == "aspera-sleepy"]
+    assert list(wf) == [
+        "id", "portable_id", "name", "published_status", "published_revision_id",
+        "latest_revision_id", "last_modification", "description",
+    ]  # fmt: skip
     r = await _get(
         api,
         "initiate/xml",
@@ -608,7 +612,7 @@ async def test_initiate_follow_and_list(api: httpx.AsyncClient, user: None) -> N
     assert [o.findtext("id") for o in orders] == [str(second), str(run["id"])]
     assert {o.findtext("status") for o in orders} == {"Complete"}
     r = await _get(api, "work_orders_list/aspera-sleepy.json", limit="1")
-    assert [o["id"] for o in r.json()] == [second]
+    assert [o["id"] for o in r.json()["work_orders"]] == [second]
     r = await _get(api, "work_orders_list/424242.json")
     assert r.status_code == 404
     r = await _get(api, "workflows_list")
@@ -661,20 +665,25 @@ steps:
 
 
 async def test_remote_node_ping(api: httpx.AsyncClient, user: None) -> None:
+    """The ping answers anyone (clients detect the API with it before they log in)."""
     r = await _get(api, "remote_node_ping")
     assert r.status_code == 200 and r.headers["content-type"] == "application/xml"
     doc = SafeET.fromstring(r.content)
-    assert doc.tag == "remote-node-ping" and doc.findtext("status") == "OK"
+    assert doc.tag == "remote_orchestrator_info" and doc.findtext("status") == "OK"
+    assert [c.tag for c in doc] == ["orchestrator-version", "product", "status", "time"]
+    assert doc.findtext("orchestrator-version") == __version__
     assert UTC_TIME.match(doc.findtext("time") or "")
-    r = await _get(api, "remote_node_ping.json")
-    assert r.json()["status"] == "OK" and set(r.json()) == {"status", "time"}
-    r = await _get(api, "remote_node_ping", format="json")
-    assert r.json()["status"] == "OK"
-    accept_json = {**NO_HEADER, "Accept": "application/json"}
-    r = await api.get(f"{BASE}/remote_node_ping", params=AUTH, headers=accept_json)
-    assert r.json()["status"] == "OK"
+    for params, headers in (
+        ({"format": "json"}, NO_HEADER),
+        ({}, {**NO_HEADER, "Accept": "application/json"}),
+    ):
+        r = await api.get(f"{BASE}/remote_node_ping", params=params, headers=headers)
+        info = r.json()["remote_orchestrator_info"]
+        assert info["status"] == "OK" and info["orchestrator-version"] == __version__
     r = await api.get(f"{BASE}/remote_node_ping.json", headers=NO_HEADER)
-    assert r.status_code == 401
+    assert r.status_code == 200 and set(r.json()["remote_orchestrator_info"]) == {
+        "orchestrator-version", "product", "status", "time",
+    }  # fmt: skip
 
 
 async def test_work_step_cancel(api: httpx.AsyncClient, user: None) -> None:
@@ -717,38 +726,48 @@ async def test_workflow_details_and_workflows_status(api: httpx.AsyncClient, use
     r = await _get(api, "workflow_details/aspera-sleepy")
     assert r.status_code == 200, r.text
     assert tree(r.text) == (
-        "workflow", {}, None, [
-            ("id", {"type": "integer"}, "ID", []),
-            ("name", {}, "aspera-sleepy", []),
-            ("statuses", {"type": "array"}, None, [
-                ("status-count", {}, None, [
-                    ("status", {}, "Complete", []),
-                    ("count", {"type": "integer"}, "2", []),
-                    ("last-activity", {"type": "datetime"}, "TIME", []),
+        "workflows", {}, None, [
+            ("workflow", {}, None, [
+                ("id", {"type": "integer"}, "ID", []),
+                ("name", {}, "aspera-sleepy", []),
+                ("statuses", {"type": "array"}, None, [
+                    ("status-count", {}, None, [
+                        ("status", {}, "Complete", []),
+                        ("count", {"type": "integer"}, "2", []),
+                        ("last-activity", {"type": "datetime"}, "TIME", []),
+                    ]),
                 ]),
             ]),
         ],
     )  # fmt: skip
     r = await _get(api, "workflow_details/aspera-failing.json")
     assert masked(r.json()) == {
-        "id": "ID",
-        "name": "aspera-failing",
-        "statuses": [{"status": "Failed", "count": 1, "last_activity": "TIME"}],
+        "workflows": {
+            "workflow": {
+                "id": "ID",
+                "name": "aspera-failing",
+                "statuses": [{"status": "Failed", "count": 1, "last_activity": "TIME"}],
+            }
+        }
     }
     r = await _get(api, "workflow_details/424242.json")
     assert r.status_code == 404
 
     r = await _get(api, "workflows_status.json")
     assert r.status_code == 200, r.text
-    by_name = {w["name"]: w["statuses"] for w in r.json()}
+    by_name = {w["name"]: w["statuses"] for w in r.json()["workflows"]["workflow"]}
     assert by_name == {
         "aspera-sleepy": [{"status": "Complete", "count": 2}],
         "aspera-failing": [{"status": "Failed", "count": 1}],
     }
     r = await _get(api, "workflows_status")
     doc = SafeET.fromstring(r.content)
-    assert doc.tag == "workflows" and doc.get("type") == "array"
+    assert doc.tag == "workflows" and [w.tag for w in doc] == ["workflow", "workflow"]
     assert {w.findtext("name") for w in doc} == {"aspera-sleepy", "aspera-failing"}
+    listed = (await _get(api, "workflows_list.json")).json()["workflows"]["workflow"]
+    [sleepy_id] = [w["id"] for w in listed if w["name"] == "aspera-sleepy"]
+    r = await _get(api, f"workflows_status/{sleepy_id}.json")  # one workflow, still a list
+    assert [w["name"] for w in r.json()["workflows"]["workflow"]] == ["aspera-sleepy"]
 
 
 async def test_work_order_and_workstep_reset(api: httpx.AsyncClient, user: None) -> None:

@@ -13,8 +13,11 @@ def download(ctx: Any, source: str) -> dict[str, str]:
 
 def encode(ctx: Any, format: dict[str, Any]) -> dict[str, str]:
     """Each ``destination`` of the format becomes a resource; one whose URL contains ``denied``
-    failed to save. Without a destination the output stays on temporary S3/CDN links."""
+    failed to save; a format with ``fail`` fails. Without a destination the output stays on
+    temporary S3/CDN links."""
     time.sleep(float(format.get("sleep", 0)))
+    if format.get("fail"):
+        raise RuntimeError(f"cannot encode to {format.get('output')}")
     destinations = format.get("destination") or []
     if isinstance(destinations, str):
         destinations = [destinations]

@@ -61,11 +61,18 @@ def to_xml(node: Node) -> bytes:
     )
 
 
+#: Names that are a list in JSON even with one item: the clients index ``media`` as a list.
+ALWAYS_LISTS = frozenset({"media"})
+
+
 def _plain(node: Node) -> dict[str, Any]:
     groups: dict[str, list[Any]] = {}
     for name, value in node:
         groups.setdefault(name, []).append(value if isinstance(value, str) else _plain(value))
-    return {name: items[0] if len(items) == 1 else items for name, items in groups.items()}
+    return {
+        name: items if name in ALWAYS_LISTS or len(items) > 1 else items[0]
+        for name, items in groups.items()
+    }
 
 
 def to_json(node: Node) -> bytes:

@@ -9,7 +9,6 @@ included, is HTTP 200 in the format the query came in.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,15 +19,15 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from legato import __version__
-from legato.dialects.encoding_com_render import Node, error_node, render, vendor_date
+from legato.dialects.encoding_com.media import STATE_WORDS, STEP_WORDS, media_node, scalar
+from legato.dialects.encoding_com.render import Node, error_node, render, vendor_date
+from legato.http.credentials import Credentials, principal_of
 from legato.http.xml import parse_xml
 from legato.model.errors import Conflict, LegatoError, NotFound, Unauthorized
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
-from legato.service.hub import Services
 from legato.service.runs import StartRun
 from legato.service.tenancy import Principal
-from legato.service.views import resource_view
 
 __all__ = ["STATE_WORDS", "STEP_WORDS", "WORKFLOW", "router"]
 
@@ -37,31 +36,8 @@ router = APIRouter(tags=["dialect: encoding.com"])
 #: The workflow that ``AddMedia`` starts in the caller's namespace.
 WORKFLOW = "encoding-com"
 
-#: Legato run status -> media status (RUNNING is refined by the running step, see _media_word).
-STATE_WORDS: dict[str, str] = {
-    "QUEUED": "New",
-    "RUNNING": "Processing",
-    "CANCELING": "Processing",
-    "SUCCEEDED": "Finished",
-    "FAILED": "Error",
-    "TIMED_OUT": "Error",
-    "CANCELED": "Error",
-}
-#: Legato step status -> format (task) status; SKIPPED steps are not shown.
-STEP_WORDS: dict[str, str] = {
-    "PENDING": "New",
-    "READY": "New",
-    "RUNNING": "Processing",
-    "SUCCEEDED": "Finished",
-    "FAILED": "Error",
-    "TIMED_OUT": "Error",
-    "CANCELED": "Error",
-}
-_HELD = ("concurrency_limit", "queue_limit")
 _MAX_BODY = 1_000_000
 _MAX_IDS = 100
-_DESTINATION_FIELDS = ("s3_destination", "cf_destination")
-_OWN_FIELDS = {"id", "status", "created", "started", "finished", "destination", "task_status"}
 
 
 class QueryError(Exception):
@@ -186,7 +162,8 @@ async def _authenticate(request: Request, query: Query) -> Principal:
     if not userid or not userkey:
         raise QueryError("Wrong user id or key: 'userid' and 'userkey' are required")
     try:
-        principal: Principal = await request.app.state.legato.tenancy.authenticate(userkey)
+        tenancy = request.app.state.legato.tenancy
+        principal = await principal_of(Credentials(api_key=userkey), tenancy)
     except Unauthorized:
         raise QueryError("Wrong user id or key") from None
     if str(principal.key_id) != userid:
@@ -226,193 +203,6 @@ async def _run(legato: Any, p: Principal, media_id: int) -> dict[str, Any]:
 
 
 # -- GetStatus -------------------------------------------------------------------------------
-
-
-def _media_word(run: dict[str, Any]) -> str:
-    status = str(run["status"])
-    top = [s for s in run.get("steps", []) if s["status"] != "SKIPPED"]
-    if status == "QUEUED" and any(s.get("waiting_reason") in _HELD for s in top):
-        return "Waiting for encoder"
-    if status == "RUNNING" and top:
-        running = [s for s in top if s["status"] == "RUNNING"]
-        if running and running[0]["id"] == top[0]["id"] and len(top) > 1:
-            return "Downloading"
-        if running and running[-1]["id"] == top[-1]["id"] and len(top) > 1:
-            return "Saving"
-    return STATE_WORDS.get(status, "Processing")
-
-
-def _step_word(step: dict[str, Any]) -> str:
-    if step["status"] == "READY" and step.get("waiting_reason") in _HELD:
-        return "Waiting for encoder"
-    return STEP_WORDS.get(str(step["status"]), "Processing")
-
-
-def _prev_word(events: list[dict[str, Any]], current: str) -> str:
-    words = [STATE_WORDS.get(str(e["status"]), "") for e in events if e["step"] is None]
-    words = [w for w in words if w]
-    for word in reversed(words):
-        if word != current:
-            return word
-    return current
-
-
-def _seconds(value: float | None) -> str:
-    return "" if value is None else str(max(0, math.ceil(value)))
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{value:.1f}"
-
-
-def _epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(UTC).timestamp()
-
-
-def _current(run: dict[str, Any], formats: list[dict[str, Any]]) -> tuple[str, str]:
-    """Time left and progress of the task running now."""
-    if run["status"] in ("SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED"):
-        return "0", "100.0"
-    running = [s for s in formats if s["status"] == "RUNNING"]
-    if not running:
-        return "", "0.0"
-    step = running[0]
-    fraction = float(step.get("progress") or 0.0)
-    started = _epoch(step.get("started_at"))
-    left: float | None = None
-    if started is not None and fraction > 0:
-        elapsed = max(0.0, time.time() - started)
-        left = elapsed * (1 - fraction) / fraction
-    elif started is not None and (step.get("baseline") or {}).get("p50_ms"):
-        left = step["baseline"]["p50_ms"] / 1000 - (time.time() - started)
-    return _seconds(left), _percent(100.0 * fraction)
-
-
-async def _formats(legato: Any, p: Principal, run: dict[str, Any]) -> list[dict[str, Any]]:
-    """Top-level steps, a step with items replaced by its items; skipped steps left out."""
-    formats: list[dict[str, Any]] = []
-    for step in run.get("steps", []):
-        if step["status"] == "SKIPPED":
-            continue
-        if step.get("counts_by_status"):
-            items = await legato.runs.steps(p, run["id"], parent=step["id"])
-            formats.extend(s for s in items if s["status"] != "SKIPPED")
-        else:
-            formats.append(step)
-    return formats
-
-
-def _item_fields(run: dict[str, Any], step: dict[str, Any]) -> Node:
-    """The codec fields AddMedia gave this format (the run's ``formats`` input item)."""
-    key = str(step["key"])
-    if step.get("parent_step_id") is None or not key.endswith("]") or "[" not in key:
-        return []
-    index = key[key.rindex("[") + 1 : -1]
-    given = (run.get("inputs") or {}).get("formats")
-    position = parse_id(index)
-    if position is None or not isinstance(given, list) or position >= len(given):
-        return []
-    item = given[position]
-    if not isinstance(item, dict):
-        return []
-    return [
-        (str(k), _scalar(v))
-        for k, v in item.items()
-        if k not in _OWN_FIELDS and k not in _DESTINATION_FIELDS and k != "destination_status"
-        if not isinstance(v, dict | list)
-    ]
-
-
-def _scalar(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def _destination_status(resource: dict[str, Any]) -> str:
-    result = str(resource.get("action_result") or "")
-    if result.upper().startswith(("ERROR", "FAILED")):
-        if result.startswith("Error (") and result.endswith(")"):
-            return result
-        metadata = resource.get("metadata") or {}
-        reason = metadata.get("error") or metadata.get("message") or result
-        return f"Error ({reason})"
-    return "Saved"
-
-
-def _format_node(
-    run: dict[str, Any],
-    step: dict[str, Any],
-    resources: list[dict[str, Any]],
-    events: list[dict[str, Any]],
-    task_status: bool,
-) -> Node:
-    node: Node = [
-        ("id", str(step["id"])),
-        ("status", _step_word(step)),
-        ("created", vendor_date(step.get("created_at"))),
-        ("started", vendor_date(step.get("started_at"))),
-        ("finished", vendor_date(step.get("finished_at"))),
-    ]
-    node += _item_fields(run, step)
-    mine = [r for r in resources if r.get("step") == step["key"]]
-    for kind in _DESTINATION_FIELDS:
-        node += [(kind, str(r["resource_id"])) for r in mine if r["type"] == kind]
-    for r in mine:
-        if r["type"] == "destination":
-            node += [("destination", str(r["resource_id"]))]
-            node += [("destination_status", _destination_status(r))]
-    if task_status:
-        states: Node = [
-            ("state", [("time", vendor_date(e["time"])), ("message", str(e["message"] or ""))])
-            for e in events
-            if e.get("step_id") == step["id"]
-        ]
-        node.append(("task_status", states))
-    return node
-
-
-async def media_node(
-    legato: Services, p: Principal, run: dict[str, Any], *, task_status: bool
-) -> Node:
-    """One media as GetStatus answers it."""
-    events = await legato.runs.events(p, run["id"])
-    head = await legato.status.head(p, run["id"])
-    resources = [resource_view(r) for r in await legato.status.resources_of(head)]
-    formats = await _formats(legato, p, run)
-    inputs = run.get("inputs") or {}
-    top = run.get("steps", [])
-    word = _media_word(run)
-    time_left = (run.get("time_left") or {}).get("seconds")
-    if run["status"] in ("SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED"):
-        time_left = 0
-    left_now, progress_now = _current(run, formats)
-    node: Node = [
-        ("id", str(run["id"])),
-        ("userid", str(p.key_id)),
-        ("version", __version__),
-        ("sourcefile", _scalar(inputs.get("source"))),
-        ("status", word),
-        ("prevstatus", _prev_word(events, word)),
-        ("notifyurl", _scalar(inputs.get("notify"))),
-        ("created", vendor_date(run.get("created_at"))),
-        ("started", vendor_date(run.get("started_at"))),
-        ("finished", vendor_date(run.get("finished_at"))),
-        ("downloaded", vendor_date(top[0].get("finished_at") if top else None)),
-        ("uploaded", vendor_date(top[-1].get("finished_at") if len(top) > 1 else None)),
-        ("time_left", _seconds(time_left)),
-        ("progress", _percent(run["progress"]["percent"])),
-        ("time_left_current", left_now),
-        ("progress_current", progress_now),
-    ]
-    node += [
-        ("format", _format_node(run, step, resources, events, task_status)) for step in formats
-    ]
-    return node
 
 
 async def get_status(legato: Any, p: Principal, query: Query) -> Node:
@@ -463,22 +253,67 @@ async def add_media(legato: Any, p: Principal, query: Query) -> Node:
 
 
 async def cancel_media(legato: Any, p: Principal, query: Query) -> Node:
-    [media_id] = _media_ids(query)[:1]
-    await _run(legato, p, media_id)
-    try:
-        await legato.runs.cancel(p, media_id)
-    except Conflict:
-        raise QueryError(f"Media ID {media_id} has already finished") from None
+    await _cancel_each(legato, p, _media_ids(query))
     return [("message", "Deleted")]
+
+
+async def stop_media(legato: Any, p: Principal, query: Query) -> Node:
+    """Stops the media (its run is cancelled; what its steps saved stays saved)."""
+    await _cancel_each(legato, p, _media_ids(query))
+    return [("message", "Stopped")]
+
+
+async def _cancel_each(legato: Any, p: Principal, media_ids: list[int]) -> None:
+    for media_id in media_ids:
+        await _run(legato, p, media_id)
+        try:
+            await legato.runs.cancel(p, media_id)
+        except Conflict:
+            raise QueryError(f"Media ID {media_id} has already finished") from None
+
+
+async def restart_media(legato: Any, p: Principal, query: Query) -> Node:
+    """Restarts a media that ended in error, from its failed tasks (a Legato retry)."""
+    for media_id in _media_ids(query):
+        run = await _run(legato, p, media_id)
+        try:
+            await legato.runs.retry(p, media_id)
+        except Conflict:
+            word = STATE_WORDS[str(run["status"])]
+            raise QueryError(f"Media ID {media_id} can not be restarted: it is {word}") from None
+    return [("message", "Restarted")]
+
+
+def _info_fields(run: dict[str, Any]) -> Node:
+    outputs: dict[str, Any] = run.get("outputs") or {}
+    nested = outputs.get("media_info")
+    info: dict[str, Any] = nested if isinstance(nested, dict) else outputs
+    return [(str(k), scalar(v)) for k, v in info.items() if not isinstance(v, dict | list)]
 
 
 async def get_media_info(legato: Any, p: Principal, query: Query) -> Node:
     [media_id] = _media_ids(query)[:1]
+    return _info_fields(await _run(legato, p, media_id))
+
+
+async def get_media_info_ex(legato: Any, p: Principal, query: Query) -> Node:
+    """The media as GetStatus shows it (with its tasks' log), then GetMediaInfo's fields in a
+    ``mediainfo`` block."""
+    [media_id] = _media_ids(query)[:1]
     run = await _run(legato, p, media_id)
-    outputs: dict[str, Any] = run.get("outputs") or {}
-    nested = outputs.get("media_info")
-    info: dict[str, Any] = nested if isinstance(nested, dict) else outputs
-    return [(str(k), _scalar(v)) for k, v in info.items() if not isinstance(v, dict | list)]
+    node = await media_node(legato, p, run, task_status=True)
+    return [*node, ("mediainfo", _info_fields(run))]
+
+
+async def get_user_info(legato: Any, p: Principal, query: Query) -> Node:
+    """The asking key: its id, name, namespace and role."""
+    return [
+        ("userid", str(p.key_id)),
+        ("name", p.name),
+        ("namespace", p.namespace),
+        ("role", p.role),
+        ("version", __version__),
+    ]
 
 
 def _page_number(query: Query, name: str, default: int, low: int, high: int) -> int:
@@ -522,9 +357,9 @@ async def get_media_list(legato: Any, p: Principal, query: Query) -> Node:
         token = answer["next_page_token"]
         if token is None:
             break
-    sort = query.text("sort").lower() or "created"
+    sort = query.text("sort").lower() or "id"  # the vendor's default: ascending media id
     key = {"id": "id", "mediaid": "id", "status": "status"}.get(sort, "created_at")
-    runs.sort(key=lambda r: (r[key] or "", r["id"]), reverse=query.text("order").lower() != "asc")
+    runs.sort(key=lambda r: (r[key] or "", r["id"]), reverse=query.text("order").lower() == "desc")
     total = len(runs)
     shown = runs[(page - 1) * per_page : page * per_page]
     node: Node = [
@@ -548,7 +383,7 @@ async def get_media_list(legato: Any, p: Principal, query: Query) -> Node:
             (
                 "media",
                 [
-                    ("mediafile", _scalar((run.get("inputs") or {}).get("source"))),
+                    ("mediafile", scalar((run.get("inputs") or {}).get("source"))),
                     ("mediaid", str(run["id"])),
                     ("mediastatus", STATE_WORDS.get(str(run["status"]), "Processing")),
                     ("createdate", vendor_date(run.get("created_at"))),
@@ -566,4 +401,8 @@ _ACTIONS = {
     "cancelmedia": cancel_media,
     "getmediainfo": get_media_info,
     "getmedialist": get_media_list,
+    "getmediainfoex": get_media_info_ex,
+    "stopmedia": stop_media,
+    "restartmedia": restart_media,
+    "getuserinfo": get_user_info,
 }

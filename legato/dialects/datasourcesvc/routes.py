@@ -16,7 +16,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from legato.dialects.datasourcesvc_render import (
+from legato.dialects.datasourcesvc.render import (
     CREATEDBY_LABEL,
     STATE_WORDS,
     log_text,
@@ -24,6 +24,7 @@ from legato.dialects.datasourcesvc_render import (
     run_shape,
 )
 from legato.http.auth import bearer_token
+from legato.http.credentials import Credentials, principal_of
 from legato.http.responses import JSONResponse
 from legato.model.errors import LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
@@ -81,7 +82,7 @@ async def _answer(request: Request, work: Any) -> Response:
     try:
         nsfilter = request.query_params.get("nsfilter", "").strip()
         app: Services = request.app.state.legato
-        caller = await app.tenancy.authenticate(bearer_token(request))
+        caller = await principal_of(Credentials(api_key=bearer_token(request)), app.tenancy)
         if not nsfilter:
             raise _Fail(400, "nsfilter is required: the namespace of the orch runs")
         # Legato's namespace names are lowercase; answers spell the project as it was asked
