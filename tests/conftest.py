@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_network
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from legato.app import create_app
 from legato.engine.worker import WorkerConfig
@@ -158,3 +160,25 @@ from contextlib import asynccontextmanager  # noqa: E402
 @asynccontextmanager
 async def _no_lifespan(_app: object) -> AsyncIterator[None]:
     yield
+
+
+@pytest.fixture
+async def live_url(engine: Legato) -> AsyncIterator[str]:
+    """The app behind a real HTTP server on a free local port; answers its base URL."""
+    app = create_app(engine)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert not task.done(), "the test server did not start"
+        assert time.monotonic() < deadline, "the test server did not start in time"
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)

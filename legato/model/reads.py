@@ -48,35 +48,6 @@ class RunHead:
 
 
 @dataclass(frozen=True, slots=True)
-class RunRecord:
-    id: int
-    uuid: str
-    namespace_id: int
-    workflow_name: str
-    workflow_version: int
-    status: str
-    status_message: str
-    inputs: dict[str, Any]
-    outputs: dict[str, Any] | None
-    vars: dict[str, Any]
-    labels: dict[str, str]
-    priority: int
-    operation_type: str
-    requestor: str | None
-    external_id: str | None
-    parent_run_id: int | None
-    parent_step_id: int | None
-    total_steps: int
-    finished_steps: int
-    error: dict[str, Any] | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    updated_at: float
-    change_seq: int
-
-
-@dataclass(frozen=True, slots=True)
 class RunSummary:
     """A run as lists show it: no inputs, outputs or carried values, no steps."""
 
@@ -102,6 +73,15 @@ class RunSummary:
     finished_at: float | None
     updated_at: float
     change_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord(RunSummary):
+    """A run whole: as lists show it, with its inputs, outputs and carried values."""
+
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    vars: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
 
 from legato.app import create_app
 from legato.runtime import Legato
+from legato.settings import Settings
 from legato.store.migrate import upgrade
 
 ADMIN_KEY = "lg_test_admin_key_0123456789"
@@ -47,7 +48,8 @@ def server_url(
     upgrade(url)
     monkeypatch_module.setenv("LEGATO_ADMIN_KEY", ADMIN_KEY)
     monkeypatch_module.chdir(tmp_path_factory.mktemp("cwd"))
-    app = create_app(Legato(url), examples=True)
+    settings = Settings(admin_key=ADMIN_KEY, step_modules=("legato_examples",))
+    app = create_app(Legato(url, settings=settings), examples=True)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="on", log_level="critical")
     )

@@ -15,7 +15,8 @@ from legato.app import create_app
 from legato.engine.delivery import DeliveryConfig
 from legato.runtime import Legato
 from legato.service.runs import StartRun
-from tests.conftest import FAST
+from legato.settings import Settings
+from tests.conftest import FAST, LOCAL_RECEIVERS
 
 ONE_STEP = """
 name: one
@@ -24,6 +25,12 @@ steps:
     uses: python
     with: {function: "demo_steps:noop"}
 """
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """The failing destination is a closed port on 127.0.0.1: the installation allows it."""
+    return LOCAL_RECEIVERS
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from fuzzing import PROPERTIES
 from hypothesis import given
 from hypothesis import strategies as st
 
-from legato.dialects.encoding_com import QueryError, _parse_xml
+from legato.dialects.encoding_com.routes import QueryError, _parse_xml
 from legato.http.xml import MAX_DEPTH, from_xml, parse_xml, to_xml
 from legato.model.errors import InvalidInput
 

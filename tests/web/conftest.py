@@ -247,6 +247,7 @@ def server(
         **os.environ,
         "LEGATO_ADMIN_KEY": ADMIN_KEY,
         "LEGATO_LOG_LEVEL": "WARNING",
+        "LEGATO_STEP_MODULES": "demo_steps,aspera_steps,encoding_com_steps",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "steps"), str(ROOT)]),
     }
     log = (home / "serve.log").open("wb")
