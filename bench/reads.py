@@ -131,6 +131,7 @@ def server(
         "LEGATO_ADMIN_KEY": ADMIN_KEY,
         "LEGATO_DATABASE_URL": url,
         "LEGATO_ALLOW_PRIVATE_URLS": "true",
+        "LEGATO_STEP_MODULES": "bench.steps",  # what the bench's workflow calls
         "PYTHONPATH": str(ROOT),
     }
     log = (workdir / f"server-{port}.log").open("wb")

@@ -237,6 +237,7 @@ def serve(home: Path, port: int) -> Any:
         "LEGATO_ADMIN_KEY": ADMIN_KEY,
         "LEGATO_ALLOW_PRIVATE_URLS": "true",
         "LEGATO_LOG_LEVEL": "WARNING",
+        "LEGATO_STEP_MODULES": "legato_examples",  # what the soak's workflows call
     }
     log = (home / "serve.log").open("wb")
     command = [sys.executable, "-m", "legato", "serve", "--no-examples", "--port", str(port)]
