@@ -1,6 +1,6 @@
-"""JSON request bodies read strictly, by orjson: a lone surrogate (``"\\ud800"``), a value
-nested past orjson's depth limit or an integer past 64 bits is malformed JSON (422
-``validation_error`` at ``body``) rather than text the store cannot write, a
+"""JSON request bodies read strictly, by orjson: a lone surrogate (``"\\ud800"``), a NUL
+character, a value nested past orjson's depth limit or an integer past 64 bits is malformed
+JSON (422 ``validation_error`` at ``body``) rather than text the store cannot write, a
 ``RecursionError``, or a number quietly turned into another."""
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ __all__ = ["StrictJSONRoute"]
 
 
 _LONG_NUMBER = re.compile(rb"\d{19}")
+#: JSON's escape of the NUL character, which no text column of PostgreSQL can hold
+_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
 
 
 def _int64(text: str) -> int:
@@ -28,13 +30,31 @@ def _int64(text: str) -> int:
     return value
 
 
+def _holds_nul(value: Any) -> bool:
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return False
+
+
 class _StrictJSONRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            self._json = orjson.loads(body)
+            value = orjson.loads(body)
+            if _NUL.search(body) and _holds_nul(value):
+                raise json.JSONDecodeError("text holds a NUL character (\\u0000)", "", 0)
             if _LONG_NUMBER.search(body):  # orjson reads integers past 64 bits as floats
-                self._json = json.loads(body, parse_int=_int64)
+                value = json.loads(body, parse_int=_int64)
+            self._json = value
         return self._json
 
 

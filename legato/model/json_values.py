@@ -29,7 +29,7 @@ def json_problems(value: Any, path: str, max_depth: int = MAX_DEPTH) -> list[dic
         item, at, depth = stack.pop()
         if isinstance(item, str):
             if not _valid_text(item):
-                report(at, "invalid_text", "text holds a lone surrogate, not valid Unicode")
+                report(at, "invalid_text", "text holds a lone surrogate or a NUL character")
         elif isinstance(item, bool) or item is None or isinstance(item, float):
             continue
         elif isinstance(item, int):
@@ -52,6 +52,9 @@ def json_problems(value: Any, path: str, max_depth: int = MAX_DEPTH) -> list[dic
 
 
 def _valid_text(text: str) -> bool:
+    """Valid Unicode that every store keeps (PostgreSQL's text holds no NUL)."""
+    if "\x00" in text:
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from legato.engine.outbound import OutboundGuard
 from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
+from legato.model.json_values import json_problems
 from legato.model.reads import RunHead
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
 from legato.service.batching import GroupCommit
@@ -100,6 +101,7 @@ class RunService:
         if req.notify_url:
             await check_destination(self.outbound, req.notify_url, "notify_url")
         _check_idempotency_key(req.idempotency_key)
+        _check_texts(req)
         if not (req.idempotency_key or req.external_id):
             return await self._starts.submit((p, req)), True
         if req.idempotency_key:
@@ -362,6 +364,26 @@ def _refuse_expressions(graphs: Sequence[Any]) -> None:
                     {**refused, "code": "bad_expression"} for refused in graph.refused_expressions
                 ],
             )
+
+
+def _check_texts(req: StartRun) -> None:
+    """What a start names besides its inputs is text every store keeps (no NUL, no lone
+    surrogate), whichever face it came through."""
+    named = {
+        "labels": dict(req.labels),
+        "external_id": req.external_id,
+        "requestor": req.requestor,
+        "operation_type": req.operation_type,
+        "idempotency_key": req.idempotency_key,
+    }
+    problems = [p for p in json_problems(named, "") if p["code"] == "invalid_text"]
+    if problems:
+        first = problems[0]
+        raise InvalidInput(
+            f"{first['path'].lstrip('.')}: {first['message']}",
+            code="invalid_text",
+            errors=[{**p, "path": p["path"].lstrip(".")} for p in problems],
+        )
 
 
 def _check_idempotency_key(key: str | None) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from legato.model.errors import Unavailable
+from legato.model.errors import InvalidInput, Unavailable
 from legato.store.sqlite_inline import inline_connector
 
 __all__ = ["Database", "PointQuery", "Tx", "normalize_url"]
@@ -155,6 +155,11 @@ class Database:
         except Exception as exc:
             if _unreachable(exc):
                 raise _unavailable(exc) from exc
+            if _sqlstate(exc) in _UNSTORABLE_TEXT_PG:  # whatever face let a NUL through
+                raise InvalidInput(
+                    "text holds a character the database cannot store (NUL)",
+                    code="invalid_text",
+                ) from exc
             raise
 
     async def _write(self, fn: Callable[[Tx], Awaitable[T]], retries: int) -> T:
@@ -312,6 +317,19 @@ class Database:
 #: shutdown and restart (operator intervention), too many connections, a database gone.
 _UNREACHABLE_PG_CLASSES = ("08", "57P")
 _UNREACHABLE_PG_CODES = {"53300", "3D000"}
+
+
+#: character not in repertoire (a NUL in text), untranslatable character (``\\u0000`` in JSONB)
+_UNSTORABLE_TEXT_PG = {"22021", "22P05"}
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    for candidate in (exc, orig, getattr(orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+    return None
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -53,6 +53,26 @@ async def test_lone_surrogates_are_422_never_500(api: httpx.AsyncClient, kit: Ap
     assert (await api.get("/api/v1/runs")).json()["runs"] == []
 
 
+async def test_nul_characters_are_422_never_500(api: httpx.AsyncClient, kit: ApiKit) -> None:
+    """PostgreSQL's text holds no NUL: refused on both stores alike, in any field; the text
+    ``\\u0000`` (a backslash, then u0000) is no NUL and is kept."""
+    await kit.apply(OPEN)
+    for raw in (
+        b'{"workflow": "open", "external_id": "a\\u0000b"}',
+        b'{"workflow": "open", "inputs": {"text": "\\u0000"}}',
+        b'{"workflow": "open", "labels": {"team\\u0000": "x"}}',
+        b'{"workflow": "open", "requestor": "\\u0000"}',
+    ):
+        r = await api.post("/api/v1/runs", content=raw, headers=JSON)
+        body = assert_problem(r, 422, "validation_error")
+        assert body["errors"][0]["path"] == "body", body
+    assert (await api.get("/api/v1/runs")).json()["runs"] == []
+    raw = b'{"workflow": "open", "external_id": "a\\\\u0000b"}'
+    r = await api.post("/api/v1/runs", content=raw, headers=JSON)
+    assert r.status_code == 201, r.text
+    assert r.json()["external_id"] == "a\\u0000b"
+
+
 async def test_deep_nesting_is_refused_cleanly(api: httpx.AsyncClient, kit: ApiKit) -> None:
     await kit.apply(OPEN)
     r = await api.post(
