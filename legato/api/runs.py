@@ -116,6 +116,7 @@ async def list_runs(
     app: App,
     status: Annotated[list[str], Query()] = [],  # noqa: B006
     workflow: str | None = None,
+    requestor: Annotated[str | None, Query(max_length=200)] = None,
     label: Annotated[list[str], Query()] = [],  # noqa: B006
     created_after: Annotated[str | None, Query(description=_TIME)] = None,
     created_before: Annotated[str | None, Query(description=_TIME)] = None,
@@ -138,6 +139,7 @@ async def list_runs(
         namespace_id=caller.namespace_id,
         statuses=statuses,
         workflow=workflow,
+        requestor=requestor,
         labels=_labels(label),
         parent_run_id=parent,
         created_after=_moment("created_after", created_after),

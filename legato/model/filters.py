@@ -13,6 +13,7 @@ class RunFilter:
     namespace_id: int
     statuses: Sequence[str] = ()
     workflow: str | None = None
+    requestor: str | None = None
     labels: dict[str, str] | None = None
     created_after: float | None = None
     created_before: float | None = None

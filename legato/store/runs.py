@@ -77,6 +77,8 @@ def filtered(query: Select[Any], flt: RunFilter, *, labels: bool = True) -> Sele
         query = query.where(runs.c.status.in_(list(flt.statuses)))
     if flt.workflow:
         query = query.where(runs.c.workflow_name == flt.workflow)
+    if flt.requestor:
+        query = query.where(runs.c.requestor == flt.requestor)
     if flt.created_after is not None:
         query = query.where(runs.c.created_at >= flt.created_after)
     if flt.created_before is not None:

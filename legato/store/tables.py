@@ -123,6 +123,7 @@ runs = Table(
     Index("ix_runs_ns_created", "namespace_id", "created_at", "id"),
     Index("ix_runs_ns_status_created", "namespace_id", "status", "created_at", "id"),
     Index("ix_runs_ns_workflow_created", "namespace_id", "workflow_name", "created_at", "id"),
+    Index("ix_runs_ns_requestor_created", "namespace_id", "requestor", "created_at", "id"),
     Index("ix_runs_parent", "parent_run_id"),
     Index(
         "ix_runs_deadline",

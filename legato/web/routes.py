@@ -220,10 +220,12 @@ async def runs_page(request: Request) -> Response:
         if sep and key:
             labels[key] = value
     workflow = q.get("workflow") or ""
+    requestor = q.get("requestor") or ""
     created_after, created_before = q.get("created_after") or "", q.get("created_before") or ""
     filters = {
         "status": statuses,
         "workflow": workflow,
+        "requestor": requestor,
         "label": [f"{k}={v}" for k, v in labels.items()],
         "created_after": created_after,
         "created_before": created_before,
@@ -234,6 +236,7 @@ async def runs_page(request: Request) -> Response:
             namespace_id=p.namespace_id,
             statuses=statuses,
             workflow=workflow or None,
+            requestor=requestor or None,
             labels=labels,
             created_after=_timestamp(created_after, "created_after"),
             created_before=_timestamp(created_before, "created_before"),

@@ -385,6 +385,23 @@ async def test_list_filters_by_status_workflow_and_label(
     assert await ids(label="team=green") == []
 
 
+async def test_list_filters_by_requestor(api: httpx.AsyncClient, kit: ApiKit) -> None:
+    await kit.apply(ADD)
+    made = []
+    for who in ("ada@example.com", "bob@example.com", "ada@example.com", None):
+        body = {"workflow": "add", "inputs": {"a": 1}, **({"requestor": who} if who else {})}
+        r = await api.post("/api/v1/runs", json=body)
+        assert r.status_code == 201, r.text
+        made.append(r.json()["id"])
+    r = await api.get("/api/v1/runs", params={"requestor": "ada@example.com"})
+    assert [x["id"] for x in r.json()["runs"]] == [made[2], made[0]]
+    assert all(x["requestor"] == "ada@example.com" for x in r.json()["runs"])
+    r = await api.get("/api/v1/runs", params={"requestor": "bob@example.com", "workflow": "add"})
+    assert [x["id"] for x in r.json()["runs"]] == [made[1]]
+    r = await api.get("/api/v1/runs", params={"requestor": "nobody"})
+    assert r.json()["runs"] == []
+
+
 async def test_list_items_match_the_run_without_steps(api: httpx.AsyncClient, kit: ApiKit) -> None:
     await kit.apply(ADD)
     run = await kit.wait((await kit.launch("add", a=1, labels={"x": "y"}))["id"])
