@@ -4,6 +4,7 @@ expose the same attribute names). JSON, XML and text are rendered from these by 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,8 +42,13 @@ __all__ = [
 
 
 def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
+    """ISO 8601 in UTC with milliseconds and ``Z``."""
+    return None if ts is None else _iso(ts)
+
+
+@functools.lru_cache(maxsize=65536)
+def _iso(ts: float) -> str:
+    # the same runs' times are written again and again (lists, polls): format each once
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
