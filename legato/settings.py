@@ -9,13 +9,15 @@ running in the worker never finds them there.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import sys
 from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Network", "Settings", "is_secret_variable", "scrub_secrets"]
+__all__ = ["Network", "Settings", "is_secret_variable", "scrub_secrets", "seal_environment"]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _SECRET_WORDS = ("KEY", "SECRET", "PASSWORD", "TOKEN", "DATABASE_URL")
@@ -72,3 +74,37 @@ def scrub_secrets(environ: os._Environ[str] | dict[str, str] | None = None) -> l
     for name in names:
         env.pop(name, None)
     return names
+
+
+_SEALED_FD = "LEGATO_SEALED_SECRETS_FD"
+
+
+def seal_environment() -> None:
+    """Start this process again without the installation's secrets in its environment.
+
+    Scrubbing ``os.environ`` is not enough on Linux: ``/proc/<pid>/environ`` keeps the
+    environment a process was started with, and a shell step running as the same user could
+    read it there. So a server process that was given secrets in its environment hands them
+    to a fresh image of itself through a pipe (readable once, by it alone) and ``exec``s
+    itself without them; the new image puts them back in its (heap) environment, where the
+    settings read them before :func:`scrub_secrets` removes them for good."""
+    fd = os.environ.pop(_SEALED_FD, None)
+    if fd is not None:
+        with os.fdopen(int(fd), "rb") as pipe:
+            os.environ.update(json.loads(pipe.read()))
+        return
+    secrets = {name: value for name, value in os.environ.items() if is_secret_variable(name)}
+    if not secrets or not sys.platform.startswith("linux"):
+        return
+    payload = json.dumps(secrets).encode()
+    read, write = os.pipe()
+    if len(payload) >= 65536:  # more than a pipe holds before a reader takes it: keep as is
+        os.close(read)
+        os.close(write)
+        return
+    os.write(write, payload)
+    os.close(write)
+    os.set_inheritable(read, True)
+    env = {name: value for name, value in os.environ.items() if name not in secrets}
+    env[_SEALED_FD] = str(read)
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib import metadata
 from typing import Annotated
 
@@ -68,5 +69,14 @@ def _global(
     ctx.obj = Settings(url=url, api_key=api_key, json=json_output)
 
 
+#: The commands that run Legato itself (they may be given the installation's secrets).
+SERVER_COMMANDS = ("serve", "api", "worker")
+
+
 def main() -> None:
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    if command in SERVER_COMMANDS:
+        from legato.settings import seal_environment
+
+        seal_environment()
     app(prog_name="legato")

@@ -196,6 +196,10 @@ def test_steps_find_no_secrets_of_the_server(server: dict[str, str], tmp_path: P
     """The server was started with its admin key and database URL in its environment."""
     echo = 'echo "{\\"key\\": \\"$LEGATO_ADMIN_KEY$LEGATO_DATABASE_URL\\"}"'
     read = "tenant_steps:read_setting"
+    started = (
+        'n=$(tr "\\0" "\\n" < /proc/$PPID/environ | grep -c -e "^LEGATO_ADMIN_KEY=" '
+        '-e "^LEGATO_DATABASE_URL=" -e "lg_e2e_admin_key"); echo "{\\"found\\": $n}"'
+    )
     snoop = {
         "name": "snoop",
         "steps": [
@@ -204,6 +208,8 @@ def test_steps_find_no_secrets_of_the_server(server: dict[str, str], tmp_path: P
             {"id": "database", "uses": "python",
              "with": {"function": read, "name": "LEGATO_DATABASE_URL"}},
             {"id": "shell", "uses": "shell", "with": {"argv": ["sh", "-c", echo]}},
+            # the environment the server process was started with, as /proc keeps it
+            {"id": "proc", "uses": "shell", "with": {"argv": ["sh", "-c", started]}},
         ],
     }  # fmt: skip
     definition = tmp_path / "snoop.json"
@@ -213,7 +219,12 @@ def test_steps_find_no_secrets_of_the_server(server: dict[str, str], tmp_path: P
     assert result.returncode == 0, result.stdout + result.stderr
     run = json.loads(result.stdout)
     outputs = {s["key"]: s["outputs"] for s in run["steps"]}
-    assert outputs == {"python": {"value": None}, "database": {"value": None}, "shell": {"key": ""}}
+    assert outputs == {
+        "python": {"value": None},
+        "database": {"value": None},
+        "shell": {"key": ""},
+        "proc": {"found": 0},
+    }
 
     leak = tmp_path / "leak.yaml"
     leak.write_text(
