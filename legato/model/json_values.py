@@ -28,8 +28,10 @@ def json_problems(value: Any, path: str, max_depth: int = MAX_DEPTH) -> list[dic
     while stack:
         item, at, depth = stack.pop()
         if isinstance(item, str):
-            if not _valid_text(item):
-                report(at, "invalid_text", "text holds a lone surrogate or a NUL character")
+            if "\x00" in item:
+                report(at, "invalid_text", "text holds a NUL character, which no store keeps")
+            elif not _valid_text(item):
+                report(at, "invalid_text", "text holds a lone surrogate, not valid Unicode")
         elif isinstance(item, bool) or item is None or isinstance(item, float):
             continue
         elif isinstance(item, int):
