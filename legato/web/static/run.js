@@ -432,6 +432,9 @@ function followLogs() {
 let pending = Promise.resolve();
 let chartsDue = false;
 function update(next) {
+  // an action's answer can be overtaken by the watch stream: an older view of the run (its
+  // updated_at, ISO 8601 in UTC, compares as text) must not take the page back
+  if (run && next.updated_at && run.updated_at && next.updated_at < run.updated_at) return;
   run = next;
   for (const s of run.steps || []) addStepOption(s.key);
   renderHead();
