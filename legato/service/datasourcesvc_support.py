@@ -11,7 +11,7 @@ from typing import Any
 from legato.model.errors import NotFound
 from legato.model.filters import RunFilter
 from legato.service.tenancy import Principal
-from legato.store import activity as activity_store
+from legato.store import reads as reads_store
 from legato.store import run_pages
 from legato.store import runs as run_store
 from legato.store.database import Database
@@ -124,9 +124,7 @@ class DatasourcesvcSupport:
         after = 0
         async with self.db.read() as conn:
             while True:
-                rows = await activity_store.read_logs(
-                    conn, run["id"], after=after, limit=_LOG_BATCH
-                )
+                rows = await reads_store.read_logs(conn, run["id"], after=after, limit=_LOG_BATCH)
                 lines.extend(
                     {"time": r.time, "level": r.level, "step": r.step_key, "message": r.message}
                     for r in rows

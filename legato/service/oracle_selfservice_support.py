@@ -14,7 +14,7 @@ from legato.service.runs import RunService, StartRun
 from legato.service.status import MAX_BATCH
 from legato.service.tenancy import Principal
 from legato.service.views import step_view
-from legato.store import activity as activity_store
+from legato.store import reads as reads_store
 from legato.store import runs as run_store
 from legato.store.database import Database
 
@@ -171,7 +171,7 @@ async def _remarks(conn: Any, run_id: int) -> dict[int, str]:
     latest: dict[str, tuple[int, str]] = {}
     after = 0
     for _page in range(_LOG_PAGES):
-        rows = await activity_store.read_logs(conn, run_id, after=after, limit=_LOG_PAGE)
+        rows = await reads_store.read_logs(conn, run_id, after=after, limit=_LOG_PAGE)
         for line in rows:
             if line.step_key is not None and str(line.level).lower() not in _ERROR_LEVELS:
                 latest[line.step_key] = (line.id, line.message)

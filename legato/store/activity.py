@@ -15,7 +15,7 @@ from legato.model.records import value_type
 from legato.store.database import Tx
 from legato.store.tables import logs, progress_points, resources, run_values, runs, steps
 
-__all__ = ["Activity", "read_logs", "write_activity"]
+__all__ = ["Activity", "write_activity"]
 
 
 @dataclass
@@ -105,20 +105,6 @@ async def _merge_vars(
             for run_id, step_id, name, value in items
         ],
     )
-
-
-async def read_logs(
-    conn: AsyncConnection,
-    run_id: int,
-    *,
-    after: int = 0,
-    step_key: str | None = None,
-    limit: int = 1000,
-) -> list[Row[Any]]:
-    query = select(logs).where(logs.c.run_id == run_id, logs.c.id > after)
-    if step_key is not None:
-        query = query.where(logs.c.step_key == step_key)
-    return list(await conn.execute(query.order_by(logs.c.id).limit(limit)))
 
 
 async def read_progress(conn: AsyncConnection, step_id: int) -> list[Row[Any]]:

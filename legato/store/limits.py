@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legato.model.states import RunStatus, StepStatus
 from legato.store.database import Tx
@@ -27,7 +26,6 @@ __all__ = [
     "enforce_limits",
     "forget_limits",
     "full_namespaces",
-    "is_full",
     "namespace_limits",
 ]
 
@@ -128,22 +126,3 @@ async def enforce_limits(tx: Tx, started: dict[int, int], limits: dict[int, int]
             )
         )
     return back
-
-
-async def is_full(conn: AsyncConnection, namespace_id: int) -> bool:
-    """Whether the namespace has as many active runs as its limit allows (for the status view)."""
-    limit = (
-        await conn.execute(
-            select(namespaces.c.max_concurrent_runs).where(namespaces.c.id == namespace_id)
-        )
-    ).scalar()
-    if limit is None:
-        return False
-    active = (
-        await conn.execute(
-            select(func.count())
-            .select_from(runs)
-            .where(runs.c.namespace_id == namespace_id, runs.c.status.in_(ACTIVE))
-        )
-    ).scalar_one()
-    return bool(active >= limit)

@@ -11,7 +11,7 @@ from sqlalchemy.sql import Select
 
 from legato.model.filters import RunFilter
 from legato.model.reads import RunSummary
-from legato.store.tables import events, run_errors, run_labels, runs, steps
+from legato.store.tables import run_labels, runs, steps
 
 __all__ = [
     "RunFilter",
@@ -19,7 +19,6 @@ __all__ = [
     "delete_run",
     "find_run",
     "find_run_by_key",
-    "list_events",
     "list_runs",
     "run_steps",
 ]
@@ -136,24 +135,6 @@ async def count_queued(conn: AsyncConnection, namespace_id: int) -> int:
                 .where(runs.c.namespace_id == namespace_id, runs.c.status == "QUEUED")
             )
         ).scalar_one()
-    )
-
-
-async def list_events(conn: AsyncConnection, run_id: int, after: int = 0) -> list[Row[Any]]:
-    return list(
-        await conn.execute(
-            select(events)
-            .where(events.c.run_id == run_id, events.c.id > after)
-            .order_by(events.c.id)
-        )
-    )
-
-
-async def list_errors(conn: AsyncConnection, run_id: int) -> list[Row[Any]]:
-    return list(
-        await conn.execute(
-            select(run_errors).where(run_errors.c.run_id == run_id).order_by(run_errors.c.id)
-        )
     )
 
 

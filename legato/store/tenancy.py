@@ -13,7 +13,6 @@ from legato.store.tables import api_keys, namespaces
 
 __all__ = [
     "count_admin_keys",
-    "find_key",
     "find_key_any",
     "find_namespace",
     "insert_key",
@@ -153,16 +152,6 @@ async def key_now(db: Database, secret_hash: str) -> tuple[Any, ...] | None:
     """A live key by its hash, outside any transaction (every request's authentication):
     ``(id, namespace_id, namespace, role, name, secret_hash)``."""
     return await db.point(_KEY_NOW, secret_hash)
-
-
-async def find_key(conn: AsyncConnection, secret_hash: str) -> Row[Any] | None:
-    return (
-        await conn.execute(
-            select(api_keys, namespaces.c.name.label("namespace"))
-            .join(namespaces, namespaces.c.id == api_keys.c.namespace_id)
-            .where(api_keys.c.secret_hash == secret_hash, api_keys.c.revoked_at.is_(None))
-        )
-    ).first()
 
 
 async def count_keys(conn: AsyncConnection) -> int:

@@ -51,18 +51,6 @@ async def live_workers(db: Database) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in rows]
 
 
-async def any_worker_alive(db: Database, within_seconds: float = 60.0) -> bool:
-    async with db.read() as conn:
-        row = (
-            await conn.execute(
-                select(workers.c.id)
-                .where(workers.c.heartbeat_at > time.time() - within_seconds)
-                .limit(1)
-            )
-        ).first()
-    return row is not None
-
-
 async def beat(db: Database, name: str) -> None:
     async def tx_fn(tx: Tx) -> None:
         await tx.conn.execute(
