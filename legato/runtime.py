@@ -17,6 +17,7 @@ from legato.engine.delivery import Deliverer, DeliveryConfig
 from legato.engine.outbound import OutboundGuard
 from legato.engine.reaper import Reaper
 from legato.engine.step_modules import StepModules
+from legato.engine.transitions import Transitions
 from legato.engine.worker import Worker, WorkerConfig
 from legato.model.addresses import AddressPolicy
 from legato.model.advance import DEFAULT_MAX_TAKEOVERS
@@ -36,9 +37,8 @@ from legato.service.webhooks import WebhookService
 from legato.service.workflows import WorkflowService
 from legato.settings import Settings, scrub_secrets
 from legato.store.database import Database
-from legato.store.graphs import DefinitionCache
 from legato.store.migrate import upgrade
-from legato.store.transitions import Transitions
+from legato.store.run_graphs import DefinitionCache
 from legato.store.workers import live_workers
 
 __all__ = [

@@ -18,20 +18,21 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from legato.engine.context import ActivitySink, StepContext
+from legato.engine.claims import claim
+from legato.engine.context import StepContext, StepReportSink
 from legato.engine.kinds import StepFailure, runner_for
 from legato.engine.kinds.python import set_thread_pool
 from legato.engine.metrics import CLAIM_SECONDS, COMPLETE_SECONDS, STEP_RESULTS, STEP_SECONDS
 from legato.engine.outbound import OutboundGuard
 from legato.engine.step_modules import StepModules
+from legato.engine.transitions import CANCEL_TOPIC, READY_TOPIC, Continuation, Transitions
 from legato.model.durations import format_duration
 from legato.model.json_values import json_problems
-from legato.model.records import StepResult
+from legato.model.records import ClaimedStep, StepResult
 from legato.model.states import StepStatus
-from legato.store.activity import write_activity
-from legato.store.claim import ClaimedStep, claim, heartbeat
 from legato.store.database import Database
-from legato.store.transitions import CANCEL_TOPIC, READY_TOPIC, Continuation, Transitions
+from legato.store.leases import heartbeat
+from legato.store.step_reports import write_step_reports
 from legato.store.workers import beat, register_worker, unregister_worker
 
 __all__ = ["CANCEL_TOPIC", "Worker", "WorkerConfig"]
@@ -67,7 +68,7 @@ class Worker:
         self.modules = modules or StepModules()
         self.outbound = outbound or OutboundGuard()
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.sink = ActivitySink()
+        self.sink = StepReportSink()
         self._inflight: dict[int, tuple[StepContext, asyncio.Task[None]]] = {}
         self._done: list[tuple[StepResult, int]] = []
         self._done_event = asyncio.Event()
@@ -227,7 +228,7 @@ class Worker:
     async def _flush(self) -> None:
         self._done_event.clear()
         batch, self._done = self._done, []
-        activity = self.sink.take()
+        reports = self.sink.take()
         try:
             if batch:
                 slots = self.config.concurrency - len(self._inflight) + len(batch)
@@ -238,11 +239,11 @@ class Worker:
                         Continuation(
                             self.name, slots, self.config.lease_seconds, self.config.namespaces
                         ),
-                        activity,
+                        reports,
                     )
-            elif activity:
+            elif reports:
                 claimed = []
-                await self.db.write(lambda tx: write_activity(tx, activity))
+                await self.db.write(lambda tx: write_step_reports(tx, reports))
             else:
                 return
         except BaseException:

@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from legato.engine.outbound import OutboundGuard
+from legato.engine.transitions import NewRun, Transitions
 from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
 from legato.model.json_values import json_problems
@@ -32,13 +31,13 @@ from legato.service.views import (
     run_view,
 )
 from legato.service.webhooks import check_destination
-from legato.store import activity as activity_store
 from legato.store import reads as reader
 from legato.store import runs as run_store
 from legato.store.database import Database, Tx
-from legato.store.graphs import DefinitionCache
+from legato.store.errors import DuplicateKey
+from legato.store.run_graphs import DefinitionCache
+from legato.store.step_reports import read_progress
 from legato.store.tenancy import namespace_by_id
-from legato.store.transitions import NewRun, Transitions
 
 __all__ = ["RunService", "StartRun"]
 
@@ -110,7 +109,7 @@ class RunService:
                 return existing, False
         try:
             [answer] = await self._start_batch([(p, req)])
-        except IntegrityError:
+        except DuplicateKey:
             existing = await self._existing(p, req)
             if existing is None:
                 raise
@@ -219,7 +218,7 @@ class RunService:
         """Every progress point a step reported, and the rate it makes progress at."""
         step = await self.step(p, ref, step_ref)
         async with self.db.read() as conn:
-            rows = await activity_store.read_progress(conn, step["id"])
+            rows = await read_progress(conn, step["id"])
         points = [{"time": iso(r.time), "fraction": r.fraction, "message": r.message} for r in rows]
         rate = None
         if len(rows) >= 2 and rows[-1].time > rows[0].time:

@@ -9,13 +9,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import IntegrityError
-
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from legato.model.step_modules import module_refusal
 from legato.service.flights import Flights
 from legato.service.views import iso
 from legato.store.database import Database, Tx
+from legato.store.errors import DuplicateKey
 from legato.store.limits import forget_limits
 from legato.store.tenancy import (
     active_key,
@@ -263,7 +262,7 @@ class TenancyService:
 
         try:
             view = await self.db.write(tx_fn)
-        except IntegrityError:  # created meanwhile by another request
+        except DuplicateKey:  # created meanwhile by another request
             raise Conflict(f"namespace '{name}' exists already", code="namespace_exists") from None
         forget_limits(self.db.shared)
         return view

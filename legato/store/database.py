@@ -22,10 +22,11 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from legato.model.errors import InvalidInput, Unavailable
+from legato.store.errors import DuplicateKey
 from legato.store.sqlite_inline import inline_connector
 
 __all__ = ["Database", "PointQuery", "Tx", "normalize_url"]
@@ -149,9 +150,14 @@ class Database:
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, retries: int = 5) -> T:
         """Run ``fn`` in one write transaction; retried on deadlocks and serialization errors.
-        ``Unavailable`` when the database cannot be reached."""
+        ``Unavailable`` when the database cannot be reached, ``DuplicateKey`` when a unique
+        key refuses a row."""
         try:
             return await self._write(fn, retries)
+        except IntegrityError as exc:
+            if _unique_violation(exc):
+                raise DuplicateKey(str(exc.orig)) from exc
+            raise
         except Exception as exc:
             if _unreachable(exc):
                 raise _unavailable(exc) from exc
@@ -330,6 +336,10 @@ def _sqlstate(exc: BaseException) -> str | None:
         if isinstance(code, str):
             return code
     return None
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    return _sqlstate(exc) == "23505" or "UNIQUE constraint failed" in str(exc.orig)
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -9,13 +9,13 @@ import pytest
 from helpers import admin, apply, start, wait_for
 from statements import counting
 
+from legato.engine.claims import claim
+from legato.engine.transitions import Continuation
 from legato.engine.worker import WorkerConfig
 from legato.model.filters import RunFilter
 from legato.model.reads import RunRead, StepRecord
 from legato.runtime import Legato
 from legato.service.runs import StartRun
-from legato.store.claim import claim
-from legato.store.transitions import Continuation
 
 THREE = """
 name: three

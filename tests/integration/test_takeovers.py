@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from helpers import admin, apply, start, steps_by_key
 
+from legato.engine.claims import claim
 from legato.engine.reaper import Reaper
 from legato.model.records import StepResult
 from legato.model.states import StepStatus
 from legato.runtime import Legato, guards_from_env
-from legato.store.claim import claim
 
 FAILING = """\
 name: fragile

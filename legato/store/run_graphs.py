@@ -1,5 +1,5 @@
-"""Load run graphs (locked) and write back what the planner changed: the one door through which
-every step and run state change reaches the database."""
+"""Run graphs in the database: load them (locked), insert new runs and steps, and write back
+what the planner changed, with the events, values, errors and statistics it produced."""
 
 from __future__ import annotations
 
@@ -15,9 +15,26 @@ from legato.model.definition import WorkflowDefinition, definition_from_data
 from legato.model.records import RunState, StepState, value_type
 from legato.store.outbox import enqueue as enqueue_webhooks
 from legato.store.stats import record_durations
-from legato.store.tables import events, run_errors, run_values, runs, steps, workflows
+from legato.store.tables import (
+    events,
+    run_errors,
+    run_labels,
+    run_values,
+    runs,
+    steps,
+    workflows,
+)
 
-__all__ = ["DefinitionCache", "insert_steps", "load_graphs", "persist", "run_row", "step_row"]
+__all__ = [
+    "DefinitionCache",
+    "insert_events",
+    "insert_runs",
+    "insert_steps",
+    "load_graphs",
+    "persist",
+    "run_row",
+    "step_row",
+]
 
 _RUN_FIELDS = [f.name for f in fields(RunState) if f.name != "dirty"]
 _STEP_FIELDS = [f.name for f in fields(StepState) if f.name not in ("dirty", "parent")]
@@ -93,6 +110,34 @@ async def load_graphs(
     return graphs
 
 
+async def insert_runs(conn: AsyncConnection, graphs: list[RunGraph]) -> None:
+    """Insert new runs with all their steps and labels (one statement each) and give them
+    their ids."""
+    result = await conn.execute(
+        insert(runs).returning(runs.c.id, sort_by_parameter_order=True),
+        [run_row(g.run) for g in graphs],
+    )
+    for graph, row in zip(graphs, result, strict=True):
+        graph.run.id = row.id
+        graph.run.dirty = False
+        for step in graph.steps:
+            step.run_id = row.id
+    await insert_steps(conn, [s for g in graphs for s in g.steps])
+    labels = [
+        {
+            "run_id": g.run.id,
+            "key": k,
+            "value": str(v),
+            "namespace_id": g.run.namespace_id,
+            "created_at": g.run.created_at,
+        }
+        for g in graphs
+        for k, v in g.run.labels.items()
+    ]
+    if labels:
+        await conn.execute(insert(run_labels), labels)
+
+
 async def insert_steps(conn: AsyncConnection, new: list[StepState]) -> None:
     """Insert steps and give them their ids; parents before their foreach items."""
     for layer in ([s for s in new if s.parent is None], [s for s in new if s.parent is not None]):
@@ -149,6 +194,12 @@ async def persist(
     await write_effects(conn, fx)
 
 
+async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Record events, and queue their webhooks in the same transaction (the outbox)."""
+    await enqueue_webhooks(conn, rows)
+    await conn.execute(insert(events), rows)
+
+
 async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
     if fx.events or fx.raw_events:
         rows = (
@@ -167,8 +218,7 @@ async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
             ]
             + fx.raw_events  # the continuation's claims come after what released them
         )
-        await enqueue_webhooks(conn, rows)  # the transactional outbox: same transaction
-        await conn.execute(insert(events), rows)
+        await insert_events(conn, rows)
         fx.events.clear()
         fx.raw_events.clear()
     if fx.values:

@@ -1,4 +1,5 @@
-"""Apply the planner to the database: complete-and-advance, start, cancel, resume, retry.
+"""The one door of every run and step state change: start, complete-and-advance, cancel,
+resume, retry. The planner (``model/advance.py``) decides; the store loads and writes.
 
 Each public call is one transaction. Work spreads through a work list inside it: a child run
 that ends completes its parent step, a cancel reaches child runs, a sub-workflow step starts its
@@ -13,8 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
-
+from legato.engine.claims import claim_in
 from legato.model.advance import (
     ChildRequest,
     Effects,
@@ -29,14 +29,12 @@ from legato.model.advance import (
 from legato.model.definition import WorkflowDefinition
 from legato.model.errors import InvalidInput, LegatoError, NotFound
 from legato.model.inputs import InputError, resolve_inputs
-from legato.model.records import RunState, StepResult
+from legato.model.records import ClaimedStep, RunState, StepResult
 from legato.model.states import RunStatus, StepStatus
-from legato.store.activity import Activity, write_activity
-from legato.store.claim import ClaimedStep, claim_in
 from legato.store.database import Database, Tx
-from legato.store.graphs import DefinitionCache, insert_steps, load_graphs, persist, run_row
 from legato.store.limits import any_limits
-from legato.store.tables import run_labels, runs
+from legato.store.run_graphs import DefinitionCache, insert_runs, insert_steps, load_graphs, persist
+from legato.store.step_reports import StepReports, write_step_reports
 from legato.store.workflows import find_workflow
 
 __all__ = ["Continuation", "NewRun", "Transitions"]
@@ -123,7 +121,7 @@ class Transitions:
         results: Sequence[StepResult],
         run_ids: Sequence[int],
         claim_for: Continuation | None,
-        activity: Activity | None = None,
+        reports: StepReports | None = None,
     ) -> tuple[int, list[ClaimedStep]]:
         """Record results and, in the same transaction, let the reporting worker take the
         steps those results released (up to its free slots): the next step of a run starts
@@ -133,8 +131,8 @@ class Transitions:
         ]
 
         async def tx_fn(tx: Tx) -> tuple[int, list[ClaimedStep]]:
-            if activity:  # logs and progress first, so they precede the step's end
-                await write_activity(tx, activity)
+            if reports:  # logs and progress first, so they precede the step's end
+                await write_step_reports(tx, reports)
             now = time.time()
             fx = Effects()
             claimed: list[ClaimedStep] = []
@@ -181,10 +179,6 @@ class Transitions:
 
     async def retry(self, run_id: int) -> int:
         return await self.db.write(lambda tx: self._process(tx, [_Item(run_id, "retry")]))
-
-    async def create_run(self, tx: Tx, new: NewRun) -> RunGraph:
-        """Insert a run with its steps, release its first steps, start its children."""
-        return (await self.create_runs(tx, [new]))[0]
 
     async def create_runs(self, tx: Tx, news: Sequence[NewRun]) -> list[RunGraph]:
         """Many runs in one go: a fixed handful of statements, however many runs."""
@@ -305,29 +299,7 @@ class Transitions:
             graph = RunGraph(run, d, new_steps(d, run, now))
             start_run(graph, now, fx)
             graphs.append(graph)
-        result = await tx.conn.execute(
-            insert(runs).returning(runs.c.id, sort_by_parameter_order=True),
-            [run_row(g.run) for g in graphs],
-        )
-        for graph, row in zip(graphs, result, strict=True):
-            graph.run.id = row.id
-            graph.run.dirty = False
-            for step in graph.steps:
-                step.run_id = row.id
-        await insert_steps(tx.conn, [s for g in graphs for s in g.steps])
-        labels = [
-            {
-                "run_id": g.run.id,
-                "key": k,
-                "value": str(v),
-                "namespace_id": g.run.namespace_id,
-                "created_at": g.run.created_at,
-            }
-            for g in graphs
-            for k, v in g.run.labels.items()
-        ]
-        if labels:
-            await tx.conn.execute(insert(run_labels), labels)
+        await insert_runs(tx.conn, graphs)
         return graphs
 
     async def resolve(
