@@ -1,4 +1,6 @@
-"""Namespace concurrency limits on the claim path.
+"""Namespace limits: queued runs at start, concurrent runs on the claim path.
+
+A namespace with ``max_queued_runs`` refuses a start (429) once that many of its runs wait.
 
 A namespace with ``max_concurrent_runs`` starts a queued run only while fewer of its runs are
 active (RUNNING or CANCELING). The claim skips queued runs of full namespaces, and afterwards
@@ -9,11 +11,14 @@ PostgreSQL, claimers of one limited namespace take turns on an advisory lock.
 
 from __future__ import annotations
 
+from legato.model.errors import QueueLimit
 from legato.model.states import RunStatus, check_run_transition
 from legato.store.database import Tx
 from legato.store.limits import active_runs, lock_namespaces, requeue_runs
+from legato.store.runs import count_queued
+from legato.store.tenancy import namespace_by_id
 
-__all__ = ["enforce_limits", "runs_beyond_limits"]
+__all__ = ["enforce_limits", "runs_beyond_limits", "take_queue_room"]
 
 
 def runs_beyond_limits(
@@ -42,3 +47,26 @@ async def enforce_limits(tx: Tx, started: dict[int, int], limits: dict[int, int]
         check_run_transition(RunStatus.RUNNING, RunStatus.QUEUED)
         await requeue_runs(tx, sorted(back))
     return back
+
+
+async def take_queue_room(
+    tx: Tx, namespace_id: int, namespace: str, queues: dict[int, list[int] | None]
+) -> None:
+    """Take a place in the namespace's queue (``max_queued_runs``) or refuse the start.
+    ``queues``: per namespace, [limit, runs queued] counted once per transaction, with the
+    runs this transaction added (None: no limit)."""
+    if namespace_id not in queues:
+        ns = await namespace_by_id(tx.conn, namespace_id)
+        limit = None if ns is None else ns.max_queued_runs
+        queues[namespace_id] = (
+            None if limit is None else [limit, await count_queued(tx.conn, namespace_id)]
+        )
+    queue = queues[namespace_id]
+    if queue is None:
+        return
+    limit, queued = queue
+    if queued >= limit:
+        raise QueueLimit(
+            f"namespace '{namespace}' already has {queued} queued runs (limit {limit})"
+        )
+    queue[1] += 1

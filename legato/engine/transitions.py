@@ -11,10 +11,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from legato.engine.claims import claim_in
+from legato.engine.limits import take_queue_room
 from legato.model.advance import (
     ChildRequest,
     Effects,
@@ -37,10 +38,36 @@ from legato.store.run_graphs import DefinitionCache, insert_runs, insert_steps, 
 from legato.store.step_reports import StepReports, write_step_reports
 from legato.store.workflows import find_workflow
 
-__all__ = ["Continuation", "NewRun", "Transitions"]
+__all__ = ["Continuation", "NewRun", "RunRequest", "Transitions", "lease_lost"]
 
 READY_TOPIC = "steps"
 CANCEL_TOPIC = "cancel"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run a face asks for, before the engine resolved its workflow and inputs."""
+
+    namespace_id: int
+    namespace: str
+    workflow: str
+    version: int | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    priority: int = 0
+    operation_type: str | None = None
+    requestor: str | None = None
+    external_id: str | None = None
+    idempotency_key: str | None = None
+    notify_url: str | None = None
+
+
+@dataclass
+class _StartScope:
+    """What one start transaction looked up once for all its runs."""
+
+    workflows: dict[tuple[int, str, int | None], Any] = field(default_factory=dict)
+    queues: dict[int, list[int] | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -179,6 +206,48 @@ class Transitions:
 
     async def retry(self, run_id: int) -> int:
         return await self.db.write(lambda tx: self._process(tx, [_Item(run_id, "retry")]))
+
+    async def start_runs(
+        self, tx: Tx, requests: Sequence[RunRequest]
+    ) -> list[RunGraph | LegatoError]:
+        """Admit each request (its workflow version, checked inputs, the namespace's queue
+        limit) and start the admitted ones together; a refused request answers its error and
+        leaves the others alone. A run whose first steps built values past a bound refuses
+        the whole transaction (``InvalidInput``), for the caller to try the others again."""
+        scope = _StartScope()
+        outcomes: list[RunGraph | LegatoError] = []
+        admitted: list[tuple[int, NewRun]] = []
+        for index, req in enumerate(requests):
+            try:
+                admitted.append((index, await self._admit(tx, req, scope)))
+                outcomes.append(LegatoError("not started"))
+            except LegatoError as exc:
+                outcomes.append(exc)
+        graphs = await self.create_runs(tx, [new for _, new in admitted])
+        refuse_bounded_values(graphs)
+        for (index, _new), graph in zip(admitted, graphs, strict=True):
+            outcomes[index] = graph
+        return outcomes
+
+    async def _admit(self, tx: Tx, req: RunRequest, scope: _StartScope) -> NewRun:
+        row, definition, inputs = await self.resolve(
+            tx, req.namespace_id, req.workflow, req.version, req.inputs, scope.workflows
+        )
+        await take_queue_room(tx, req.namespace_id, req.namespace, scope.queues)
+        return NewRun(
+            namespace_id=req.namespace_id,
+            workflow_id=row.id,
+            definition=definition,
+            workflow_version=row.version,
+            inputs=inputs,
+            labels={**definition.labels, **req.labels},
+            priority=req.priority,
+            operation_type=req.operation_type,
+            requestor=req.requestor,
+            external_id=req.external_id,
+            idempotency_key=req.idempotency_key,
+            notify_url=req.notify_url,
+        )
 
     async def create_runs(self, tx: Tx, news: Sequence[NewRun]) -> list[RunGraph]:
         """Many runs in one go: a fixed handful of statements, however many runs."""
@@ -370,6 +439,21 @@ class Transitions:
         req.step.child_run_id = graph.run.id
         req.step.dirty = True
         return graph
+
+
+def refuse_bounded_values(graphs: Sequence[RunGraph]) -> None:
+    """A run whose first steps built values past a bound is answered, not kept: the whole
+    transaction rolls back."""
+    for graph in graphs:
+        if graph.refused_expressions:
+            first = graph.refused_expressions[0]
+            raise InvalidInput(
+                f"{first['path']}: {first['message']}",
+                code="bad_expression",
+                errors=[
+                    {**refused, "code": "bad_expression"} for refused in graph.refused_expressions
+                ],
+            )
 
 
 def lease_lost(step_id: int, attempt: int, worker: str, max_takeovers: int) -> StepResult:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from legato.engine.outbound import OutboundGuard
-from legato.engine.transitions import NewRun, Transitions
-from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound, QueueLimit
+from legato.engine.transitions import RunRequest, Transitions
+from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound
 from legato.model.filters import RunFilter
 from legato.model.json_values import json_problems
 from legato.model.reads import RunHead
@@ -37,7 +37,6 @@ from legato.store.database import Database, Tx
 from legato.store.errors import DuplicateKey
 from legato.store.run_graphs import DefinitionCache
 from legato.store.step_reports import read_progress
-from legato.store.tenancy import namespace_by_id
 
 __all__ = ["RunService", "StartRun"]
 
@@ -59,15 +58,6 @@ class StartRun:
     operation_type: str | None = None
     requestor: str | None = None
     idempotency_key: str | None = None
-
-
-@dataclass
-class _BatchScope:
-    """What one start transaction looked up once for all its runs."""
-
-    workflows: dict[tuple[int, str, int | None], Any] = field(default_factory=dict)
-    namespaces: dict[int, Any] = field(default_factory=dict)
-    queued: dict[int, int] = field(default_factory=dict)
 
 
 class RunService:
@@ -126,43 +116,18 @@ class RunService:
     async def _start_batch(
         self, items: Sequence[tuple[Principal, StartRun]]
     ) -> list[dict[str, Any] | BaseException]:
+        requests = [_run_request(p, req) for p, req in items]
+
         async def tx_fn(tx: Tx) -> list[dict[str, Any] | BaseException]:
-            answers: list[dict[str, Any] | BaseException] = []
-            accepted: list[tuple[int, Principal, NewRun]] = []
-            scope = _BatchScope()
-            for index, (p, req) in enumerate(items):
-                try:
-                    accepted.append((index, p, await self._prepare(tx, p, req, scope)))
-                    answers.append({})
-                except LegatoError as exc:
-                    answers.append(exc)
-            graphs = await self.transitions.create_runs(tx, [new for _, _, new in accepted])
-            _refuse_expressions(graphs)
-            for (index, p, _new), graph in zip(accepted, graphs, strict=True):
-                answers[index] = run_view(graph.run, p.namespace, graph.steps)
-            return answers
+            outcomes = await self.transitions.start_runs(tx, requests)
+            return [
+                outcome
+                if isinstance(outcome, BaseException)
+                else run_view(outcome.run, p.namespace, outcome.steps)
+                for (p, _req), outcome in zip(items, outcomes, strict=True)
+            ]
 
         return await self.db.write(tx_fn)
-
-    async def _prepare(self, tx: Tx, p: Principal, req: StartRun, scope: _BatchScope) -> NewRun:
-        row, definition, inputs = await self.transitions.resolve(
-            tx, p.namespace_id, req.workflow, req.version, dict(req.inputs), scope.workflows
-        )
-        await self._check_limits(tx, p, scope)
-        return NewRun(
-            namespace_id=p.namespace_id,
-            workflow_id=row.id,
-            definition=definition,
-            workflow_version=row.version,
-            inputs=inputs,
-            labels={**definition.labels, **req.labels},
-            priority=req.priority,
-            operation_type=req.operation_type,
-            requestor=req.requestor,
-            external_id=req.external_id,
-            idempotency_key=req.idempotency_key,
-            notify_url=req.notify_url,
-        )
 
     async def _existing(self, p: Principal, req: StartRun) -> dict[str, Any] | None:
         async with self.db.read() as conn:
@@ -172,23 +137,6 @@ class RunService:
             if row is None and req.external_id:
                 row = await run_store.find_run_by_external_id(conn, p.namespace_id, req.external_id)
         return None if row is None else await self.get(p, row.id)
-
-    async def _check_limits(self, tx: Tx, p: Principal, scope: _BatchScope) -> None:
-        """The namespace's queue limit, counting what this transaction added."""
-        if p.namespace_id not in scope.namespaces:
-            scope.namespaces[p.namespace_id] = await namespace_by_id(tx.conn, p.namespace_id)
-        ns = scope.namespaces[p.namespace_id]
-        queued = scope.queued
-        if ns is None or ns.max_queued_runs is None:
-            return
-        if p.namespace_id not in queued:
-            queued[p.namespace_id] = await run_store.count_queued(tx.conn, p.namespace_id)
-        if queued[p.namespace_id] >= ns.max_queued_runs:
-            raise QueueLimit(
-                f"namespace '{p.namespace}' already has {queued[p.namespace_id]} queued runs "
-                f"(limit {ns.max_queued_runs})"
-            )
-        queued[p.namespace_id] += 1
 
     # -- read ----------------------------------------------------------------------------
 
@@ -350,19 +298,21 @@ class RunService:
                 await asyncio.wait_for(changed.wait(), timeout)
 
 
-def _refuse_expressions(graphs: Sequence[Any]) -> None:
-    """A run whose first steps built values past a bound is answered, not kept: the whole
-    transaction rolls back, and the group commit tries the others again without it."""
-    for graph in graphs:
-        if graph.refused_expressions:
-            first = graph.refused_expressions[0]
-            raise InvalidInput(
-                f"{first['path']}: {first['message']}",
-                code="bad_expression",
-                errors=[
-                    {**refused, "code": "bad_expression"} for refused in graph.refused_expressions
-                ],
-            )
+def _run_request(p: Principal, req: StartRun) -> RunRequest:
+    return RunRequest(
+        namespace_id=p.namespace_id,
+        namespace=p.namespace,
+        workflow=req.workflow,
+        version=req.version,
+        inputs=dict(req.inputs),
+        labels=dict(req.labels),
+        priority=req.priority,
+        operation_type=req.operation_type,
+        requestor=req.requestor,
+        external_id=req.external_id,
+        idempotency_key=req.idempotency_key,
+        notify_url=req.notify_url,
+    )
 
 
 def _check_texts(req: StartRun) -> None:
