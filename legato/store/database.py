@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
 import time
 from collections import defaultdict
@@ -88,14 +87,12 @@ class Tx:
 
 
 class Database:
-    def __init__(self, url: str, *, sqlite_synchronous: str | None = None) -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL") -> None:
         # WAL + NORMAL: a commit survives a killed process; only a power cut or OS crash can
         # undo the last few. FULL adds an fsync per commit (about 3 ms here) for that case too.
-        sqlite_synchronous = (
-            sqlite_synchronous or os.environ.get("LEGATO_SQLITE_SYNCHRONOUS", "NORMAL")
-        ).upper()
+        sqlite_synchronous = sqlite_synchronous.upper()
         if sqlite_synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError("LEGATO_SQLITE_SYNCHRONOUS must be NORMAL, FULL, EXTRA or OFF")
+            raise ValueError("sqlite_synchronous must be NORMAL, FULL, EXTRA or OFF")
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self._write_lock = asyncio.Lock() if self.is_sqlite else None

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from helpers import admin, apply, start, wait_for
 
-from legato.app import create_app
+from legato.asgi import create_app
 from legato.engine.kinds.shell import INHERITED_VARIABLES
 from legato.engine.worker import WorkerConfig
 from legato.model.definition import load_definition
