@@ -8,10 +8,10 @@ from fastapi import Depends, Query, Request
 
 from legato.http.auth import principal
 from legato.model.ids import parse_id
-from legato.service.hub import Services
+from legato.service.services import Services
 from legato.service.tenancy import Principal
 
-__all__ = ["App", "Caller", "get_services", "parse_run_ref"]
+__all__ = ["Caller", "ServicesDep", "get_services", "parse_run_ref"]
 
 MAX_ID = 2**63 - 1
 #: Integer query parameters that fit the store (64-bit ids, 32-bit versions).
@@ -26,7 +26,7 @@ async def get_services(request: Request) -> Services:
     return request.app.state.legato  # type: ignore[no-any-return]
 
 
-App = Annotated[Services, Depends(get_services)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def parse_run_ref(run_id: str) -> int | str:

@@ -21,7 +21,7 @@ from legato.http.session import SESSION_COOKIE, session_of
 from legato.model.errors import Forbidden, InvalidInput, LegatoError, NotFound, Unauthorized
 from legato.model.filters import RunFilter
 from legato.model.states import RunStatus
-from legato.service.hub import Services
+from legato.service.services import Services
 from legato.service.sessions import Session
 from legato.service.tenancy import Principal
 from legato.web.forms import input_fields

@@ -16,6 +16,7 @@ import pytest
 from tests.e2e.test_serve_cli import _free_port
 
 KEY = "lg_e2e_processes_key_0123456789"
+_LEGATO = [sys.executable, "-m", "legato"]
 
 
 def _children(pid: int) -> set[int]:
@@ -46,8 +47,7 @@ def test_server_processes_share_the_port_and_are_replaced(tmp_path: Path) -> Non
     env = {**os.environ, "LEGATO_ADMIN_KEY": KEY, "LEGATO_LOG_LEVEL": "WARNING"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "legato", "api", "--database-url", db, "--port", str(port)]
-            + ["--processes", "2"],
+            [*_LEGATO, "api", "--database-url", db, "--port", str(port), "--processes", "2"],
             cwd=tmp_path,
             env=env,
             stdout=out,

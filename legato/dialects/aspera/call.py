@@ -29,7 +29,7 @@ from legato.model.errors import (
     NotFound,
 )
 from legato.model.ids import parse_id
-from legato.service.hub import Services
+from legato.service.services import Services
 from legato.service.tenancy import Principal
 
 #: Legato's states in this API's words: work orders (runs) and work steps (steps).

@@ -66,7 +66,7 @@ from legato.model.errors import (
     Unauthorized,
 )
 from legato.model.ids import parse_id
-from legato.service.hub import Services
+from legato.service.services import Services
 from legato.service.tenancy import Principal
 
 __all__ = ["PREFIX", "STATE_WORDS", "router"]

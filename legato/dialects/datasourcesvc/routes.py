@@ -29,8 +29,8 @@ from legato.http.responses import JSONResponse
 from legato.model.errors import LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
-from legato.service.hub import Services
 from legato.service.runs import StartRun
+from legato.service.services import Services
 from legato.service.tenancy import Principal
 
 __all__ = ["DEFAULT_MAX_QUEUED", "STATE_WORDS", "router"]

@@ -20,7 +20,7 @@ from typing import Any
 from legato import __version__
 from legato.dialects.encoding_com.render import Node, vendor_date
 from legato.model.ids import parse_id
-from legato.service.hub import Services
+from legato.service.services import Services
 from legato.service.tenancy import Principal
 from legato.service.views import resource_view
 
