@@ -50,6 +50,9 @@ PLUMBING = (
 )
 
 
+IDLE = "_worker (concurrent/futures/thread.py"
+
+
 def short(frame: str) -> str:
     """``function (path:line)`` → ``function (package/module.py)``."""
     m = FRAME.match(frame.strip())
@@ -71,6 +74,8 @@ def top_frames(folded: Path, count: int = 20) -> str:
         stack, _, n = line.rpartition(" ")
         if not stack or not n.isdigit() or "handshake (" in stack:
             continue
+        if stack.rsplit(";", 1)[-1].startswith(IDLE):
+            continue  # a step thread of the pool waiting for work
         k = int(n)
         samples += k
         frames = [short(f) for f in stack.split(";")]
@@ -80,7 +85,11 @@ def top_frames(folded: Path, count: int = 20) -> str:
                 total[f] += k
     if not samples:
         return "no samples\n"
-    lines = [f"{samples} samples (active threads only)", "", "own time:"]
+    lines = [
+        f"{samples} samples (py-spy's active threads; step threads waiting for work left out)",
+        "",
+        "own time:",
+    ]
     lines += [f"  {100 * k / samples:5.1f}%  {f}" for f, k in own.most_common(count)]
     lines += ["", "including callees:"]
     lines += [f"  {100 * k / samples:5.1f}%  {f}" for f, k in total.most_common(count)]
@@ -96,12 +105,11 @@ def handshake(word: str) -> None:
     sys.stdin.readline()
 
 
-async def target(store: str, phase: str, opts: argparse.Namespace, workdir: Path) -> None:
+async def target(store: str, phase: str, url: str, opts: argparse.Namespace) -> None:
     from bench import engine
     from legato.engine.worker import WorkerConfig
     from legato.service.runs import StartRun
 
-    url = engine.fresh_store(store, SimpleNamespace(pg_url=opts.pg_url), workdir, "profile")
     async with engine.opened(url) as (app, p):
         app.start_engine(workers=1, config=WorkerConfig(concurrency=32))
         for _ in range(3):
@@ -114,8 +122,6 @@ async def target(store: str, phase: str, opts: argparse.Namespace, workdir: Path
             run = SimpleNamespace(start_concurrency=16, timeout=900.0)
             await engine.burst(app, p, StartRun(engine.WORKFLOW), opts.runs, 3, run)
         handshake("done")  # the parent stops py-spy before the teardown
-    if store == "postgresql":
-        await engine.recreate_pg(opts.pg_url, "legato_bench_profile", drop_only=True)
 
 
 def record(spy: str, child: list[str], folded: Path, rate: int) -> int:
@@ -166,10 +172,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
     if opts.target:
         workdir = Path(tempfile.mkdtemp(prefix="legato-profile-"))
+        from bench import engine
+
+        store, phase = opts.target
+        url = engine.fresh_store(store, SimpleNamespace(pg_url=opts.pg_url), workdir, "profile")
         try:
-            asyncio.run(target(opts.target[0], opts.target[1], opts, workdir))
+            asyncio.run(target(store, phase, url, opts))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+            if store == "postgresql":
+                asyncio.run(engine.recreate_pg(opts.pg_url, "legato_bench_profile", True))
         return 0
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():

@@ -236,8 +236,8 @@ def num(value: Any, digits: int = 0, width: int = 8) -> str:
 
 def ratio(a: Any, b: Any) -> str:
     if not a or not b:
-        return "—".rjust(6)
-    return f"{a / b:.2f}".rjust(6)
+        return "—".rjust(8)
+    return f"{a / b:,.2f}".rjust(8)
 
 
 def table(report: Report, opts: argparse.Namespace) -> str:
@@ -390,11 +390,11 @@ def table(report: Report, opts: argparse.Namespace) -> str:
             + num(sps, 0, 10)
             + num(runs, 0, 8)
             + " │ "
-            + " " * 11
+            + " " * 7
             + ratio(lp.get("sqlite"), p50)
             + ratio(lp.get("postgresql"), p50)
             + " │ "
-            + " " * 15
+            + " " * 11
             + ratio(lt.get("sqlite"), sps)
             + ratio(lt.get("postgresql"), sps)
         )
