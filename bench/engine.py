@@ -25,13 +25,13 @@ from sqlalchemy import func, insert, select, text
 
 from bench.common import SETTINGS, BenchError, load_average, say, server_version
 from bench.stats import median_of, spread
+from legato.engine.claims import claim
 from legato.engine.worker import WorkerConfig
 from legato.model.states import RUN_TERMINAL
 from legato.runtime import Legato
 from legato.service.runs import StartRun
 from legato.service.tenancy import Principal
 from legato.store import tables
-from legato.store.claim import claim
 from legato.store.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -488,7 +488,7 @@ async def add_backlog(app: Legato, tpl: Template, count: int, chunk: int = 5000)
 
 
 async def claim_latency(url: str, opts: Any) -> dict[str, Any]:
-    """The claim statement (``legato.store.claim.claim``, one step) timed with 0, 10,000 and
+    """The claim statement (``legato.engine.claims.claim``, one step) timed with 0, 10,000 and
     100,000 queued runs in the store; no engine runs, so the bench's claims are the only ones.
     Before each timed claim one run is started, so the backlog stays the same size."""
     out: dict[str, Any] = {}

@@ -8,7 +8,7 @@ their QUEUED runs RUNNING, holds namespace limits (``engine/limits.py``) and rec
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from legato.engine.limits import enforce_limits
@@ -39,18 +39,20 @@ async def claim_in(
     lease_seconds: float,
     *,
     run_ids: Sequence[int] | None = None,
+    queued_runs: Collection[int] = (),
     events_into: list[dict[str, Any]] | None = None,
     namespaces: Sequence[str] = (),
 ) -> list[ClaimedStep]:
     """Claim inside an open transaction.
 
-    ``run_ids`` limits it to those runs, already RUNNING and already marked changed in this
-    transaction (the worker taking the next steps of runs it just advanced); the started
-    events then go to ``events_into`` for the caller's single insert. ``namespaces`` (when
-    given) limits it to the runs of those namespaces.
+    ``run_ids`` limits it to those runs, already marked changed in this transaction (a worker
+    taking the steps that the transaction released); among them ``queued_runs`` have not
+    started yet (new runs), and start as any claimed run does, within their namespace's
+    limit. The started events then go to ``events_into`` for the caller's single insert.
+    ``namespaces`` (when given) limits it to the runs of those namespaces.
     """
     now = time.time()
-    limits = await namespace_limits(tx) if run_ids is None else {}
+    limits = await namespace_limits(tx) if run_ids is None or queued_runs else {}
     claimed = await claim_ready_steps(
         tx,
         worker,
@@ -64,9 +66,10 @@ async def claim_in(
     if not claimed:
         return []
     touched = sorted({c.run_id for c in claimed})
+    to_start = touched if run_ids is None else [r for r in touched if r in queued_runs]
     started: list[int] = []
-    if run_ids is None:
-        marked = await mark_runs_started(tx, touched, now)
+    if to_start:
+        marked = await mark_runs_started(tx, to_start, now)
         began = {r.id: r.namespace_id for r in marked if r.started_at == now}
         # a sub-workflow's steps show in its parent run's counts
         touched.extend(r.parent_run_id for r in marked if r.parent_run_id is not None)

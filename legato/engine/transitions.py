@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from legato.engine.claims import claim_in
 from legato.engine.limits import take_queue_room
@@ -38,7 +38,14 @@ from legato.store.run_graphs import DefinitionCache, insert_runs, insert_steps, 
 from legato.store.step_reports import StepReports, write_step_reports
 from legato.store.workflows import find_workflow
 
-__all__ = ["Continuation", "NewRun", "RunRequest", "Transitions", "lease_lost"]
+__all__ = [
+    "Continuation",
+    "LocalWorker",
+    "NewRun",
+    "RunRequest",
+    "Transitions",
+    "lease_lost",
+]
 
 READY_TOPIC = "steps"
 CANCEL_TOPIC = "cancel"
@@ -130,11 +137,34 @@ class _Item:
     payload: dict[str, Any] | None = None
 
 
+class LocalWorker(Protocol):
+    """A worker in this process, which takes the first steps of runs started here straight
+    from the starting transaction (no wake-up, no claim of its own)."""
+
+    def continuation(self) -> Continuation | None:
+        """Its name, lease and free slots now; None when it takes nothing."""
+
+    def take(self, steps: list[ClaimedStep]) -> None:
+        """Run steps claimed for it (after the claiming transaction committed)."""
+
+
 class Transitions:
     def __init__(self, db: Database, definitions: DefinitionCache) -> None:
         self.db = db
         self.definitions = definitions
         self._durations = _DurationBuffer()
+        self._local: list[LocalWorker] = []
+
+    def attach(self, worker: LocalWorker) -> None:
+        self._local.append(worker)
+
+    def detach(self, worker: LocalWorker) -> None:
+        if worker in self._local:
+            self._local.remove(worker)
+
+    def _local_taker(self) -> tuple[LocalWorker, Continuation] | None:
+        offers = [(w, c) for w in self._local if (c := w.continuation()) is not None]
+        return max(offers, key=lambda o: o[1].slots, default=None)
 
     # -- public operations (one transaction each) ---------------------------------------
 
@@ -162,28 +192,10 @@ class Transitions:
                 await write_step_reports(tx, reports)
             now = time.time()
             fx = Effects()
+            graphs: dict[int, RunGraph] = {}
             claimed: list[ClaimedStep] = []
-
-            async def take_next() -> None:
-                due = [
-                    s
-                    for s in fx.ready_steps
-                    if s.status == StepStatus.READY and s.not_before <= now
-                ]
-                if claim_for is not None and claim_for.slots > 0 and due:
-                    claimed.extend(
-                        await claim_in(
-                            tx,
-                            claim_for.worker,
-                            claim_for.slots,
-                            claim_for.lease_seconds,
-                            run_ids=sorted({s.run_id for s in due}),
-                            events_into=fx.raw_events,
-                            namespaces=claim_for.namespaces,
-                        )
-                    )
-
-            applied = await self._drain(tx, {}, fx, items, now, between=take_next)
+            take = self._taker(tx, fx, graphs, now, claim_for, claimed)
+            applied = await self._drain(tx, graphs, fx, items, now, between=take)
             if len(claimed) < len(fx.ready_steps):
                 tx.wake(READY_TOPIC)  # work left for other workers (or a backoff to time)
             return applied, claimed
@@ -223,7 +235,7 @@ class Transitions:
                 outcomes.append(LegatoError("not started"))
             except LegatoError as exc:
                 outcomes.append(exc)
-        graphs = await self.create_runs(tx, [new for _, new in admitted])
+        graphs = await self.create_runs(tx, [new for _, new in admitted], local=True)
         refuse_bounded_values(graphs)
         for (index, _new), graph in zip(admitted, graphs, strict=True):
             outcomes[index] = graph
@@ -249,15 +261,66 @@ class Transitions:
             notify_url=req.notify_url,
         )
 
-    async def create_runs(self, tx: Tx, news: Sequence[NewRun]) -> list[RunGraph]:
-        """Many runs in one go: a fixed handful of statements, however many runs."""
+    async def create_runs(
+        self, tx: Tx, news: Sequence[NewRun], *, local: bool = False
+    ) -> list[RunGraph]:
+        """Many runs in one go: a fixed handful of statements, however many runs. With
+        ``local``, a worker of this process with free slots takes their first steps in the
+        same transaction."""
         if not news:
             return []
         fx = Effects()
         now = time.time()
         graphs = await self._insert_runs(tx, news, now, fx)
-        await self._drain(tx, {g.run.id: g for g in graphs}, fx, [], now)
+        by_id = {g.run.id: g for g in graphs}
+        taker = self._local_taker() if local else None
+        if taker is None:
+            await self._drain(tx, by_id, fx, [], now)
+            return graphs
+        worker, continuation = taker
+        claimed: list[ClaimedStep] = []
+        take = self._taker(tx, fx, by_id, now, continuation, claimed)
+        await self._drain(tx, by_id, fx, [], now, between=take)
+        if len(claimed) < len(fx.ready_steps):
+            tx.wake(READY_TOPIC)
+        if claimed:
+            tx.after_commit(lambda: worker.take(claimed))
         return graphs
+
+    def _taker(
+        self,
+        tx: Tx,
+        fx: Effects,
+        graphs: dict[int, RunGraph],
+        now: float,
+        claim_for: Continuation | None,
+        claimed: list[ClaimedStep],
+    ) -> Callable[[], Awaitable[None]]:
+        """Claims, for ``claim_for``, the due steps the transaction released (into
+        ``claimed``), once its runs and steps are written and before its events are."""
+
+        async def take() -> None:
+            due = [
+                s for s in fx.ready_steps if s.status == StepStatus.READY and s.not_before <= now
+            ]
+            if claim_for is None or claim_for.slots <= 0 or not due:
+                return
+            run_ids = sorted({s.run_id for s in due})
+            queued = {r for r in run_ids if graphs[r].run.status == RunStatus.QUEUED}
+            claimed.extend(
+                await claim_in(
+                    tx,
+                    claim_for.worker,
+                    claim_for.slots,
+                    claim_for.lease_seconds,
+                    run_ids=run_ids,
+                    queued_runs=queued,
+                    events_into=fx.raw_events,
+                    namespaces=claim_for.namespaces,
+                )
+            )
+
+        return take
 
     # -- the work list ------------------------------------------------------------------
 

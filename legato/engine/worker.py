@@ -78,6 +78,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         set_thread_pool(self._pool)
         await register_worker(self.db, self.name, self.config.concurrency, self.config.namespaces)
+        self.transitions.attach(self)
         loops = [
             asyncio.create_task(self._claim_loop(stop), name="claim"),
             asyncio.create_task(self._flush_loop(stop), name="flush"),
@@ -86,6 +87,7 @@ class Worker:
         try:
             await stop.wait()
         finally:
+            self.transitions.detach(self)
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
@@ -135,6 +137,18 @@ class Worker:
                         await asyncio.wait_for(wake.wait(), self.config.poll_interval)
         finally:
             self.db.unsubscribe(READY_TOPIC, wake)
+
+    # -- steps handed over by transactions of this process -------------------------------
+
+    def continuation(self) -> Continuation | None:
+        free = self.config.concurrency - len(self._inflight)
+        if free <= 0:
+            return None
+        return Continuation(self.name, free, self.config.lease_seconds, self.config.namespaces)
+
+    def take(self, steps: list[ClaimedStep]) -> None:
+        for step in steps:
+            self._start(step)
 
     # -- running ------------------------------------------------------------------------
 

@@ -82,8 +82,14 @@ class Tx:
     # per-database caches that store modules keep across transactions (see limits.py)
     shared: dict[str, Any] = field(default_factory=dict)
 
+    #: what to do once the transaction has committed (never if it rolls back)
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
+
     def wake(self, topic: str) -> None:
         self.wakeups.add(topic)
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.on_commit.append(action)
 
 
 class Database:
@@ -194,6 +200,8 @@ class Database:
                         await conn.execute(_NOTIFY, {"payload": payload})
         if tx.wakeups:
             self._wake_local(tx.wakeups)
+        for action in tx.on_commit:
+            action()
         return result
 
     def _retryable(self, exc: DBAPIError) -> bool:
