@@ -15,7 +15,7 @@ from helpers import admin, apply, start, wait_for
 from legato.app import create_app
 from legato.engine.kinds.shell import INHERITED_VARIABLES
 from legato.engine.worker import WorkerConfig
-from legato.model.definition import load_definition
+from legato.model.definition_loading import load_definition
 from legato.model.states import RUN_TERMINAL
 from legato.runtime import Legato
 from legato.service.runs import StartRun

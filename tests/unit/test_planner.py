@@ -20,7 +20,7 @@ from legato.model.advance import (
     retry_run,
     start_run,
 )
-from legato.model.definition import load_definition
+from legato.model.definition_loading import load_definition
 from legato.model.records import RunState, StepResult, StepState
 from legato.model.states import RUN_TERMINAL, STEP_TERMINAL, RunStatus, StepStatus
 from legato.service.views import progress
