@@ -17,9 +17,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from legato.model.times import iso
 from legato.service.login_throttle import LoginPolicy, LoginThrottle
 from legato.service.tenancy import CREDENTIALS_TOPIC, ROLES, Principal
-from legato.service.views import iso
 from legato.store.database import Database, Tx
 from legato.store.identities import (
     delete_jwks,

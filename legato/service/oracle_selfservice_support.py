@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from legato.model.errors import InvalidInput, NotFound
-from legato.model.ids import parse_id
+from legato.model.ids import MAX_ID, parse_id
 from legato.model.states import StepStatus
 from legato.service.runs import RunService, StartRun
 from legato.service.status import MAX_BATCH
@@ -20,7 +20,6 @@ from legato.store.database import Database
 
 __all__ = ["SelfServiceSupport"]
 
-MAX_ID = 2**63 - 1
 #: How many sub-workflow levels a step id is looked for in.
 MAX_DEPTH = 16
 #: Requestors whose execution id is the client's own number (kept as the run's external id).

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from legato.engine.outbound import OutboundGuard
 from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
+from legato.model.ids import MAX_ID
 from legato.model.json_values import json_problems
 from legato.model.reads import RunHead
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
@@ -43,7 +44,6 @@ from legato.store.transitions import NewRun, Transitions
 __all__ = ["RunService", "StartRun"]
 
 MAX_PAGE_SIZE = 500
-MAX_ID = 2**63 - 1
 #: What the store's ``runs.idempotency_key`` column holds.
 MAX_IDEMPOTENCY_KEY = 200
 

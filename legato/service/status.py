@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from legato.model.errors import InvalidInput, NotFound
+from legato.model.ids import MAX_ID
 from legato.model.reads import (
     ErrorRecord,
     ResourceRecord,
@@ -28,7 +29,7 @@ from legato.model.reads import (
     StepRecord,
     ValueRecord,
 )
-from legato.service.reads import MAX_ID, RunReads, parse_ref
+from legato.service.reads import RunReads, parse_ref
 from legato.service.tenancy import Principal
 from legato.service.views import (
     error_view,

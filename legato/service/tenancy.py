@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from legato.model.step_modules import module_refusal
+from legato.model.times import iso
 from legato.service.flights import Flights
-from legato.service.views import iso
 from legato.store.database import Database, Tx
 from legato.store.limits import forget_limits
 from legato.store.tenancy import (

@@ -62,11 +62,8 @@ MEDIA = {
     "txt": "text/plain; charset=utf-8",
 }
 MAX_BODY = 1 << 20
-MAX_ID = 2**63 - 1
 PAGE_DEFAULT, PAGE_MAX = 50, 500
 SYNC_WAIT = 60.0  # seconds a synchronous initiate waits at most
-RUN_ENDED = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"})
-STEP_ENDED = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT", "SKIPPED"})
 
 
 class AsperaError(Exception):
