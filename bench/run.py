@@ -48,8 +48,8 @@ from bench.common import (  # noqa: E402
 from legato.engine.worker import WorkerConfig  # noqa: E402
 from legato.model.states import RUN_TERMINAL  # noqa: E402
 from legato.runtime import Legato  # noqa: E402
+from legato.service.principal import Principal  # noqa: E402
 from legato.service.runs import StartRun  # noqa: E402
-from legato.service.tenancy import Principal  # noqa: E402
 from legato.store import tables  # noqa: E402
 from legato.store.migrate import upgrade  # noqa: E402
 

@@ -9,7 +9,7 @@ from fastapi import Depends, Query, Request
 from legato.http.auth import principal
 from legato.model.ids import MAX_ID, parse_id
 from legato.service.hub import Services
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
 
 __all__ = ["App", "Caller", "get_services", "parse_run_ref"]
 

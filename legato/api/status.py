@@ -18,8 +18,8 @@ from legato.http.strict_json import StrictJSONRoute
 from legato.http.watch import SSE, SSEvent, etag, etag_matches, parse_etags, parse_wait
 from legato.model.ids import MAX_ID, parse_id
 from legato.service.hub import Services
+from legato.service.principal import Principal
 from legato.service.status import MAX_BATCH, Resource, Snapshot
-from legato.service.tenancy import Principal
 
 __all__ = ["AS_XML", "AS_XML_OR_TEXT", "SUFFIXED", "Status", "StatusQuery", "router"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from legato.model.errors import NotFound
 from legato.model.ids import MAX_ID
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
 from legato.store import workflows as workflow_store
 from legato.store.database import Database
 from legato.store.step_lookup import find_step_run

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from legato.model.times import iso
 from legato.service.login_throttle import LoginPolicy, LoginThrottle
-from legato.service.tenancy import CREDENTIALS_TOPIC, ROLES, Principal
+from legato.service.principal import CREDENTIALS_TOPIC, ROLES, Principal
 from legato.store.database import Database, Tx
 from legato.store.identities import (
     delete_jwks,

@@ -21,9 +21,9 @@ from legato.model.json_values import json_problems
 from legato.model.reads import RunHead
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
 from legato.service.batching import GroupCommit
+from legato.service.principal import Principal
 from legato.service.reads import RunReads
 from legato.service.status import StatusService
-from legato.service.tenancy import Principal
 from legato.service.views import (
     event_view,
     iso,

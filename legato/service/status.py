@@ -29,8 +29,8 @@ from legato.model.reads import (
     StepRecord,
     ValueRecord,
 )
+from legato.service.principal import Principal
 from legato.service.reads import RunReads, parse_ref
-from legato.service.tenancy import Principal
 from legato.service.views import (
     error_view,
     event_view,

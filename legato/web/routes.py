@@ -22,8 +22,8 @@ from legato.model.errors import Forbidden, InvalidInput, LegatoError, NotFound, 
 from legato.model.filters import RunFilter
 from legato.model.states import RunStatus
 from legato.service.hub import Services
+from legato.service.principal import Principal
 from legato.service.sessions import Session, session_seconds
-from legato.service.tenancy import Principal
 from legato.web.forms import input_fields
 
 __all__ = ["mount", "router"]

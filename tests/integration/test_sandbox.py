@@ -18,8 +18,8 @@ from legato.engine.worker import WorkerConfig
 from legato.model.definition_loading import load_definition
 from legato.model.states import RUN_TERMINAL
 from legato.runtime import Legato
+from legato.service.principal import Principal
 from legato.service.runs import StartRun
-from legato.service.tenancy import Principal
 from legato.store.workflows import insert_version
 from tests.conftest import ADMIN_KEY, FAST, SETTINGS
 

@@ -30,7 +30,7 @@ from legato.model.errors import (
 )
 from legato.model.ids import parse_id
 from legato.service.hub import Services
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
 
 #: Legato's states in this API's words: work orders (runs) and work steps (steps).
 STATE_WORDS: dict[str, dict[str, str]] = {

@@ -67,7 +67,7 @@ from legato.model.errors import (
 )
 from legato.model.ids import parse_id
 from legato.service.hub import Services
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
 
 __all__ = ["PREFIX", "STATE_WORDS", "router"]
 

@@ -31,8 +31,8 @@ from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
 from legato.model.states import RUN_TERMINAL
 from legato.service.hub import Services
+from legato.service.principal import Principal
 from legato.service.runs import StartRun
-from legato.service.tenancy import Principal
 
 __all__ = ["DEFAULT_MAX_QUEUED", "STATE_WORDS", "router"]
 

@@ -22,7 +22,7 @@ from legato.dialects.encoding_com.render import Node, vendor_date
 from legato.model.ids import parse_id
 from legato.model.states import RUN_TERMINAL, STEP_TERMINAL
 from legato.service.hub import Services
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
 from legato.service.views import resource_view
 
 __all__ = ["STATE_WORDS", "STEP_WORDS", "Layout", "media_node", "scalar"]
