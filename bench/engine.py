@@ -29,8 +29,8 @@ from legato.engine.claims import claim
 from legato.engine.worker import WorkerConfig
 from legato.model.states import RUN_TERMINAL
 from legato.runtime import Legato
+from legato.service.principal import Principal
 from legato.service.runs import StartRun
-from legato.service.tenancy import Principal
 from legato.store import tables
 from legato.store.migrate import upgrade
 

@@ -19,6 +19,7 @@ from legato.engine.step_modules import StepModules
 from legato.engine.transitions import Transitions
 from legato.engine.worker import Worker, WorkerConfig
 from legato.model.addresses import AddressPolicy
+from legato.model.times import iso
 from legato.service.aspera_support import AsperaSupport
 from legato.service.dashboard import DashboardService
 from legato.service.datasourcesvc_support import DatasourcesvcSupport
@@ -30,7 +31,6 @@ from legato.service.runs import RunService
 from legato.service.sessions import SessionService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
-from legato.service.views import iso
 from legato.service.webhooks import WebhookService
 from legato.service.workflows import WorkflowService
 from legato.settings import Settings, scrub_secrets
@@ -199,7 +199,7 @@ def add_step_paths(paths: list[str] | None = None) -> None:
 
 async def load_examples(app: Legato) -> list[str]:
     """Apply every workflow under ``examples/`` (top level) to namespace ``default``."""
-    from legato.service.tenancy import Principal
+    from legato.service.principal import Principal
 
     ns_id = await app.tenancy.namespace_id("default")
     admin = Principal(ns_id, "default", "admin")

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from legato.api.deps import MAX_ID, Caller, ServicesDep
+from legato.api.deps import Caller, ServicesDep
 from legato.http.responses import JSONResponse
 from legato.http.strict_json import StrictJSONRoute
-from legato.service.views import iso
+from legato.model.ids import MAX_ID
+from legato.model.times import iso
 
 router = APIRouter(prefix="/api/v1", tags=["administration"], route_class=StrictJSONRoute)
 

@@ -12,14 +12,14 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from legato.api.deps import MAX_ID, Caller, ServicesDep, parse_run_ref
+from legato.api.deps import Caller, ServicesDep, parse_run_ref
 from legato.http.negotiation import FORMATS, MEDIA_TYPES, negotiate, render
 from legato.http.strict_json import StrictJSONRoute
 from legato.http.watch import SSE, SSEvent, etag, etag_matches, parse_etags, parse_wait
-from legato.model.ids import parse_id
+from legato.model.ids import MAX_ID, parse_id
+from legato.service.principal import Principal
 from legato.service.services import Services
 from legato.service.status import MAX_BATCH, Resource, Snapshot
-from legato.service.tenancy import Principal
 
 __all__ = ["AS_XML", "AS_XML_OR_TEXT", "SUFFIXED", "Status", "StatusQuery", "router"]
 

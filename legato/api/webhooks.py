@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from legato.api.deps import MAX_ID, Caller, DbId, ServicesDep, parse_run_ref
+from legato.api.deps import Caller, DbId, ServicesDep, parse_run_ref
 from legato.http.responses import JSONResponse
 from legato.http.strict_json import StrictJSONRoute
+from legato.model.ids import MAX_ID
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=StrictJSONRoute)
 PathId = Annotated[int, Path(ge=0, le=MAX_ID)]

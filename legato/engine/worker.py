@@ -108,15 +108,14 @@ class Worker:
     # -- claiming -----------------------------------------------------------------------
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
-        wake = self.db.subscribe(READY_TOPIC)
-        try:
+        async with self.db.watching(READY_TOPIC) as ready:
             while not stop.is_set():
                 free = self.config.concurrency - len(self._inflight)
                 if free <= 0:
                     self._slot_free.clear()
                     await self._slot_free.wait()
                     continue
-                wake.clear()
+                ready.look()
                 try:
                     with CLAIM_SECONDS.time():
                         claimed = await claim(
@@ -133,10 +132,7 @@ class Worker:
                 for step in claimed:
                     self._start(step)
                 if len(claimed) < free:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self.config.poll_interval)
-        finally:
-            self.db.unsubscribe(READY_TOPIC, wake)
+                    await ready.wait(self.config.poll_interval)
 
     # -- steps handed over by transactions of this process -------------------------------
 
@@ -273,14 +269,12 @@ class Worker:
     # -- leases -------------------------------------------------------------------------
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:
-        wake = self.db.subscribe(CANCEL_TOPIC)
         interval = self.config.lease_seconds / 3
         last_beat = 0.0
-        try:
+        async with self.db.watching(CANCEL_TOPIC) as cancels:
             while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), interval)
-                wake.clear()
+                await cancels.wait(interval)
+                cancels.look()
                 try:
                     if time.monotonic() - last_beat > interval:
                         last_beat = time.monotonic()
@@ -298,8 +292,6 @@ class Worker:
                         asyncio.get_running_loop().call_later(
                             self.config.cancel_grace, self._force_cancel, step_id
                         )
-        finally:
-            self.db.unsubscribe(CANCEL_TOPIC, wake)
 
     def _force_cancel(self, step_id: int) -> None:
         """An async step that ignored ``ctx.cancelled`` for the grace period is cancelled."""

@@ -58,7 +58,8 @@ _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     _R.RUNNING: frozenset(
         {_R.QUEUED, _R.SUCCEEDED, _R.FAILED, _R.CANCELING, _R.CANCELED, _R.TIMED_OUT}
     ),
-    _R.CANCELING: frozenset({_R.CANCELED}),
+    # TIMED_OUT: a run past its deadline is canceled, and ends timed out once its steps stop
+    _R.CANCELING: frozenset({_R.CANCELED, _R.TIMED_OUT}),
     # A failed or timed-out run may be retried from its failed steps.
     _R.FAILED: frozenset({_R.RUNNING}),
     _R.TIMED_OUT: frozenset({_R.RUNNING}),

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from legato.model.states import STEP_TERMINAL, StepStatus
+from legato.model.times import iso_time
 
 __all__ = ["waiting_reason"]
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def waiting_reason(
@@ -43,7 +39,7 @@ def waiting_reason(
     if status == StepStatus.READY:
         if step.not_before and step.not_before > now:
             reason = "sleep_until" if step.kind == "sleep" else "backoff_until"
-            return {"reason": reason, "until": _iso(step.not_before)}
+            return {"reason": reason, "until": iso_time(step.not_before)}
         if run_queued_by_limit:
             return {"reason": "concurrency_limit", "on": "namespace"}
         if not workers_alive:

@@ -16,9 +16,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from legato.model.times import iso
 from legato.service.login_throttle import LoginPolicy, LoginThrottle
-from legato.service.tenancy import CREDENTIALS_TOPIC, ROLES, Principal
-from legato.service.views import iso
+from legato.service.principal import CREDENTIALS_TOPIC, ROLES, Principal
 from legato.store.database import Database, Tx
 from legato.store.errors import DuplicateKey
 from legato.store.identities import (

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,16 +13,17 @@ from legato.engine.outbound import OutboundGuard
 from legato.engine.transitions import RunRequest, Transitions
 from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound
 from legato.model.filters import RunFilter
+from legato.model.ids import MAX_ID
 from legato.model.json_values import json_problems
 from legato.model.reads import RunHead
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
+from legato.model.times import iso
 from legato.service.batching import GroupCommit
+from legato.service.principal import Principal
 from legato.service.reads import RunReads
 from legato.service.status import StatusService
-from legato.service.tenancy import Principal
 from legato.service.views import (
     event_view,
-    iso,
     level_view,
     log_view,
     run_detail_view,
@@ -41,7 +40,6 @@ from legato.store.step_reports import read_progress
 __all__ = ["RunService", "StartRun"]
 
 MAX_PAGE_SIZE = 500
-MAX_ID = 2**63 - 1
 #: What the store's ``runs.idempotency_key`` column holds.
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -214,9 +212,9 @@ class RunService:
     ) -> AsyncIterator[dict[str, Any]]:
         """Every log line from ``after`` on, live, until the run has ended."""
         run_id = (await self._head(p, ref)).id
-        async with self.db.watching(f"run:{run_id}") as changed:
+        async with self.db.watching(f"run:{run_id}") as changes:
             while True:
-                changed.clear()
+                changes.look()
                 async with self.db.read() as conn:
                     rows = await reader.read_logs(conn, run_id, after=after, step_key=step)
                     head = await reader.find_head(conn, p.namespace_id, run_id)
@@ -227,8 +225,7 @@ class RunService:
                     continue
                 if head is None or head.finished:
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), 1.0)
+                await changes.wait(1.0)
 
     # -- control -------------------------------------------------------------------------
 
@@ -293,9 +290,8 @@ class RunService:
 
     async def wait_for_change(self, run_id: int, timeout: float) -> None:
         """Returns when the run changed (or after ``timeout``): the base of long-polls."""
-        async with self.db.watching(f"run:{run_id}") as changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout)
+        async with self.db.watching(f"run:{run_id}") as changes:
+            await changes.wait(timeout)
 
 
 def _run_request(p: Principal, req: StartRun) -> RunRequest:

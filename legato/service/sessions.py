@@ -17,7 +17,7 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from legato.model.errors import Forbidden, NotFound, Unauthorized
-from legato.service.tenancy import DEFAULT_NAMESPACE, Principal
+from legato.service.principal import DEFAULT_NAMESPACE, Principal
 from legato.store import sessions as store
 from legato.store.database import Database, Tx
 from legato.store.tenancy import find_namespace

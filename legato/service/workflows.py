@@ -6,9 +6,10 @@ import time
 from typing import Any
 
 from legato.engine.step_modules import StepModules
-from legato.model.definition import DefinitionError, load_definition
+from legato.model.definition_loading import load_definition
+from legato.model.definition_problems import DefinitionError
 from legato.model.errors import InvalidInput, NotFound
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
 from legato.service.views import workflow_view
 from legato.store.database import Database, Tx
 from legato.store.errors import DuplicateKey

@@ -28,7 +28,7 @@ from legato.model.errors import InvalidInput, Unavailable
 from legato.store.errors import DuplicateKey
 from legato.store.sqlite_inline import inline_connector
 
-__all__ = ["Database", "PointQuery", "Tx", "normalize_url"]
+__all__ = ["Database", "PointQuery", "Tx", "Watch", "normalize_url"]
 
 log = logging.getLogger("legato.store")
 T = TypeVar("T")
@@ -90,6 +90,31 @@ class Tx:
 
     def after_commit(self, action: Callable[[], None]) -> None:
         self.on_commit.append(action)
+
+
+class Watch:
+    """The wake-ups of one topic while its ``Database.watching`` block runs."""
+
+    def __init__(self, db: Database, topic: str, woken: asyncio.Event) -> None:
+        self._db = db
+        self._topic = topic
+        #: set by every commit that wakes the topic (for waits on several things at once)
+        self.woken = woken
+
+    def look(self) -> float | None:
+        """Call before each look: when (``time.monotonic()``) the commit that woke the topic
+        since the last look came, so that a read begun after it may be shared; None when
+        nothing woke it. A commit after this call wakes the next ``wait``."""
+        since = self._db.woken_at(self._topic) if self.woken.is_set() else None
+        self.woken.clear()
+        return since
+
+    async def wait(self, timeout: float) -> bool:
+        """Until a commit wakes the topic or ``timeout`` seconds pass; True when woken."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.woken.wait(), timeout)
+            return True
+        return False
 
 
 class Database:
@@ -275,12 +300,12 @@ class Database:
         return ev
 
     @contextlib.asynccontextmanager
-    async def watching(self, topic: str) -> AsyncIterator[asyncio.Event]:
-        """An event set after every commit that wakes ``topic``, for as long as the block
-        runs; clear it before looking, so a commit after the look sets it again."""
+    async def watching(self, topic: str) -> AsyncIterator[Watch]:
+        """Follow ``topic`` for as long as the block runs: the one way to subscribe, look,
+        wait for the next commit that wakes it (or a timeout) and look again."""
         ev = self.subscribe(topic)
         try:
-            yield ev
+            yield Watch(self, topic, ev)
         finally:
             self.unsubscribe(topic, ev)
 

@@ -11,7 +11,8 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legato.model.advance import Effects, RunGraph
-from legato.model.definition import WorkflowDefinition, definition_from_data
+from legato.model.definition import WorkflowDefinition
+from legato.model.definition_loading import definition_from_data
 from legato.model.records import RunState, StepState, value_type
 from legato.store.outbox import enqueue as enqueue_webhooks
 from legato.store.stats import record_durations

@@ -21,9 +21,9 @@ from legato.http.session import SESSION_COOKIE, session_of
 from legato.model.errors import Forbidden, InvalidInput, LegatoError, NotFound, Unauthorized
 from legato.model.filters import RunFilter
 from legato.model.states import RunStatus
+from legato.service.principal import Principal
 from legato.service.services import Services
 from legato.service.sessions import Session
-from legato.service.tenancy import Principal
 from legato.web.forms import input_fields
 
 __all__ = ["mount", "router"]
