@@ -34,7 +34,14 @@ from legato.model.records import ClaimedStep, RunState, StepResult
 from legato.model.states import RunStatus, StepStatus
 from legato.store.database import Database, Tx
 from legato.store.limits import any_limits
-from legato.store.run_graphs import DefinitionCache, insert_runs, insert_steps, load_graphs, persist
+from legato.store.run_graphs import (
+    DefinitionCache,
+    GraphCache,
+    insert_runs,
+    insert_steps,
+    load_graphs,
+    persist,
+)
 from legato.store.step_reports import StepReports, write_step_reports
 from legato.store.workflows import find_workflow
 
@@ -154,6 +161,7 @@ class Transitions:
         self.definitions = definitions
         self._durations = _DurationBuffer()
         self._local: list[LocalWorker] = []
+        self._graphs = GraphCache()
 
     def attach(self, worker: LocalWorker) -> None:
         self._local.append(worker)
@@ -194,8 +202,11 @@ class Transitions:
             fx = Effects()
             graphs: dict[int, RunGraph] = {}
             claimed: list[ClaimedStep] = []
-            take = self._taker(tx, fx, graphs, now, claim_for, claimed)
-            applied = await self._drain(tx, graphs, fx, items, now, between=take)
+            restarted: set[int] = set()
+            take = self._taker(tx, fx, graphs, now, claim_for, claimed, restarted)
+            applied = await self._drain(
+                tx, graphs, fx, items, now, between=take, restarted=restarted
+            )
             if len(claimed) < len(fx.ready_steps):
                 tx.wake(READY_TOPIC)  # work left for other workers (or a backoff to time)
             return applied, claimed
@@ -279,8 +290,9 @@ class Transitions:
             return graphs
         worker, continuation = taker
         claimed: list[ClaimedStep] = []
-        take = self._taker(tx, fx, by_id, now, continuation, claimed)
-        await self._drain(tx, by_id, fx, [], now, between=take)
+        restarted: set[int] = set()
+        take = self._taker(tx, fx, by_id, now, continuation, claimed, restarted)
+        await self._drain(tx, by_id, fx, [], now, between=take, restarted=restarted)
         if len(claimed) < len(fx.ready_steps):
             tx.wake(READY_TOPIC)
         if claimed:
@@ -295,6 +307,7 @@ class Transitions:
         now: float,
         claim_for: Continuation | None,
         claimed: list[ClaimedStep],
+        restarted: set[int],
     ) -> Callable[[], Awaitable[None]]:
         """Claims, for ``claim_for``, the due steps the transaction released (into
         ``claimed``), once its runs and steps are written and before its events are."""
@@ -307,18 +320,29 @@ class Transitions:
                 return
             run_ids = sorted({s.run_id for s in due})
             queued = {r for r in run_ids if graphs[r].run.status == RunStatus.QUEUED}
-            claimed.extend(
-                await claim_in(
-                    tx,
-                    claim_for.worker,
-                    claim_for.slots,
-                    claim_for.lease_seconds,
-                    run_ids=run_ids,
-                    queued_runs=queued,
-                    events_into=fx.raw_events,
-                    namespaces=claim_for.namespaces,
-                )
+            taken = await claim_in(
+                tx,
+                claim_for.worker,
+                claim_for.slots,
+                claim_for.lease_seconds,
+                run_ids=run_ids,
+                queued_runs=queued,
+                events_into=fx.raw_events,
+                namespaces=claim_for.namespaces,
             )
+            claimed.extend(taken)
+            # what the claim wrote, in the graphs the cache keeps; a run it started moved
+            # its counter in the database only, so its graph is read afresh next time
+            restarted.update(queued)
+            for c in taken:
+                step = graphs[c.run_id].by_id(c.id)
+                if step is None:
+                    restarted.add(c.run_id)
+                    continue
+                step.status, step.attempt = StepStatus.RUNNING, c.attempt
+                step.lease_owner = claim_for.worker
+                step.lease_expires_at, step.started_at = c.lease_expires_at, c.started_at
+                step.status_message, step.progress = "Running", None
 
         return take
 
@@ -339,13 +363,20 @@ class Transitions:
         now: float,
         *,
         between: Callable[[], Awaitable[None]] | None = None,
+        restarted: set[int] | None = None,
     ) -> int:
+        """Apply ``items`` and all they lead to, write the result; once committed, the
+        graphs go to the cache, but for ``restarted`` (runs a claim started meanwhile)."""
         applied = 0
         children_done = notices_done = cancels_done = 0
         while True:
             missing = {it.run_id for it in items} - graphs.keys()
             if missing:
-                graphs.update(await load_graphs(tx.conn, missing, self.definitions, lock=True))
+                graphs.update(
+                    await load_graphs(
+                        tx.conn, missing, self.definitions, lock=True, cache=self._graphs
+                    )
+                )
             for it in items:
                 graph = graphs.get(it.run_id)
                 if graph is not None and self._apply(graph, it, now, fx):
@@ -370,6 +401,8 @@ class Transitions:
                 break
         fx.durations = self._durations.add_and_take_if_due(fx.durations)
         await persist(tx.conn, graphs.values(), fx, now, between)
+        written = [g for g in graphs.values() if g.run.id not in (restarted or ())]
+        tx.after_commit(lambda: self._graphs.keep(written))
         if (fx.ready and between is None) or (fx.finished_runs and any_limits(tx.shared)):
             tx.wake(READY_TOPIC)  # (a run that ended may free a slot in a limited namespace)
         if any(

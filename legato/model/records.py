@@ -147,3 +147,4 @@ class ClaimedStep:
     item: Any
     lease_expires_at: float
     namespace_id: int
+    started_at: float = 0.0

@@ -102,6 +102,7 @@ async def claim_ready_steps(
             r.item,
             expires,
             r.namespace_id,
+            now,
         )
         for r in rows
     ]
