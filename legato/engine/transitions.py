@@ -332,9 +332,12 @@ class Transitions:
             )
             claimed.extend(taken)
             # what the claim wrote, in the graphs the cache keeps; a run it started moved
-            # its counter in the database only, so its graph is read afresh next time
+            # its counter in the database only: its graph is read afresh next time, and
+            # stays as admitted (the answer to a start shows the run queued)
             restarted.update(queued)
             for c in taken:
+                if c.run_id in queued:
+                    continue
                 step = graphs[c.run_id].by_id(c.id)
                 if step is None:
                     restarted.add(c.run_id)
