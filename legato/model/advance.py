@@ -211,7 +211,8 @@ def start_run(graph: RunGraph, now: float, fx: Effects) -> None:
     if run.start_at is not None and run.start_at > now:
         run.held_until = run.start_at
         run.status_message = f"Scheduled for {iso_time(run.start_at)}"
-        fx.event(run, "run.queued", R.QUEUED, f"Run queued; starts at {iso_time(run.start_at)}", now)
+        message = f"Run queued; starts at {iso_time(run.start_at)}"
+        fx.event(run, "run.queued", R.QUEUED, message, now)
         return
     run.status_message = "Queued"
     fx.event(run, "run.queued", R.QUEUED, "Run queued", now)

@@ -28,6 +28,7 @@ __all__ = [
     "ALIASES",
     "OVERLAP_POLICIES",
     "Pass",
+    "ScheduleDeclaration",
     "ScheduleFields",
     "ScheduleSpec",
     "fire_scope",
@@ -152,7 +153,9 @@ class ScheduleSpec(BaseModel):
                 raise ValueError(value)
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Europe/Berlin)")
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name, e.g. Europe/Berlin)"
+            ) from None
         return value
 
     @field_validator("every")
@@ -198,31 +201,43 @@ class ScheduleSpec(BaseModel):
         return self.model_dump(mode="json")
 
 
-class ScheduleFields(ScheduleSpec):
-    """A schedule as a user writes it: in a workflow's ``schedules:`` or to the API."""
+class ScheduleDeclaration(ScheduleSpec):
+    """A schedule as a workflow's definition declares it (``schedules:``)."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str = Field(pattern=NAME_PATTERN, description="unique in the namespace")
     description: str = Field("", max_length=2000)
-    workflow: str | None = Field(None, description="implied in a workflow's own schedules")
-    version: int | None = Field(None, ge=1, description="pin a version (default: the latest)")
+    version: int | None = Field(None, ge=1, le=2**31 - 1, description="pin a workflow version")
     inputs: dict[str, Any] = Field(
         default_factory=dict, description="${{ schedule.fire_time }} and the like may be used"
     )
     labels: dict[
         Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(max_length=200)]
     ] = Field(default_factory=dict, max_length=50)
-    paused: bool = False
-    note: str | None = Field(None, max_length=2000)
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_number(cls, value: str) -> str:
+        if value.isdigit():
+            raise ValueError("a schedule's name is not only digits (those name its id)")
+        return value
 
     def spec(self) -> ScheduleSpec:
         return ScheduleSpec.model_validate({k: getattr(self, k) for k in ScheduleSpec.model_fields})
+
+
+class ScheduleFields(ScheduleDeclaration):
+    """A schedule as the API takes it: with the workflow it starts, and paused or not."""
+
+    workflow: str | None = Field(None, max_length=100)
+    paused: bool = False
+    note: str | None = Field(None, max_length=2000, description="why it is paused, say")
 
 
 # -- fire times ---------------------------------------------------------------------------
 
 
 def next_fire(spec: ScheduleSpec, after: float) -> float | None:
-    """The first fire time strictly after ``after`` within ``start_at``–``end_at``."""
+    """The first fire time strictly after ``after`` within ``start_at`` .. ``end_at``."""
     if spec.start_at is not None and after < spec.start_at:
         after = spec.start_at - 1e-6  # a fire time at start_at itself counts
     if spec.every is not None:

@@ -4,10 +4,11 @@ in one read, and the step tree walked one level at a time across sub-workflow ru
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from legato.model.errors import InvalidInput, NotFound
+from legato.model.errors import Conflict, InvalidInput, NotFound
 from legato.model.ids import parse_id
 from legato.model.states import StepStatus
 from legato.service.runs import RunService, StartRun
@@ -29,6 +30,13 @@ _NESTING_KINDS = frozenset({"group", "workflow"})
 _LOG_PAGE = 1000
 _ERROR_LEVELS = frozenset({"error", "critical"})
 _LOG_PAGES = 100
+
+
+def _status(row: Any) -> str:
+    """The run's status, ``SCHEDULED`` for a run waiting for a later start time."""
+    if row.status == "QUEUED" and row.held_until is not None:
+        return "SCHEDULED"
+    return str(row.status)
 
 
 def _execution_not_found(ref: str) -> NotFound:
@@ -66,8 +74,29 @@ class SelfServiceSupport:
         async with self.db.read() as conn:
             for ref in refs:
                 row = await self._find(conn, p, ref, requestor)
-                out.append((ref, None if row is None else str(row.status)))
+                out.append((ref, None if row is None else _status(row)))
         return out
+
+    async def schedule(
+        self, p: Principal, ref: str, requestor: str, until: float
+    ) -> dict[str, Any]:
+        """Start an execution that has not started at ``until`` (it waits QUEUED until then,
+        and can be cancelled meanwhile); a time that has come starts it now."""
+        p.require("operator")
+        async with self.db.read() as conn:
+            row = await self._find(conn, p, ref, requestor)
+        if row is None:
+            raise _execution_not_found(ref)
+        if row.status != "QUEUED" or row.started_at is not None:
+            if until <= time.time():
+                return await self.runs.get(p, row.id)
+            raise Conflict(
+                f"execution {ref} has started already ({row.status}); it cannot be scheduled",
+                code="run_started",
+            )
+        if not await self.runs.transitions.hold(row.id, until):
+            raise Conflict(f"execution {ref} has started already", code="run_started")
+        return await self.runs.get(p, row.id)
 
     async def execution(self, p: Principal, ref: str, requestor: str) -> dict[str, Any]:
         """The run of an execution (its native view)."""

@@ -60,6 +60,7 @@ class StartRun:
     operation_type: str | None = None
     requestor: str | None = None
     idempotency_key: str | None = None
+    start_at: float | None = None  # held QUEUED until then
 
 
 @dataclass
@@ -163,6 +164,7 @@ class RunService:
             external_id=req.external_id,
             idempotency_key=req.idempotency_key,
             notify_url=req.notify_url,
+            start_at=req.start_at,
         )
 
     async def _existing(self, p: Principal, req: StartRun) -> dict[str, Any] | None:
