@@ -13,7 +13,7 @@ from legato.api.deps import App, Caller
 from legato.http.responses import JSONResponse
 from legato.http.strict_json import StrictJSONRoute
 from legato.model.errors import InvalidInput
-from legato.model.schedules import ScheduleFields, parse_instant
+from legato.model.schedules import parse_instant
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"], route_class=StrictJSONRoute)
 Ref = Annotated[str, Field(min_length=1, max_length=100)]
@@ -64,9 +64,7 @@ def _object(body: Any) -> dict[str, Any]:
 async def create_schedule(
     caller: Caller,
     app: App,
-    body: Annotated[
-        dict[str, Any], _BODY, Field(json_schema_extra=ScheduleFields.model_json_schema())
-    ],
+    body: Annotated[dict[str, Any], _BODY],
 ) -> JSONResponse:
     """A schedule: ``cron`` (5 fields, 6 with seconds, or ``@hourly``…) or ``every`` (with an
     ``anchor``), a ``timezone``, ``inputs`` and ``labels`` for its runs, ``start_at`` /

@@ -4,7 +4,7 @@ and the schedules a workflow declares in its definition (applied with it)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -110,6 +110,7 @@ class ScheduleService:
     def __init__(self, db: Database, transitions: Transitions) -> None:
         self.db = db
         self.transitions = transitions
+        self.clock: Callable[[], float] = time.time  # tests drive the clock
 
     # -- read ----------------------------------------------------------------------------
 
@@ -124,14 +125,14 @@ class ScheduleService:
         async with self.db.read() as conn:
             row = await self._row(conn, p, ref)
             recent = await store.list_fires(conn, row.id, fires)
-        view = _view(row, p.namespace, time.time())
+        view = _view(row, p.namespace, self.clock())
         view["recent_fires"] = [fire_view(f) for f in recent]
         return view
 
     async def list_all(self, p: Principal, workflow: str | None = None) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
             rows = await store.list_schedules(conn, p.namespace_id, workflow)
-        now = time.time()
+        now = self.clock()
         return [_view(r, p.namespace, now, count=1) for r in rows]
 
     async def next_times(self, p: Principal, ref: str, count: int) -> list[str | None]:
@@ -142,7 +143,7 @@ class ScheduleService:
             )
         async with self.db.read() as conn:
             row = await self._row(conn, p, ref)
-        return _view(row, p.namespace, time.time(), count)["next_fire_times"]  # type: ignore[no-any-return]
+        return _view(row, p.namespace, self.clock(), count)["next_fire_times"]  # type: ignore[no-any-return]
 
     async def fires(
         self, p: Principal, ref: str, limit: int = 50, before: float | None = None
@@ -166,7 +167,7 @@ class ScheduleService:
         workflow = fields.workflow
 
         async def tx_fn(tx: Tx) -> dict[str, Any]:
-            now = time.time()
+            now = self.clock()
             await self._check_target(tx, p, workflow, fields.version, fields)
             values = _values(fields, now) | {
                 "namespace_id": p.namespace_id,
@@ -199,7 +200,7 @@ class ScheduleService:
             _not_declared(row, "changed")
             merged = {**_as_body(row), **body}
             fields = _validated(ScheduleFields, merged)
-            now = time.time()
+            now = self.clock()
             workflow = fields.workflow or row.workflow
             await self._check_target(tx, p, workflow, fields.version, fields)
             values = _values(fields, now) | {"workflow": workflow, "note": fields.note}
@@ -248,7 +249,7 @@ class ScheduleService:
             if row.paused == paused:
                 values: dict[str, Any] = {}
             else:
-                values = await self._pausing(tx, row, paused, time.time(), p.namespace)
+                values = await self._pausing(tx, row, paused, self.clock(), p.namespace)
             if note is not None:
                 values["note"] = note
             if values:
@@ -287,7 +288,7 @@ class ScheduleService:
 
         async def tx_fn(tx: Tx) -> dict[str, Any]:
             row = await self._row(tx.conn, p, ref, lock=True)
-            now = time.time()
+            now = self.clock()
             fired = await fire_schedule(
                 tx,
                 self.transitions,
