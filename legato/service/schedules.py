@@ -56,11 +56,11 @@ def _ref(ref: str) -> int | str:
 
 def _view(row: Any, namespace: str, now: float, count: int = 5) -> dict[str, Any]:
     spec = ScheduleSpec.model_validate(row.spec)
-    upcoming = (
-        [] if row.paused else next_fires(spec, max(now, (row.next_fire_at or now) - 1e-6), count)
-    )
-    if row.next_fire_at is not None and not row.paused and row.next_fire_at <= now:
-        upcoming = [row.next_fire_at, *upcoming][:count]  # due, about to fire
+    upcoming: list[float] = []
+    if row.paused:  # from now on, as a resume would go on
+        upcoming = next_fires(spec, now, count)
+    elif row.next_fire_at is not None:  # the next not yet fired (due now, perhaps)
+        upcoming = [row.next_fire_at, *next_fires(spec, row.next_fire_at, count - 1)]
     state = "paused" if row.paused else ("ended" if row.next_fire_at is None else "active")
     return {
         "id": row.id,

@@ -242,7 +242,8 @@ async def test_pause_and_resume(legato: Legato, clock: Clock) -> None:
     clock.now = T0 + 30
     paused = await legato.schedules.pause(p, "napper", "maintenance")
     assert paused["state"] == "paused" and paused["note"] == "maintenance"
-    assert paused["next_fire_times"] == []
+    assert paused["next_fire_time"] is None
+    assert paused["next_fire_times"][0] == iso(T0 + 60)  # where a resume now would go on
     assert await tick(legato, T0 + 200) == 0
     clock.now = T0 + 200
     resumed = await legato.schedules.resume(p, "napper")
