@@ -170,9 +170,10 @@ class SelfServiceSupport:
         requestor: str,
         inputs: dict[str, Any],
         external_id: str | None,
+        start_at: float | None = None,
     ) -> dict[str, Any]:
         """A run of the workflow named after the requestor (``EXADATA_CPU_SCALE`` ->
-        ``exadata-cpu-scale``), carrying the requestor."""
+        ``exadata-cpu-scale``), carrying the requestor; held until ``start_at`` if given."""
         view, _new = await self.runs.start(
             p,
             StartRun(
@@ -181,6 +182,7 @@ class SelfServiceSupport:
                 requestor=requestor,
                 operation_type=requestor,
                 external_id=external_id,
+                start_at=start_at,
             ),
         )
         return view

@@ -249,9 +249,10 @@ async def create_execution(request: Request) -> Response:
         ref = request.query_params.get("id", body.get("id"))
         if ref is not None and (not isinstance(ref, str | int) or not str(ref).strip()):
             raise _Fault(400, "'id' must be a non-empty string")
-        inputs = {k: v for k, v in body.items() if k not in ("requestor", "id")}
+        inputs = {k: v for k, v in body.items() if k not in ("requestor", "id", "scheduledTime")}
+        when = _check_schedule(body["scheduledTime"]) if "scheduledTime" in body else None
         run = await _services(request).oracle_selfservice_support.start(
-            principal, requestor, inputs, str(ref).strip() if ref is not None else None
+            principal, requestor, inputs, str(ref).strip() if ref is not None else None, when
         )
     except _Fault as fault:
         return _error(fault.status, fault.message)
