@@ -69,7 +69,7 @@ def create_app(
                     namespaces=legato.settings.worker_namespaces,
                 )
             )
-        else:  # an API process fires schedules too: there need be no worker for that
+        elif legato.settings.scheduler:  # an API process fires schedules too
             legato.start_scheduler()
         if announce:
             _announce(announce, secret)

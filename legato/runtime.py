@@ -220,7 +220,7 @@ class Legato:
         )
         self._tasks.append(asyncio.create_task(reaper.run(self._stop)))
         self._tasks.append(asyncio.create_task(self.deliverer().run(self._stop)))
-        if not self._scheduling:
+        if self.settings.scheduler and not self._scheduling:
             self.start_scheduler()
         return started
 
@@ -303,12 +303,10 @@ def run_worker(
         serves = ", ".join(namespaces) if namespaces else "all namespaces"
         log.info("worker %s started (concurrency %d, %s)", worker.name, concurrency, serves)
         try:
-            await asyncio.gather(
-                worker.run(stop),
-                reaper.run(stop),
-                app.deliverer().run(stop),
-                app.scheduler().run(stop),
-            )
+            loops = [worker.run(stop), reaper.run(stop), app.deliverer().run(stop)]
+            if settings.scheduler:
+                loops.append(app.scheduler().run(stop))
+            await asyncio.gather(*loops)
         finally:
             await app.close()
 

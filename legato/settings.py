@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     allow_private_urls: bool = False
     #: networks outbound requests may reach although private, e.g. ``10.0.0.0/8``
     allowed_cidrs: Annotated[tuple[Network, ...], NoDecode] = ()
+    #: this process fires schedules and releases delayed runs (any number of processes may)
+    scheduler: bool = True
 
     @field_validator("step_modules", "worker_namespaces", "allowed_cidrs", mode="before")
     @classmethod
