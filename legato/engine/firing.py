@@ -20,7 +20,6 @@ from legato.model.schedules import (
     fire_scope,
     jitter_of,
     next_fire,
-    next_fires,
     overlap_action,
     plan_pass,
 )
@@ -232,7 +231,3 @@ async def record_paused(
     fires = [f for f in fires if (f.schedule_id, f.fire_time) in inserted]
     await record_events(tx, row, namespace, fires)
     return counted
-
-
-def upcoming(spec: ScheduleSpec, after: float, count: int) -> list[float]:
-    return next_fires(spec, after, count)

@@ -67,7 +67,7 @@ class Scheduler:
                 changed.clear()
                 ended.clear()
                 try:
-                    await self.tick()
+                    await self.tick(stop=stop)
                     async with self.db.read() as conn:
                         wake_at, buffered = await next_wake(conn)
                     delay = self._delay(wake_at, buffered)
@@ -88,16 +88,16 @@ class Scheduler:
             return self.config.contended_sleep
         return min(left, self.config.max_sleep)
 
-    async def tick(self, now: float | None = None) -> int:
+    async def tick(self, now: float | None = None, stop: asyncio.Event | None = None) -> int:
         """Everything due at ``now``: answers how many runs were started or released."""
         self.passes += 1
         done = 0
-        while True:
+        while stop is None or not stop.is_set():
             n, more = await self.db.write(lambda tx: self._fire_batch(tx, now))
             done += n
             if not more:
                 break
-        while True:
+        while stop is None or not stop.is_set():
             n, more = await self.db.write(lambda tx: self._release_batch(tx, now))
             done += n
             if not more:

@@ -267,13 +267,8 @@ class ScheduleService:
         if paused:
             return {"paused": True, "due_at": None, "updated_at": now}
         spec = ScheduleSpec.model_validate(row.spec)
-        skipped = await record_paused(tx, row, spec, now, namespace)
-        return {
-            "paused": False,
-            "updated_at": now,
-            "skipped_count": row.skipped_count + skipped,
-            **_timing(spec, row.id, now),
-        }
+        await record_paused(tx, row, spec, now, namespace)
+        return {"paused": False, "updated_at": now, **_timing(spec, row.id, now)}
 
     async def trigger(self, p: Principal, ref: str, overlap: str | None = None) -> dict[str, Any]:
         """Fire now, once, apart from the schedule's own times (also while paused); the

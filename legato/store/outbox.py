@@ -351,7 +351,10 @@ async def claim_due(db: Database, limit: int, lease_seconds: float) -> list[Row[
             (row[0], row[1], row[2]): row[3]
             for row in await conn.execute(
                 select(outbox.c.run_id, outbox.c.url, outbox.c.webhook_id, func.min(outbox.c.id))
-                .where(_PENDING, outbox.c.run_id.in_(sorted({r.run_id for r in due})))
+                .where(
+                    _PENDING,
+                    outbox.c.run_id.in_(sorted({r.run_id for r in due if r.run_id is not None})),
+                )
                 .group_by(outbox.c.run_id, outbox.c.url, outbox.c.webhook_id)
             )
         }

@@ -28,7 +28,6 @@ from legato.store.tables import namespaces, runs, schedule_fires, schedules
 __all__ = [
     "FireRow",
     "buffered_ready",
-    "count_fires",
     "delete_schedule",
     "due_schedules",
     "find_schedule",
@@ -42,7 +41,6 @@ __all__ = [
     "open_runs",
     "owned_by",
     "record_events",
-    "run_statuses",
     "set_fire_runs",
     "update_schedule",
 ]
@@ -181,14 +179,6 @@ async def next_wake(conn: AsyncConnection) -> tuple[float | None, bool]:
     return (min(times) if times else None), ready is not None
 
 
-async def run_statuses(conn: AsyncConnection, run_ids: Iterable[int]) -> dict[int, str]:
-    ids = sorted({r for r in run_ids if r is not None})
-    if not ids:
-        return {}
-    rows = await conn.execute(select(runs.c.id, runs.c.status).where(runs.c.id.in_(ids)))
-    return {r.id: r.status for r in rows}
-
-
 async def open_runs(conn: AsyncConnection, schedule_id: int) -> list[int]:
     """The schedule's runs that have not ended (newest first)."""
     rows = await conn.execute(
@@ -260,15 +250,6 @@ async def list_fires(
         query = query.where(schedule_fires.c.fire_time < before)
     query = query.order_by(schedule_fires.c.fire_time.desc()).limit(limit)
     return list(await conn.execute(query))
-
-
-async def count_fires(conn: AsyncConnection, schedule_id: int) -> dict[str, int]:
-    rows = await conn.execute(
-        select(schedule_fires.c.outcome, func.count())
-        .where(schedule_fires.c.schedule_id == schedule_id)
-        .group_by(schedule_fires.c.outcome)
-    )
-    return {r[0]: int(r[1]) for r in rows}
 
 
 # -- webhooks -----------------------------------------------------------------------------

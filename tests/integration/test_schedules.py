@@ -15,6 +15,8 @@ from legato.engine.scheduler import Scheduler
 from legato.model.errors import Conflict
 from legato.runtime import Legato
 from legato.service.runs import StartRun
+from legato.settings import Settings
+from tests.conftest import LOCAL_RECEIVERS
 
 T0 = 1_900_000_000.0  # a whole minute (2030-03-17T17:46:40Z is not; we only need it fixed)
 T0 = T0 - T0 % 3600  # a whole hour
@@ -428,3 +430,40 @@ async def test_a_delayed_run_is_released_at_its_time(legato: Legato, clock: Cloc
     assert got["steps"][0]["status"] == "READY"
     events = [e["type"] for e in await legato.runs.events(p, run["id"])]
     assert events[:2] == ["run.queued", "run.released"]
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return LOCAL_RECEIVERS  # the webhook below names a local address
+
+
+async def test_fires_and_skips_are_webhook_events(legato: Legato, clock: Clock) -> None:
+    from sqlalchemy import select
+
+    from legato.store.outbox import claim_due
+    from legato.store.tables import outbox
+
+    p = await admin(legato)
+    await legato.webhooks.create(p, "http://127.0.0.1:9/hook", ["schedule.*"])
+    s = await create(legato, name="hooked", workflow="held", every="1m")
+    await tick(legato, T0 + 60)
+    await tick(legato, T0 + 120)  # the first run still waits for approval: skipped
+    async with legato.db.read() as conn:
+        rows = list(await conn.execute(select(outbox).order_by(outbox.c.id)))
+    assert [r.event_type for r in rows] == ["schedule.fired", "schedule.skipped"]
+    [run] = await runs_of(legato, s["id"])
+    fired, skipped = rows[0].payload, rows[1].payload
+    assert fired["run"]["id"] == run["id"] and rows[0].run_id == run["id"]
+    assert fired["data"]["schedule"] == {
+        "id": s["id"],
+        "name": "hooked",
+        "workflow": "held",
+        "namespace": "default",
+    }
+    assert fired["data"]["fire_time"] == iso(T0 + 60)
+    assert skipped["run"] is None and rows[1].run_id is None
+    assert skipped["data"]["reason"] == "skipped_overlap"
+    assert skipped["data"]["fire_time"] == iso(T0 + 120)
+    # an event of no run is sent as any other
+    claimed = await claim_due(legato.db, 10, 30.0)
+    assert sorted(r.event_type for r in claimed) == ["schedule.fired", "schedule.skipped"]
