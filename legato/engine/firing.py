@@ -9,8 +9,8 @@ process) fires the same time again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from legato.model.errors import LegatoError
@@ -30,11 +30,11 @@ from legato.store.schedules import (
     open_runs,
     record_events,
     set_fire_runs,
-    update_schedule,
+    update_schedules,
 )
 from legato.store.transitions import NewRun, Transitions
 
-__all__ = ["Fired", "fire_schedule", "record_paused", "timing"]
+__all__ = ["Fired", "fire_many", "fire_schedule", "record_paused", "timing"]
 
 #: fire times passed while paused that a resume records one by one (the rest are counted)
 MAX_PAUSED_RECORDED = 100
@@ -60,6 +60,19 @@ def timing(spec: ScheduleSpec, schedule_id: int, after: float) -> dict[str, floa
     }
 
 
+@dataclass
+class _Plan:
+    """What firing one schedule will do, before the batch's statements run."""
+
+    row: Any
+    fires: list[FireRow] = field(default_factory=list)
+    starting: list[tuple[FireRow, NewRun]] = field(default_factory=list)
+    to_cancel: list[int] = field(default_factory=list)
+    changes: dict[str, Any] = field(default_factory=dict)
+    missed_count: int = 0
+    recorded: bool = False  # its fire row exists already (a buffered fire)
+
+
 async def fire_schedule(
     tx: Tx,
     transitions: Transitions,
@@ -74,39 +87,100 @@ async def fire_schedule(
 ) -> Fired:
     """Fire ``row``'s due times (a scheduler pass), one manual fire time (trigger now), or
     its buffered fire (``buffered_start``: the previous run has ended)."""
+    [fired] = await fire_many(
+        tx,
+        transitions,
+        [row],
+        now,
+        namespaces={row.namespace_id: namespace} if namespace else {},
+        manual_time=manual_time,
+        overlap=overlap,
+        buffered_start=buffered_start,
+        cache=cache,
+    )
+    return fired
+
+
+async def fire_many(
+    tx: Tx,
+    transitions: Transitions,
+    rows: Sequence[Any],
+    now: float,
+    *,
+    namespaces: Mapping[int, str] | None = None,
+    manual_time: float | None = None,
+    overlap: str | None = None,
+    buffered_start: bool = False,
+    cache: dict[Any, Any] | None = None,
+) -> list[Fired]:
+    """Fire many schedules with a fixed handful of statements, however many they are: their
+    fire rows in one insert, their runs created together, their rows updated together."""
+    cache = {} if cache is None else cache
+    plans = [
+        await _plan(tx, transitions, row, now, manual_time, overlap, buffered_start, cache)
+        for row in rows
+    ]
+    inserted = await insert_fires(tx, [f for p in plans if not p.recorded for f in p.fires], now)
+    for p in plans:
+        if not p.recorded:  # only a fire time this transaction recorded may start a run
+            p.fires = [f for f in p.fires if (f.schedule_id, f.fire_time) in inserted]
+            p.starting = [(f, n) for f, n in p.starting if (f.schedule_id, f.fire_time) in inserted]
+        if p.to_cancel and p.starting:
+            reason = f"Canceled: schedule {p.row.name} started a newer run"
+            await transitions.cancel_in(tx, sorted(set(p.to_cancel)), reason)
+    graphs = iter(await transitions.create_runs(tx, [n for p in plans for _, n in p.starting]))
+    out: list[Fired] = []
+    for p in plans:
+        run_of = {f.fire_time: next(graphs).run.id for f, _ in p.starting}
+        p.fires = [replace(f, run_id=run_of.get(f.fire_time)) for f in p.fires]
+        out.append(Fired(p.fires))
+    started = [f for p in plans for f in p.fires if f.run_id is not None]
+    await set_fire_runs(tx, [(f.schedule_id, f.fire_time, f.run_id, "started") for f in started])
+    await update_schedules(tx.conn, [_bookkeeping(p, now) for p in plans])
+    for p in plans:
+        await record_events(tx, p.row, (namespaces or {}).get(p.row.namespace_id), p.fires)
+    return out
+
+
+async def _plan(
+    tx: Tx,
+    transitions: Transitions,
+    row: Any,
+    now: float,
+    manual_time: float | None,
+    overlap: str | None,
+    buffered_start: bool,
+    cache: dict[Any, Any],
+) -> _Plan:
     spec = ScheduleSpec.model_validate(row.spec)
     policy = overlap or spec.overlap
-    fires: list[FireRow] = []
-    changes: dict[str, Any] = {}
+    plan = _Plan(row)
     candidates: list[float] = []
-    missed_count = 0
     if buffered_start:
-        if row.buffered_fire_at is None:
-            return Fired([])
-        candidates = [row.buffered_fire_at]
-        changes["buffered_fire_at"] = None
+        if row.buffered_fire_at is not None:
+            candidates = [row.buffered_fire_at]
+        plan.changes["buffered_fire_at"] = None
+        plan.recorded = True
         policy = "allow"
     elif manual_time is not None:
         candidates = [manual_time]
     else:
-        plan = plan_pass(spec, row.id, row.next_fire_at, now)
-        missed_count = plan.missed_count
+        due = plan_pass(spec, row.id, row.next_fire_at, now)
+        plan.missed_count = due.missed_count
         note = "later than the catch-up window"
-        if plan.missed_uncounted:
+        if due.missed_uncounted:
             note += "; older fire times were passed over uncounted"
-        fires += [FireRow(row.id, row.namespace_id, t, "missed", note) for t in plan.missed]
-        candidates = plan.start
-        changes.update(
-            next_fire_at=plan.next_fire,
-            due_at=None
-            if plan.next_fire is None
-            else plan.next_fire + jitter_of(spec, row.id, plan.next_fire),
+        plan.fires += [FireRow(row.id, row.namespace_id, t, "missed", note) for t in due.missed]
+        candidates = due.start
+        plan.changes["next_fire_at"] = due.next_fire
+        plan.changes["due_at"] = (
+            None
+            if due.next_fire is None
+            else due.next_fire + jitter_of(spec, row.id, due.next_fire)
         )
     manual = manual_time is not None
-    opened = await open_runs(tx.conn, row.id) if policy != "allow" else []
+    opened = await open_runs(tx.conn, row.id) if policy != "allow" and candidates else []
     buffered = row.buffered_fire_at is not None and not buffered_start
-    to_cancel: list[int] = []
-    starting: list[tuple[FireRow, NewRun | None]] = []
     for index, t in enumerate(candidates):
         last = index == len(candidates) - 1
         action = overlap_action(policy, bool(opened), buffered)
@@ -114,42 +188,25 @@ async def fire_schedule(
             action = "skip"  # a later fire time of this pass replaces it at once
         if action == "skip":
             why = "the previous run is still going"
-            fires.append(FireRow(row.id, row.namespace_id, t, "skipped_overlap", why, manual))
+            plan.fires.append(FireRow(row.id, row.namespace_id, t, "skipped_overlap", why, manual))
             continue
         if action == "buffer":
             why = "waits for the previous run to end"
-            fires.append(FireRow(row.id, row.namespace_id, t, "buffered", why, manual))
-            changes["buffered_fire_at"] = t
+            plan.fires.append(FireRow(row.id, row.namespace_id, t, "buffered", why, manual))
+            plan.changes["buffered_fire_at"] = t
             buffered = True
             continue
         if action == "cancel_and_start":
-            to_cancel += opened
+            plan.to_cancel += opened
         new, problem = await _prepare(tx, transitions, row, spec, t, manual, cache)
         if new is None:
-            fires.append(FireRow(row.id, row.namespace_id, t, "failed", problem, manual))
+            plan.fires.append(FireRow(row.id, row.namespace_id, t, "failed", problem, manual))
             continue
         fire = FireRow(row.id, row.namespace_id, t, "started", None, manual)
-        fires.append(fire)
-        starting.append((fire, new))
+        plan.fires.append(fire)
+        plan.starting.append((fire, new))
         opened = [0]  # the run about to start is going
-    if buffered_start:  # its row exists already: it only gets its run
-        inserted = {(row.id, t) for t in candidates}
-    else:
-        inserted = await insert_fires(tx, fires, now)
-    fires = [f for f in fires if (f.schedule_id, f.fire_time) in inserted]
-    starting = [(f, n) for f, n in starting if (f.schedule_id, f.fire_time) in inserted]
-    if to_cancel and starting:
-        reason = f"Canceled: schedule {row.name} started a newer run"
-        await transitions.cancel_in(tx, sorted(set(to_cancel)), reason)
-    graphs = await transitions.create_runs(tx, [n for _, n in starting if n is not None])
-    run_of = {f.fire_time: g.run.id for (f, _), g in zip(starting, graphs, strict=True)}
-    fires = [replace(f, run_id=run_of.get(f.fire_time)) for f in fires]
-    await set_fire_runs(
-        tx, [(row.id, f.fire_time, f.run_id, "started") for f in fires if f.run_id is not None]
-    )
-    await _bookkeep(tx, row, fires, missed_count, changes, now)
-    await record_events(tx, row, namespace, fires)
-    return Fired(fires)
+    return plan
 
 
 async def _prepare(
@@ -188,27 +245,28 @@ async def _prepare(
     )
 
 
-async def _bookkeep(
-    tx: Tx,
-    row: Any,
-    fires: Sequence[FireRow],
-    missed_count: int,
-    changes: dict[str, Any],
-    now: float,
-) -> None:
+def _bookkeeping(plan: _Plan, now: float) -> dict[str, Any]:
+    """The schedule row after its fires: every column the batch update sets."""
+    row, fires = plan.row, plan.fires
     outcomes = [f.outcome for f in fires]
     started = [f for f in fires if f.run_id is not None]
-    values: dict[str, Any] = dict(changes)
-    values["fired_count"] = row.fired_count + len(started)
-    values["skipped_count"] = row.skipped_count + outcomes.count("skipped_overlap")
-    values["missed_count"] = row.missed_count + missed_count
-    values["failed_count"] = row.failed_count + outcomes.count("failed")
-    if fires:
-        values["last_fire_at"] = max(row.last_fire_at or 0.0, *(f.fire_time for f in fires))
-    if started:
-        values["last_run_id"] = max(started, key=lambda f: f.fire_time).run_id
-    values["updated_at"] = now
-    await update_schedule(tx.conn, row.id, values)
+    last_fire = max([row.last_fire_at or 0.0, *(f.fire_time for f in fires)])
+    return {
+        "id": row.id,
+        "next_fire_at": row.next_fire_at,
+        "due_at": row.due_at,
+        "buffered_fire_at": row.buffered_fire_at,
+        **plan.changes,
+        "fired_count": row.fired_count + len(started),
+        "skipped_count": row.skipped_count + outcomes.count("skipped_overlap"),
+        "missed_count": row.missed_count + plan.missed_count,
+        "failed_count": row.failed_count + outcomes.count("failed"),
+        "last_fire_at": last_fire or None,
+        "last_run_id": max(started, key=lambda f: f.fire_time).run_id
+        if started
+        else row.last_run_id,
+        "updated_at": now,
+    }
 
 
 async def record_paused(

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from legato.engine.firing import fire_schedule
+from legato.engine.firing import fire_many
 from legato.model.errors import Unavailable
 from legato.store.database import Database, Tx
 from legato.store.schedules import (
@@ -111,13 +111,8 @@ class Scheduler:
         if not rows:
             return 0, False
         names = await namespace_names(tx.conn, {r.namespace_id for r in rows})
-        cache: dict[object, object] = {}
-        started = 0
-        for row in rows:
-            fired = await fire_schedule(
-                tx, self.transitions, row, at, namespace=names.get(row.namespace_id), cache=cache
-            )
-            started += len(fired.started)
+        fired = await fire_many(tx, self.transitions, rows, at, namespaces=names)
+        started = sum(len(f.started) for f in fired)
         tx.wake(SCHEDULES_TOPIC)  # others sleeping on these rows' old due times look again
         return started, len(rows) == self.config.batch
 
@@ -134,18 +129,10 @@ class Scheduler:
         if not rows:
             return 0, False
         names = await namespace_names(tx.conn, {r.namespace_id for r in rows})
-        started = 0
-        for row in rows:
-            fired = await fire_schedule(
-                tx,
-                self.transitions,
-                row,
-                self.clock(),
-                namespace=names.get(row.namespace_id),
-                buffered_start=True,
-            )
-            started += len(fired.started)
-        return started, False
+        fired = await fire_many(
+            tx, self.transitions, rows, self.clock(), namespaces=names, buffered_start=True
+        )
+        return sum(len(f.started) for f in fired), False
 
 
 async def _first(*events: asyncio.Event, timeout: float) -> None:

@@ -43,6 +43,7 @@ __all__ = [
     "record_events",
     "set_fire_runs",
     "update_schedule",
+    "update_schedules",
 ]
 
 
@@ -68,6 +69,34 @@ async def insert_schedule(conn: AsyncConnection, values: dict[str, Any]) -> Row[
 
 async def update_schedule(conn: AsyncConnection, schedule_id: int, values: dict[str, Any]) -> None:
     await conn.execute(update(schedules).where(schedules.c.id == schedule_id).values(values))
+
+
+_SCHEDULE_AFTER_FIRE = (
+    "next_fire_at",
+    "due_at",
+    "buffered_fire_at",
+    "fired_count",
+    "skipped_count",
+    "missed_count",
+    "failed_count",
+    "last_fire_at",
+    "last_run_id",
+    "updated_at",
+)
+_update_after_fire = (
+    update(schedules)
+    .where(schedules.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in _SCHEDULE_AFTER_FIRE})
+)
+
+
+async def update_schedules(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Schedules after a batch of fires, in one statement (``id`` and every column above)."""
+    if rows:
+        await conn.execute(
+            _update_after_fire,
+            [{f"b_{k}": r[k] for k in ("id", *_SCHEDULE_AFTER_FIRE)} for r in rows],
+        )
 
 
 async def delete_schedule(conn: AsyncConnection, schedule_id: int) -> None:
@@ -224,7 +253,7 @@ async def insert_fires(tx: Tx, rows: Sequence[FireRow], now: float) -> set[tuple
     return inserted
 
 
-async def set_fire_runs(tx: Tx, started: Sequence[tuple[int, float, int, str]]) -> None:
+async def set_fire_runs(tx: Tx, started: Sequence[tuple[int, float, int | None, str]]) -> None:
     """Name the run each fire started (and its outcome)."""
     if not started:
         return
