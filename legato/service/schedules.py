@@ -3,6 +3,7 @@ and the schedules a workflow declares in its definition (applied with it)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from legato.model.expressions import ExpressionError, render
 from legato.model.ids import parse_id
 from legato.model.inputs import InputError, resolve_inputs
 from legato.model.schedules import (
+    NAME_PATTERN,
     OVERLAP_POLICIES,
     ScheduleDeclaration,
     ScheduleFields,
@@ -34,6 +36,7 @@ from legato.store.workflows import find_workflow
 __all__ = ["ScheduleService", "apply_declared", "schedule_problems"]
 
 MAX_NEXT = 100
+_NAME = re.compile(NAME_PATTERN)
 MAX_FIRES_PAGE = 500
 #: fields a declared schedule takes from its workflow's definition (the rest is operational)
 _DECLARED = (*ScheduleSpec.model_fields, "description", "version", "inputs", "labels")
@@ -115,7 +118,10 @@ class ScheduleService:
     # -- read ----------------------------------------------------------------------------
 
     async def _row(self, conn: Any, p: Principal, ref: str, *, lock: bool = False) -> Any:
-        row = await store.find_schedule(conn, p.namespace_id, _ref(ref), lock=lock)
+        named = _ref(ref)
+        if isinstance(named, str) and not _NAME.match(named):  # no schedule has that name
+            raise NotFound(f"schedule '{ref[:100]}' does not exist", code="schedule_not_found")
+        row = await store.find_schedule(conn, p.namespace_id, named, lock=lock)
         if row is None:
             raise NotFound(f"schedule '{ref}' does not exist", code="schedule_not_found")
         return row
@@ -130,6 +136,8 @@ class ScheduleService:
         return view
 
     async def list_all(self, p: Principal, workflow: str | None = None) -> list[dict[str, Any]]:
+        if workflow is not None and not _NAME.match(workflow):
+            return []  # no workflow has that name
         async with self.db.read() as conn:
             rows = await store.list_schedules(conn, p.namespace_id, workflow)
         now = self.clock()
