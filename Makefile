@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench bench-reads bench-lists bench-schedules clean
+.PHONY: serve test lint bench bench-engine bench-profile bench-reads bench-lists bench-schedules clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check legato tests bench examples
 	$(BIN)/mypy
 
-## Throughput and latency on SQLite and PostgreSQL, with peers; then status reads through HTTP
-bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python bench/run.py
+## The engine on SQLite and PostgreSQL next to its peers and the stores' limits; then reads
+bench: bench-engine
 	$(MAKE) bench-reads
+
+## Latency, throughput, shapes, claims, HTTP starts, store limits and peers (BENCH_ARGS=--quick)
+bench-engine: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## py-spy profiles of the latency and throughput runs on both stores (bench/results/profile-*)
+bench-profile: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/profile.py $(PROFILE_ARGS)
 
 ## Status reads through HTTP at 1,000,000 runs: pollers, conditional reads, dialects, watchers
 bench-reads: $(STAMP)

@@ -39,7 +39,7 @@ from bench.lists import (  # noqa: E402
     make_catalog,
     recreate_pg,
 )
-from legato.app import create_app  # noqa: E402
+from legato.asgi import create_app  # noqa: E402
 from legato.runtime import Legato  # noqa: E402
 from legato.service.runs import StartRun  # noqa: E402
 

@@ -53,7 +53,7 @@ from bench.common import (  # noqa: E402
 from legato.model.filters import RunFilter  # noqa: E402
 from legato.model.states import RUN_TERMINAL  # noqa: E402
 from legato.runtime import Legato  # noqa: E402
-from legato.service.tenancy import Principal  # noqa: E402
+from legato.service.principal import Principal  # noqa: E402
 from legato.store import tables  # noqa: E402
 from legato.store.migrate import upgrade  # noqa: E402
 

@@ -1,33 +1,38 @@
-"""Throughput and idle latency of the engine, in one process, on SQLite and PostgreSQL.
+"""How fast the engine moves work, on SQLite and PostgreSQL, next to its peers and to the
+stores' own limits, all in one invocation. ``bench/README.md`` says exactly what is measured.
 
-    python bench/run.py [--runs 1000] [--latency-runs 50] [--stores sqlite,postgresql]
-                        [--workers 1] [--concurrency 32] [--start-concurrency 16]
-                        [--json results.json] [--no-peers]
+    python bench/run.py [--quick] [--stores sqlite,postgresql] [--peers celery,dbos,...]
+                        [--json bench/results/engine.json]
 
-Each store gets a fresh database (a new SQLite file; a PostgreSQL database dropped and created
-again), migrated, with an admin key and the workflow ``bench-noop``: three sequential
-``uses: python`` steps calling :func:`bench.steps.noop`. The engine (workers and reaper) runs as
-tasks of the same event loop as the service calls that start and read the runs: no HTTP.
+Parts, each a fresh database:
 
-1. Idle latency: ``--latency-runs`` runs one after the other; each is timed from the call to
-   ``runs.start`` until ``runs.get`` answers SUCCEEDED, woken by ``runs.wait_for_change``.
-2. Throughput: ``--runs`` runs started at once (``--start-concurrency`` start calls in flight),
-   timed from the first start to the last ``finished_at``; every run must have SUCCEEDED.
+1. in-process (service calls, engine in the same event loop): idle latency of a 3-step no-op
+   run (p50/p95/p99, and start → first step running), throughput of ``--runs`` runs, steps/s
+   for chains of 3, 30 and 300 steps and one foreach;
+2. PostgreSQL with real ``legato worker`` processes (1 and 2) draining ``--runs`` runs;
+3. claim latency with 0, 10,000 and 100,000 queued runs in the store;
+4. ``POST /api/v1/runs`` through HTTP against one ``legato serve`` (wrk, 64 connections), and
+   201 → first step running;
+5. the store's physical limit: SQLite single-row commits (NORMAL, FULL), ``pgbench -N``;
+6. peers (Celery + Redis, DBOS, procrastinate, Prefect 3), each in its own virtualenv under
+   ``bench/.peers``, made here, run as subprocesses printing JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,418 +40,484 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, select  # noqa: E402
+from bench import engine, http_starts, limits  # noqa: E402
+from bench.common import load_average, say  # noqa: E402
+from bench.peers import venvs  # noqa: E402
 
-from bench.common import (  # noqa: E402
-    SETTINGS,
-    BenchError,
-    load_average,
-    percentiles,
-    say,
-    server_version,
-)
-from legato.engine.worker import WorkerConfig  # noqa: E402
-from legato.model.states import RUN_TERMINAL  # noqa: E402
-from legato.runtime import Legato  # noqa: E402
-from legato.service.runs import StartRun  # noqa: E402
-from legato.service.tenancy import Principal  # noqa: E402
-from legato.store import tables  # noqa: E402
-from legato.store.migrate import upgrade  # noqa: E402
-
-ADMIN_KEY = "lg_bench_admin_key_0123456789abcdef"
-WORKFLOW_NAME = "bench-noop"
-STEPS_PER_RUN = 3
-WORKFLOW = f"""
-name: {WORKFLOW_NAME}
-description: three sequential no-op Python steps
-steps:
-  - id: a
-    uses: python
-    with: {{function: "bench.steps:noop"}}
-  - id: b
-    needs: [a]
-    uses: python
-    with: {{function: "bench.steps:noop"}}
-  - id: c
-    needs: [b]
-    uses: python
-    with: {{function: "bench.steps:noop"}}
-"""
 PG_BASE = os.environ.get("LEGATO_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
-PG_DATABASE = "legato_bench"
-
-# Figures measured earlier on this machine (2 cores) with the same workload.
-REFERENCE_PEERS = [
-    ("Celery+Redis", "~355 steps/s, 11 ms p50"),
-    ("DBOS+PostgreSQL", "~300 steps/s, 19 ms"),
-    ("Prefect local", "~3 steps/s, 1.1 s"),
-]
-
-
-@dataclass
-class Result:
-    """One row of the table: a store of the engine, or a peer."""
-
-    name: str
-    runs: int = 0
-    elapsed_s: float = 0.0
-    steps_per_s: float = 0.0
-    runs_per_s: float = 0.0
-    accept_s: float = 0.0
-    latency_ms: list[float] = field(default_factory=list)
-    p50_ms: float = 0.0
-    p95_ms: float = 0.0
-    succeeded: int = 0
-    steps_succeeded: int = 0
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
-    server: str = ""
-    load_before: float = 0.0
-    skipped: str | None = None
-
-    def summarize(self) -> None:
-        if self.elapsed_s > 0:
-            self.steps_per_s = self.runs * STEPS_PER_RUN / self.elapsed_s
-            self.runs_per_s = self.runs / self.elapsed_s
-        if self.latency_ms:
-            self.p50_ms, self.p95_ms = percentiles(self.latency_ms)
+PEERS_DIR = ROOT / "bench" / "peers"
+#: name → (label, script, what it needs)
+PEERS = {
+    "celery": ("celery+redis", "celery_peer.py", "redis"),
+    "dbos": ("dbos+postgresql", "dbos_peer.py", "postgresql"),
+    "procrastinate": ("procrastinate+postgresql", "procrastinate_peer.py", "postgresql"),
+    "prefect": ("prefect (local server)", "prefect_peer.py", ""),
+}
+QUICK = {
+    "runs": 300,
+    "latency_runs": 20,
+    "repeat": 1,
+    "shape_steps": 600,
+    "foreach_items": 100,
+    "backlogs": "0,1000,5000",
+    "claim_samples": 20,
+    "http_seconds": 3,
+    "http_first_samples": 10,
+    "peer_runs": 100,
+    "prefect_runs": 10,
+    "prefect_latency_runs": 5,
+    "limit_seconds": 1.0,
+    "pgbench_seconds": 2,
+}
 
 
-# -- stores ------------------------------------------------------------------------------
+# -- the parts ---------------------------------------------------------------------------
 
 
-def fresh_sqlite(workdir: Path) -> str:
-    url = f"sqlite:///{workdir / 'legato-bench.db'}"
-    upgrade(url)
-    return url
+class Report:
+    """Every figure, as the JSON file holds it; a part that fails is recorded, not raised."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.failed: list[str] = []
+
+    def part(self, path: str, fn: Callable[[], Any]) -> Any:
+        keys = path.split("/")
+        node = self.data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        t0 = time.perf_counter()
+        load = load_average()
+        try:
+            value = fn()
+        except Exception as exc:
+            say(f"{path}: FAILED: {type(exc).__name__}: {exc}")
+            traceback.print_exc(file=sys.stderr)
+            self.failed.append(path)
+            value = {"error": f"{type(exc).__name__}: {exc}"}
+        if isinstance(value, dict):
+            value.setdefault("seconds", round(time.perf_counter() - t0, 1))
+            value.setdefault("load_before", load)
+        node[keys[-1]] = value
+        return value
 
 
-def fresh_postgresql(base: str) -> str:
+def pg_reachable(base: str) -> str | None:
     import asyncpg
 
-    async def recreate() -> None:
-        conn = await asyncpg.connect(f"{base}/postgres")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
-        finally:
-            await conn.close()
+    async def ping() -> None:
+        conn = await asyncpg.connect(f"{base}/postgres", timeout=5)
+        await conn.close()
 
-    asyncio.run(recreate())
-    url = f"{base}/{PG_DATABASE}"
-    upgrade(url)
-    return url
-
-
-# -- measuring ---------------------------------------------------------------------------
-
-
-async def wait_finished(app: Legato, p: Principal, run_id: int, timeout: float) -> str:
-    """The run's final status; woken by ``wait_for_change`` rather than by polling."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise BenchError(f"run {run_id} did not finish within {timeout:.0f} s")
-        waiter = asyncio.create_task(app.runs.wait_for_change(run_id, left))
-        await asyncio.sleep(0)  # the waiter subscribes before the status is read
-        run = await app.runs.get(p, run_id)
-        if run["status"] in RUN_TERMINAL:
-            waiter.cancel()
-            await asyncio.gather(waiter, return_exceptions=True)
-            return str(run["status"])
-        await waiter
-
-
-async def one_run(app: Legato, p: Principal, timeout: float) -> float:
-    """Seconds from the start call to the run seen SUCCEEDED."""
-    t0 = time.perf_counter()
-    view, _ = await app.runs.start(p, StartRun(WORKFLOW_NAME))
-    status = await wait_finished(app, p, int(view["id"]), timeout)
-    elapsed = time.perf_counter() - t0
-    if status != "SUCCEEDED":
-        raise BenchError(f"run {view['id']} ended {status}")
-    return elapsed
-
-
-async def run_counts(app: Legato, lo: int, hi: int) -> tuple[dict[str, int], float | None]:
-    """Runs with ids in [lo, hi] by status, and the last ``finished_at`` among them."""
-    r = tables.runs.c
-    stmt = (
-        select(r.status, func.count(), func.max(r.finished_at))
-        .where(r.id >= lo, r.id <= hi)
-        .group_by(r.status)
-    )
-    async with app.db.read() as conn:
-        rows = (await conn.execute(stmt)).all()
-    last = max((row[2] for row in rows if row[2] is not None), default=None)
-    return {str(row[0]): int(row[1]) for row in rows}, last
-
-
-async def steps_succeeded(app: Legato, lo: int, hi: int) -> int:
-    s = tables.steps.c
-    stmt = (
-        select(func.count())
-        .select_from(tables.steps)
-        .where(s.run_id >= lo, s.run_id <= hi, s.status == "SUCCEEDED")
-    )
-    async with app.db.read() as conn:
-        return int((await conn.execute(stmt)).scalar_one())
-
-
-async def burst(
-    app: Legato, p: Principal, result: Result, n: int, in_flight: int, timeout: float
-) -> None:
-    """Start ``n`` runs as fast as the service takes them; wait until all have ended."""
-    gate = asyncio.Semaphore(in_flight)
-
-    async def start() -> int:
-        async with gate:
-            view, _ = await app.runs.start(p, StartRun(WORKFLOW_NAME))
-            return int(view["id"])
-
-    cpu0, t0 = time.process_time(), time.time()
-    ids = await asyncio.gather(*(start() for _ in range(n)))
-    result.accept_s = time.time() - t0
-    lo, hi = min(ids), max(ids)
-    if hi - lo + 1 != n:
-        raise BenchError(f"expected {n} consecutive run ids, got {lo}..{hi}")
-    deadline = time.monotonic() + timeout
-    while True:
-        counts, last = await run_counts(app, lo, hi)
-        ended = sum(c for status, c in counts.items() if status in RUN_TERMINAL)
-        if ended >= n:
-            break
-        if time.monotonic() > deadline:
-            raise BenchError(f"after {timeout:.0f} s only {ended} of {n} runs ended: {counts}")
-        await asyncio.sleep(0.05)
-    result.wall_s = time.time() - t0
-    result.cpu_s = time.process_time() - cpu0
-    assert last is not None
-    result.runs = n
-    result.elapsed_s = last - t0
-    result.succeeded = counts.get("SUCCEEDED", 0)
-    result.steps_succeeded = await steps_succeeded(app, lo, hi)
-    if result.succeeded != n or result.steps_succeeded != n * STEPS_PER_RUN:
-        raise BenchError(
-            f"{result.succeeded} of {n} runs and {result.steps_succeeded} of "
-            f"{n * STEPS_PER_RUN} steps SUCCEEDED: {counts}"
-        )
-
-
-async def measure_store(name: str, url: str, opts: argparse.Namespace) -> Result:
-    result = Result(name, load_before=load_average())
-    app = Legato(url, settings=SETTINGS)
-    await app.open()
     try:
-        result.server = await server_version(app)
-        await app.tenancy.bootstrap(ADMIN_KEY)
-        p = await app.tenancy.authenticate(ADMIN_KEY)
-        await app.workflows.apply(p, WORKFLOW)
-        app.start_engine(workers=opts.workers, config=WorkerConfig(concurrency=opts.concurrency))
-        for _ in range(opts.warmup):  # imports, caches, connection pools
-            await one_run(app, p, opts.timeout)
-        say(f"  {name}: latency, {opts.latency_runs} sequential runs")
-        for _ in range(opts.latency_runs):
-            result.latency_ms.append(await one_run(app, p, opts.timeout) * 1000)
-        say(f"  {name}: throughput, {opts.runs} runs at once")
-        await burst(app, p, result, opts.runs, opts.start_concurrency, opts.timeout)
-    finally:
-        await app.close()
-    result.summarize()
-    return result
+        asyncio.run(ping())
+    except Exception as exc:
+        return f"PostgreSQL is not reachable at {base}: {exc}"
+    return None
 
 
-def run_store(name: str, opts: argparse.Namespace, workdir: Path) -> Result:
-    say(f"{name}: preparing a fresh database")
+def redis_reachable(url: str) -> str | None:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
     try:
-        if name == "sqlite":
-            url = fresh_sqlite(workdir)
-        elif name == "postgresql":
-            url = fresh_postgresql(opts.pg_url)
-        else:
-            raise BenchError(f"unknown store {name!r}: use sqlite or postgresql")
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 3) as s:
+            s.sendall(b"PING\r\n")
+            if not s.recv(16).startswith(b"+PONG"):
+                return f"Redis at {url} did not answer PING"
     except OSError as exc:
-        say(f"{name}: skipped ({exc})")
-        return Result(name, skipped=str(exc))
-    return asyncio.run(measure_store(name, url, opts))
+        return f"Redis is not reachable at {url}: {exc}"
+    return None
 
 
-def run_peers(opts: argparse.Namespace) -> list[Result]:
-    from bench.peers import celery_peer
-
-    missing = celery_peer.unavailable(opts.redis_url)
-    if missing:
-        say(f"celery peer: not measured ({missing})")
-        return []
-    say("celery+redis: measuring")
-    load = load_average()
-    figures = celery_peer.measure(
-        runs=opts.runs,
-        latency_runs=opts.latency_runs,
-        concurrency=opts.peer_concurrency,
-        redis_url=opts.redis_url,
-        timeout=opts.timeout,
+def run_store(report: Report, store: str, opts: argparse.Namespace, workdir: Path) -> None:
+    say(f"{store}: in-process latency, throughput and shapes")
+    report.part(
+        f"legato/{store}/in_process",
+        lambda: asyncio.run(
+            engine.in_process(store, engine.fresh_store(store, opts, workdir, "engine"), opts)
+        ),
     )
-    result = Result(
-        "celery+redis",
-        runs=int(figures["runs"]),
-        elapsed_s=float(figures["elapsed_s"]),
-        accept_s=float(figures["accept_s"]),
-        wall_s=float(figures["wall_s"]),
-        latency_ms=[float(x) for x in figures["latency_ms"]],
-        succeeded=int(figures["succeeded"]),
-        steps_succeeded=int(figures["succeeded"]) * STEPS_PER_RUN,
-        server=str(figures["server"]),
-        load_before=load,
-    )
-    result.summarize()
-    return [result]
-
-
-# -- output ------------------------------------------------------------------------------
-
-HEADERS = ("store", "throughput (steps/s)", "runs/s", "latency p50 (ms)", "p95 (ms)")
-
-
-def table(results: list[Result], peers: list[Result]) -> str:
-    width = max(12, *(len(r.name) + 2 for r in [*results, *peers]))
-    head = HEADERS[0].ljust(width) + "   ".join(HEADERS[1:])
-    cols = [len(h) for h in HEADERS[1:]]
-    lines = [head]
-    for r in [*results, *peers]:
-        if r.skipped:
-            lines.append(r.name.ljust(width) + f"skipped: {r.skipped}")
-            continue
-        cells = [
-            f"{r.steps_per_s:.0f}",
-            f"{r.runs_per_s:.0f}",
-            f"{r.p50_ms:.1f}",
-            f"{r.p95_ms:.1f}",
-        ]
-        lines.append(
-            r.name.ljust(width) + "   ".join(c.rjust(w) for c, w in zip(cells, cols, strict=True))
+    if store == "postgresql" and opts.worker_processes:
+        say(f"{store}: legato worker processes")
+        report.part(
+            f"legato/{store}/worker_processes",
+            lambda: asyncio.run(
+                engine.with_workers(
+                    engine.fresh_store(store, opts, workdir, "workers"), opts, workdir
+                )
+            ),
         )
-    measured = {r.name for r in peers}
-    others = [
-        f"{n} {f}"
-        for n, f in REFERENCE_PEERS
-        if not (n == "Celery+Redis" and "celery+redis" in measured)
+    if opts.backlogs:
+        say(f"{store}: claim latency with queued runs")
+        report.part(
+            f"legato/{store}/claim",
+            lambda: asyncio.run(
+                engine.claim_latency(engine.fresh_store(store, opts, workdir, "claim"), opts)
+            ),
+        )
+    if not opts.skip_http:
+        say(f"{store}: starts through HTTP")
+        report.part(
+            f"legato/{store}/http",
+            lambda: http_starts.measure(
+                store, engine.fresh_store(store, opts, workdir, "http"), opts, workdir
+            ),
+        )
+    say(f"{store}: the store's own limit")
+    if store == "sqlite":
+        report.part("limits/sqlite", lambda: limits.sqlite_limit(workdir, opts.limit_seconds))
+    else:
+        report.part(
+            "limits/postgresql",
+            lambda: limits.pg_limit(opts.pg_url, opts.pgbench_clients, opts.pgbench_seconds),
+        )
+
+
+def run_peer(name: str, opts: argparse.Namespace) -> dict[str, Any]:
+    label, script, needs = PEERS[name]
+    out: dict[str, Any] = {"label": label}
+    missing = {"redis": redis_reachable(opts.redis_url), "postgresql": pg_reachable(opts.pg_url)}
+    if needs and missing[needs]:
+        return {**out, "status": "not run", "reason": missing[needs]}
+    say(f"peer {name}: virtualenv bench/.peers/{name}")
+    try:
+        python = venvs.ensure(name)
+    except Exception as exc:
+        return {**out, "status": "not installed", "reason": str(exc)}
+    runs = opts.prefect_runs if name == "prefect" else opts.peer_runs
+    concurrency = opts.concurrency if name == "procrastinate" else (os.cpu_count() or 2)
+    cmd = [
+        str(python),
+        str(PEERS_DIR / script),
+        f"--runs={runs}",
+        f"--latency-runs={opts.prefect_latency_runs if name == 'prefect' else opts.latency_runs}",
+        f"--repeat={opts.repeat}",
+        f"--concurrency={concurrency}",
+        f"--pg-url={opts.pg_url}",
+        f"--redis-url={opts.redis_url}",
     ]
-    label = "(reference figures)" if peers else "(reference, not measured here)"
-    lines.append(f"peers (this machine, same workflow): {'; '.join(others)}   {label}")
-    return "\n".join(lines)
-
-
-def details(results: list[Result], peers: list[Result]) -> str:
-    lines = []
-    for r in [*results, *peers]:
-        if r.skipped:
-            continue
-        cpu = ""
-        if r.cpu_s:
-            per_step = 1000 * r.cpu_s / (r.runs * STEPS_PER_RUN)
-            cpu = f"bench process CPU {r.cpu_s:.1f} s ({per_step:.1f} ms per step); "
-        lines.append(
-            f"{r.name}: {r.server}; {r.runs} runs accepted in {r.accept_s:.2f} s "
-            f"({r.runs / r.accept_s:.0f}/s), last finished after {r.elapsed_s:.2f} s; "
-            f"{r.succeeded} runs / {r.steps_succeeded} steps SUCCEEDED; {cpu}"
-            f"load average at its start {r.load_before:.1f}"
+    say(f"peer {name}: measuring ({runs} runs for throughput)")
+    try:
+        done = subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, timeout=opts.peer_timeout, check=False
         )
-    return "\n".join(lines)
+    except subprocess.TimeoutExpired:
+        return {**out, "status": "failed", "reason": f"took more than {opts.peer_timeout:.0f} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = " | ".join(done.stderr.strip().splitlines()[-4:])
+        return {**out, "status": "failed", "reason": f"exited {done.returncode}: {tail}"}
+    try:
+        figures = json.loads(lines[-1])
+    except ValueError:
+        return {**out, "status": "failed", "reason": f"no JSON on its last line: {lines[-1][:200]}"}
+    return {**out, "status": "measured", **figures}
+
+
+# -- the table ---------------------------------------------------------------------------
+
+
+def get(data: dict[str, Any], path: str) -> Any:
+    node: Any = data
+    for k in path.split("/"):
+        if not isinstance(node, dict) or k not in node:
+            return None
+        node = node[k]
+    return node
+
+
+def num(value: Any, digits: int = 0, width: int = 8) -> str:
+    if value is None:
+        return "—".rjust(width)
+    return f"{value:,.{digits}f}".rjust(width)
+
+
+def ratio(a: Any, b: Any) -> str:
+    if not a or not b:
+        return "—".rjust(8)
+    return f"{a / b:,.2f}".rjust(8)
+
+
+def table(report: Report, opts: argparse.Namespace) -> str:
+    d = report.data
+    stores = [s for s in ("sqlite", "postgresql") if get(d, f"legato/{s}")]
+    out: list[str] = []
+    w = 34
+    out.append(
+        f"Legato in-process (medians of {opts.repeat} repetitions; latency: "
+        f"{opts.latency_runs} runs one after the other; throughput: {opts.runs:,} runs)"
+    )
+    out.append(
+        "".ljust(w) + "   p50 ms   p95 ms   p99 ms  1st step p50  p99    steps/s  cpu ms/step"
+    )
+    for s in stores:
+        b = f"legato/{s}/in_process"
+        if get(d, f"{b}/error"):
+            out.append(f"{s}".ljust(w) + f"FAILED: {get(d, f'{b}/error')}")
+            continue
+        out.append(
+            f"{s}".ljust(w)
+            + num(get(d, f"{b}/latency/done_ms/p50"), 1, 9)
+            + num(get(d, f"{b}/latency/done_ms/p95"), 1, 9)
+            + num(get(d, f"{b}/latency/done_ms/p99"), 1, 9)
+            + num(get(d, f"{b}/latency/first_step_ms/p50"), 1, 14)
+            + num(get(d, f"{b}/latency/first_step_ms/p99"), 1, 5)
+            + num(get(d, f"{b}/throughput/steps_per_s"), 0, 11)
+            + num(get(d, f"{b}/throughput/cpu_ms_per_step"), 2, 13)
+        )
+    workers = get(d, "legato/postgresql/worker_processes") or {}
+    if "error" in workers:
+        out.append("postgresql, worker processes".ljust(w) + f"FAILED: {workers['error']}")
+    for count, fig in workers.items():
+        if isinstance(fig, dict) and "steps_per_s" in fig:
+            label = f"postgresql, {count} `legato worker`" + ("s" if count != "1" else "")
+            out.append(
+                label.ljust(w)
+                + " " * 50
+                + num(fig["steps_per_s"], 0, 11)
+                + num(fig.get("cpu_ms_per_step"), 2, 13)
+            )
+    out.append("")
+    out.append(
+        f"Cost by shape, in-process (steps/s; {opts.shape_steps:,} steps per chain shape)"
+        "          and claim latency (ms, p50/p99) by queued runs"
+    )
+    backlogs = [str(b) for b in opts.backlogs]
+    out.append(
+        "".ljust(12)
+        + "  chain-3  chain-30 chain-300 "
+        + f"foreach-{opts.foreach_items}"
+        + "".join(f"  {int(b):>9,} q." for b in backlogs)
+    )
+    for s in stores:
+        sh = f"legato/{s}/in_process/shapes"
+        cl = f"legato/{s}/claim"
+        cells = [
+            num(get(d, f"{sh}/chain-3/steps_per_s"), 0, 9),
+            num(get(d, f"{sh}/chain-30/steps_per_s"), 0, 9),
+            num(get(d, f"{sh}/chain-300/steps_per_s"), 0, 9),
+            num(get(d, f"{sh}/foreach-{opts.foreach_items}/items_per_s"), 0, 13),
+        ]
+        claims = [
+            (
+                num(get(d, f"{cl}/{b}/claim_ms/p50"), 1, 6)
+                + "/"
+                + num(get(d, f"{cl}/{b}/claim_ms/p99"), 1, 0)
+            ).rjust(13)
+            for b in backlogs
+        ]
+        out.append(s.ljust(12) + " ".join(cells) + "".join(claims))
+        if get(d, f"{cl}/error"):
+            out.append(f"  claim: FAILED: {get(d, f'{cl}/error')}")
+    out.append("")
+    out.append(
+        f"Starts through HTTP: POST /api/v1/runs, one `legato serve`, wrk "
+        f"{opts.http_connections} connections x {opts.http_seconds} s"
+    )
+    out.append("".ljust(12) + " answers/s   p50 ms   p99 ms   201 → 1st step p50 ms  p99 ms")
+    for s in stores:
+        h = f"legato/{s}/http"
+        if get(d, f"{h}/error"):
+            out.append(s.ljust(12) + f"FAILED: {get(d, f'{h}/error')}")
+            continue
+        if get(d, h) is None:
+            continue
+        out.append(
+            s.ljust(12)
+            + num(get(d, f"{h}/answers_per_s"), 0, 10)
+            + num(get(d, f"{h}/p50_ms"), 1, 9)
+            + num(get(d, f"{h}/p99_ms"), 1, 9)
+            + num(get(d, f"{h}/first_step_after_201_ms/p50"), 1, 23)
+            + num(get(d, f"{h}/first_step_after_201_ms/p99"), 1, 8)
+        )
+    out.append("")
+    out.append("The stores' own limit, and Legato's steps/s as a fraction of it")
+    lim = get(d, "limits/sqlite")
+    if lim and "error" not in lim:
+        normal, full = lim["commits_per_s"]["NORMAL"], lim["commits_per_s"]["FULL"]
+        sps = get(d, "legato/sqlite/in_process/throughput/steps_per_s")
+        frac = f"{sps / normal:.1%} of NORMAL" if sps else "—"
+        out.append(
+            f"sqlite      single-row commits/s, WAL: NORMAL {normal:,}, FULL {full:,}; "
+            f"Legato {num(sps, 0, 0)} steps/s = {frac}"
+        )
+    elif lim:
+        out.append(f"sqlite      FAILED: {lim['error']}")
+    lim = get(d, "limits/postgresql")
+    if lim and "error" not in lim:
+        tps = lim["tps"]
+        best = max(tps.values())
+        fracs = []
+        for label, path in (
+            ("in-process", "legato/postgresql/in_process/throughput/steps_per_s"),
+            ("1 worker", "legato/postgresql/worker_processes/1/steps_per_s"),
+            ("2 workers", "legato/postgresql/worker_processes/2/steps_per_s"),
+        ):
+            v = get(d, path)
+            if v:
+                fracs.append(f"{label} {v:,.0f} steps/s = {v / best:.1%}")
+        clients = ", ".join(f"{c} client{'s' if c != '1' else ''} {v:,}" for c, v in tps.items())
+        out.append(f"postgresql  pgbench -N tps: {clients}; Legato " + "; ".join(fracs))
+    elif lim:
+        out.append(f"postgresql  FAILED: {lim['error']}")
+    out.append("")
+    out.append(
+        "Peers, same invocation (3-step chain; latency medians of the repetitions; ratios are "
+        "Legato ÷ peer: latency below 1 and steps/s above 1 favour Legato)"
+    )
+    out.append(
+        "".ljust(26)
+        + "  p50 ms  p95 ms  p99 ms   steps/s    runs │ p50 ratio sqlite    pg"
+        + " │ steps/s ratio sqlite    pg"
+    )
+    lp = {s: get(d, f"legato/{s}/in_process/latency/done_ms/p50") for s in stores}
+    lt = {s: get(d, f"legato/{s}/in_process/throughput/steps_per_s") for s in stores}
+    for name, peer in (d.get("peers") or {}).items():
+        label = peer.get("label", name)
+        if peer.get("status") != "measured":
+            out.append(label.ljust(26) + f"  {peer.get('status', '?')}: {peer.get('reason')}")
+            continue
+        p50 = get(peer, "latency/done_ms/p50")
+        sps = get(peer, "throughput/steps_per_s")
+        runs = (get(peer, "throughput/reps") or [{}])[0].get("runs")
+        out.append(
+            label.ljust(26)
+            + num(p50, 1)
+            + num(get(peer, "latency/done_ms/p95"), 1)
+            + num(get(peer, "latency/done_ms/p99"), 1)
+            + num(sps, 0, 10)
+            + num(runs, 0, 8)
+            + " │ "
+            + " " * 7
+            + ratio(lp.get("sqlite"), p50)
+            + ratio(lp.get("postgresql"), p50)
+            + " │ "
+            + " " * 11
+            + ratio(lt.get("sqlite"), sps)
+            + ratio(lt.get("postgresql"), sps)
+        )
+        out.append("".ljust(28) + str(peer.get("version", "")))
+    return "\n".join(out)
+
+
+# -- main --------------------------------------------------------------------------------
 
 
 def machine() -> dict[str, Any]:
-    return {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "processor": _cpu_model(),
-    }
-
-
-def _cpu_model() -> str:
+    model = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                model = line.split(":", 1)[1].strip()
+                break
     except OSError:
         pass
-    return platform.processor()
+    return {
+        "cpus": os.cpu_count(),
+        "processor": model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=1000, help="runs in the throughput burst")
-    ap.add_argument("--latency-runs", type=int, default=50, help="sequential runs timed")
-    ap.add_argument("--stores", default="sqlite,postgresql", help="comma-separated")
-    ap.add_argument("--workers", type=int, default=1, help="in-process workers")
-    ap.add_argument("--concurrency", type=int, default=32, help="step slots per worker")
-    ap.add_argument(
-        "--start-concurrency", type=int, default=16, help="start calls in flight during the burst"
-    )
-    ap.add_argument("--warmup", type=int, default=3, help="untimed runs first")
-    ap.add_argument("--timeout", type=float, default=600.0, help="seconds, per phase")
-    ap.add_argument("--pg-url", default=PG_BASE, help="PostgreSQL server (no database)")
-    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/15", help="for the peer")
-    ap.add_argument(
-        "--peer-concurrency", type=int, default=os.cpu_count() or 2, help="celery worker processes"
-    )
-    ap.add_argument("--no-peers", action="store_true", help="skip measuring Celery+Redis")
-    ap.add_argument("--json", type=Path, help="also write the figures to this file")
-    return ap.parse_args(argv)
+    add = ap.add_argument
+    add("--quick", action="store_true", help="small sizes, one repetition: checks the harness")
+    add("--stores", default="sqlite,postgresql", help="comma-separated")
+    add("--runs", type=int, default=10_000, help="runs per throughput repetition")
+    add("--latency-runs", type=int, default=100, help="runs one after the other, per repetition")
+    add("--repeat", type=int, default=3, help="repetitions; the table gives their medians")
+    add("--warmup", type=int, default=3, help="untimed runs first")
+    add("--concurrency", type=int, default=32, help="step slots of each Legato worker")
+    add("--start-concurrency", type=int, default=16, help="start calls in flight")
+    add("--worker-processes", default="1,2", help="`legato worker` processes (PostgreSQL)")
+    add("--shape-steps", type=int, default=9_600, help="steps per chain shape (3, 30, 300)")
+    add("--foreach-items", type=int, default=1_000)
+    add("--skip-shapes", action="store_true")
+    add("--backlogs", default="0,10000,100000", help="queued runs for the claim latency")
+    add("--claim-samples", type=int, default=100)
+    add("--skip-http", action="store_true")
+    add("--http-connections", type=int, default=64)
+    add("--http-seconds", type=int, default=10)
+    add("--http-first-samples", type=int, default=50)
+    add("--limit-seconds", type=float, default=3.0, help="the SQLite commit loop, per mode")
+    add("--pgbench-clients", type=int, default=4)
+    add("--pgbench-seconds", type=int, default=10)
+    add("--peers", default=",".join(PEERS), help="comma-separated; empty: none")
+    add("--no-peers", action="store_true")
+    add("--peer-runs", type=int, default=2_000, help="runs per peer throughput repetition")
+    add("--prefect-runs", type=int, default=30, help="Prefect's (it is far slower)")
+    add("--prefect-latency-runs", type=int, default=20, help="Prefect's, per repetition")
+    add("--peer-timeout", type=float, default=900.0, help="seconds per peer")
+    add("--timeout", type=float, default=900.0, help="seconds, per phase")
+    add("--pg-url", default=PG_BASE, help="PostgreSQL server (no database)")
+    add("--redis-url", default="redis://127.0.0.1:6379/15")
+    add("--json", type=Path, default=ROOT / "bench" / "results" / "engine.json")
+    opts = ap.parse_args(argv)
+    if opts.quick:
+        given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in (argv or sys.argv[1:])}
+        for k, v in QUICK.items():
+            if k not in given:
+                setattr(opts, k, v)
+    opts.backlogs = [int(x) for x in str(opts.backlogs).split(",") if x.strip()]
+    opts.worker_processes = [int(x) for x in str(opts.worker_processes).split(",") if x.strip()]
+    return opts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_args(argv)
-    started, load_at_start = time.perf_counter(), load_average()
-    results: list[Result] = []
+    report = Report()
+    started = time.perf_counter()
+    report.data.update(
+        date=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        command="python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        machine=machine(),
+        load_at_start=os.getloadavg(),
+        options={
+            k: v if isinstance(v, int | float | list) else str(v) for k, v in vars(opts).items()
+        },
+    )
     workdir = Path(tempfile.mkdtemp(prefix="legato-bench-"))
     try:
-        for name in [s.strip() for s in opts.stores.split(",") if s.strip()]:
-            results.append(run_store(name, opts, workdir))
+        for store in [s.strip() for s in opts.stores.split(",") if s.strip()]:
+            if store == "postgresql" and (why := pg_reachable(opts.pg_url)):
+                say(f"postgresql: skipped ({why})")
+                report.data.setdefault("legato", {})[store] = {"skipped": why}
+                continue
+            run_store(report, store, opts, workdir)
+        peers = [] if opts.no_peers else [p.strip() for p in opts.peers.split(",") if p.strip()]
+        for name in peers:
+            report.part(f"peers/{name}", lambda name=name: run_peer(name, opts))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    peers = [] if opts.no_peers else _guard(lambda: run_peers(opts))
-    total = time.perf_counter() - started
-    print(table(results, peers))
-    print()
-    print(details(results, peers))
-    m = machine()
+        for db in ("engine", "workers", "claim", "http"):
+            if not pg_reachable(opts.pg_url):
+                asyncio.run(engine.recreate_pg(opts.pg_url, f"legato_bench_{db}", drop_only=True))
+    report.data["total_s"] = round(time.perf_counter() - started, 1)
+    report.data["load_at_end"] = os.getloadavg()
+    text = table(report, opts)
+    print(text)
+    m = report.data["machine"]
     print(
-        f"machine: {m['cpus']} cores, {m['processor']}, Python {m['python']}; "
-        f"workers={opts.workers} concurrency={opts.concurrency}; bench took {total:.0f} s"
+        f"\nmachine: {m['cpus']} cores, {m['processor']}, Python {m['python']}; "
+        f"bench took {report.data['total_s']:.0f} s; 1-minute load average "
+        f"{report.data['load_at_start'][0]:.1f} at the start, "
+        f"{report.data['load_at_end'][0]:.1f} at the end"
     )
-    if load_at_start > 0.5:
-        print(
-            f"note: the machine was busy before the bench started (1-minute load average "
-            f"{load_at_start:.1f}): figures are noisy"
-        )
+    if report.data["load_at_start"][0] > 0.5:
+        print("note: the machine was busy before the bench started: the figures are noisy")
     if opts.json:
-        opts.json.write_text(
-            json.dumps(
-                {
-                    "machine": m,
-                    "options": {k: str(v) for k, v in vars(opts).items()},
-                    "results": [asdict(r) for r in results],
-                    "peers": [asdict(r) for r in peers],
-                    "reference_peers": dict(REFERENCE_PEERS),
-                    "total_s": total,
-                    "load_at_start": load_at_start,
-                },
-                indent=2,
-            )
-        )
+        opts.json.parent.mkdir(parents=True, exist_ok=True)
+        opts.json.write_text(json.dumps(report.data, indent=1, default=str))
+        opts.json.with_suffix(".txt").write_text(text + "\n")
+        say(f"figures written to {opts.json}")
+    if report.failed:
+        say(f"failed parts: {', '.join(report.failed)}")
+        return 1
     return 0
-
-
-def _guard(fn: Callable[[], list[Result]]) -> list[Result]:
-    """A failing peer must not cost the engine's figures."""
-    try:
-        return fn()
-    except Exception as exc:
-        say(f"peer measurement failed: {type(exc).__name__}: {exc}")
-        return []
 
 
 if __name__ == "__main__":

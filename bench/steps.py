@@ -1,8 +1,10 @@
-"""Steps used by the benchmark workflow."""
+"""Steps used by the benchmark workflows."""
 
 from __future__ import annotations
 
+from typing import Any
 
-def noop() -> None:
+
+def noop(**_: Any) -> None:
     """Does nothing: the benchmark measures the engine, not the step."""
     return None

@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,10 @@ from legato.engine.outbound import OutboundGuard
 from legato.engine.reaper import Reaper
 from legato.engine.scheduler import Scheduler, SchedulerConfig
 from legato.engine.step_modules import StepModules
+from legato.engine.transitions import Transitions
 from legato.engine.worker import Worker, WorkerConfig
 from legato.model.addresses import AddressPolicy
-from legato.model.advance import DEFAULT_MAX_TAKEOVERS
+from legato.model.times import iso
 from legato.service.aspera_support import AsperaSupport
 from legato.service.dashboard import DashboardService
 from legato.service.datasourcesvc_support import DatasourcesvcSupport
@@ -33,23 +33,20 @@ from legato.service.schedules import ScheduleService
 from legato.service.sessions import SessionService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
-from legato.service.views import iso
 from legato.service.webhooks import WebhookService
 from legato.service.workflows import WorkflowService
 from legato.settings import Settings, scrub_secrets
 from legato.store.database import Database
-from legato.store.graphs import DefinitionCache
 from legato.store.migrate import upgrade
-from legato.store.transitions import Transitions
+from legato.store.run_graphs import DefinitionCache
 from legato.store.workers import live_workers
 
 __all__ = [
-    "Guards",
     "Legato",
     "add_step_paths",
     "configure_logging",
-    "guards_from_env",
     "load_settings",
+    "login_policy",
     "run_worker",
     "upgrade_database",
 ]
@@ -58,46 +55,15 @@ log = logging.getLogger("legato")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-@dataclass(frozen=True)
-class Guards:
-    """Login throttling and the crash take-over limit, as the installation sets them."""
-
-    login: LoginPolicy = field(default_factory=LoginPolicy)
-    max_takeovers: int = DEFAULT_MAX_TAKEOVERS
-
-
-def guards_from_env(env: Mapping[str, str] | None = None) -> Guards:
-    """The ``LEGATO_LOGIN_*``, ``LEGATO_PASSWORD_HASH_CONCURRENCY`` and
-    ``LEGATO_MAX_TAKEOVERS`` settings (see README, Configuration)."""
-    env = os.environ if env is None else env
-    default = LoginPolicy()
-
-    def number(name: str, fallback: float, kind: type[int] | type[float] = int) -> Any:
-        raw = env.get(name, "").strip()
-        if not raw:
-            return fallback
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise ValueError(f"{name} must be a {kind.__name__}, not {raw!r}") from None
-        if value < (1 if kind is int else 0):
-            raise ValueError(f"{name} must be positive, not {raw!r}")
-        return value
-
-    return Guards(
-        login=LoginPolicy(
-            max_user_failures=number("LEGATO_LOGIN_MAX_FAILURES", default.max_user_failures),
-            max_address_failures=number(
-                "LEGATO_LOGIN_MAX_FAILURES_PER_ADDRESS", default.max_address_failures
-            ),
-            window_seconds=number("LEGATO_LOGIN_WINDOW_SECONDS", default.window_seconds, float),
-            lockout_seconds=number("LEGATO_LOGIN_LOCKOUT_SECONDS", default.lockout_seconds, float),
-            max_lockout_seconds=number(
-                "LEGATO_LOGIN_MAX_LOCKOUT_SECONDS", default.max_lockout_seconds, float
-            ),
-            hash_concurrency=number("LEGATO_PASSWORD_HASH_CONCURRENCY", default.hash_concurrency),
-        ),
-        max_takeovers=number("LEGATO_MAX_TAKEOVERS", DEFAULT_MAX_TAKEOVERS),
+def login_policy(settings: Settings) -> LoginPolicy:
+    """The ``LEGATO_LOGIN_*`` and ``LEGATO_PASSWORD_HASH_CONCURRENCY`` settings."""
+    return LoginPolicy(
+        max_user_failures=settings.login_max_failures,
+        max_address_failures=settings.login_max_failures_per_address,
+        window_seconds=settings.login_window_seconds,
+        lockout_seconds=settings.login_lockout_seconds,
+        max_lockout_seconds=settings.login_max_lockout_seconds,
+        hash_concurrency=settings.password_hash_concurrency,
     )
 
 
@@ -127,7 +93,6 @@ class Legato:
     outbound: OutboundGuard = field(init=False)
     #: how the engine delivers webhooks (tests shorten the backoff)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
-    guards: Guards = field(default_factory=guards_from_env)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     _stop: asyncio.Event | None = field(default=None, init=False)
 
@@ -141,7 +106,7 @@ class Legato:
         self.outbound = OutboundGuard(
             AddressPolicy.of(settings.allow_private_urls, settings.allowed_cidrs)
         )
-        self.db = Database(self.database_url)
+        self.db = Database(self.database_url, sqlite_synchronous=settings.sqlite_synchronous)
         self.definitions = DefinitionCache()
         self.transitions = Transitions(self.db, self.definitions)
         self.reads = RunReads(self.db)
@@ -151,10 +116,10 @@ class Legato:
         )
         self.metrics = MetricsService(self.db)
         self.workflows = WorkflowService(self.db, self.definitions, self.step_modules)
-        self.tenancy = TenancyService(self.db, self.guards.login)
+        self.tenancy = TenancyService(self.db, login_policy(settings))
         self.webhooks = WebhookService(self.db, self.outbound)
         self.schedules = ScheduleService(self.db, self.transitions)
-        self.sessions = SessionService(self.db)
+        self.sessions = SessionService(self.db, settings.ui_session_hours * 3600)
         self.dashboard = DashboardService(self.db)
         self.datasourcesvc_support = DatasourcesvcSupport(self.db)
         self.aspera_support = AsperaSupport(self.db)
@@ -216,7 +181,7 @@ class Legato:
             self.db,
             self.transitions,
             interval=reaper_interval,
-            max_takeovers=self.guards.max_takeovers,
+            max_takeovers=self.settings.max_takeovers,
         )
         self._tasks.append(asyncio.create_task(reaper.run(self._stop)))
         self._tasks.append(asyncio.create_task(self.deliverer().run(self._stop)))
@@ -255,7 +220,7 @@ def add_step_paths(paths: list[str] | None = None) -> None:
 
 async def load_examples(app: Legato) -> list[str]:
     """Apply every workflow under ``examples/`` (top level) to namespace ``default``."""
-    from legato.service.tenancy import Principal
+    from legato.service.principal import Principal
 
     ns_id = await app.tenancy.namespace_id("default")
     admin = Principal(ns_id, "default", "admin")
@@ -266,9 +231,9 @@ async def load_examples(app: Legato) -> list[str]:
     return loaded
 
 
-def configure_logging() -> None:
+def configure_logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=os.environ.get("LEGATO_LOG_LEVEL", "INFO"),
+        level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -278,8 +243,8 @@ def run_worker(
 ) -> None:
     """A worker process (any host) sharing the database with API servers and other workers;
     with ``namespaces``, it runs the steps of those namespaces only."""
-    configure_logging()
     settings = load_settings()
+    configure_logging(settings)
     namespaces = namespaces or settings.worker_namespaces
     add_step_paths()
 
@@ -299,7 +264,7 @@ def run_worker(
             ),
             name=name,
         )
-        reaper = Reaper(app.db, app.transitions, max_takeovers=app.guards.max_takeovers)
+        reaper = Reaper(app.db, app.transitions, max_takeovers=settings.max_takeovers)
         serves = ", ".join(namespaces) if namespaces else "all namespaces"
         log.info("worker %s started (concurrency %d, %s)", worker.name, concurrency, serves)
         try:

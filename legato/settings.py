@@ -12,7 +12,7 @@ import ipaddress
 import json
 import os
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -49,6 +49,32 @@ class Settings(BaseSettings):
     allowed_cidrs: Annotated[tuple[Network, ...], NoDecode] = ()
     #: this process fires schedules and releases delayed runs (any number of processes may)
     scheduler: bool = True
+
+    #: failed logins of one user, and from one address, before a lockout
+    login_max_failures: int = Field(5, ge=1)
+    login_max_failures_per_address: int = Field(50, ge=1)
+    #: the window failures are counted in, the first lockout and the longest one (seconds)
+    login_window_seconds: float = Field(900.0, gt=0)
+    login_lockout_seconds: float = Field(60.0, gt=0)
+    login_max_lockout_seconds: float = Field(3600.0, gt=0)
+    #: password hashes computed at once (each takes a core for ~50 ms)
+    password_hash_concurrency: int = Field(2, ge=1)
+    #: how often a step whose worker was lost is taken over before it fails
+    max_takeovers: int = Field(5, ge=1)
+    #: the largest request body, and the largest workflow definition (bytes)
+    max_body_bytes: int = Field(1 << 20, ge=1)
+    max_definition_bytes: int = Field(8 << 20, ge=1)
+    #: how long a dashboard session lasts
+    ui_session_hours: float = Field(8.0, gt=0)
+    #: SQLite's ``synchronous``: NORMAL survives a killed process, FULL also a power cut
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
+    #: the level of the server's log
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("sqlite_synchronous", "log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("step_modules", "worker_namespaces", "allowed_cidrs", mode="before")
     @classmethod

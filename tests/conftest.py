@@ -18,7 +18,7 @@ import httpx
 import pytest
 import uvicorn
 
-from legato.app import create_app
+from legato.asgi import create_app
 from legato.engine.worker import WorkerConfig
 from legato.runtime import Legato
 from legato.settings import Settings

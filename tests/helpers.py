@@ -8,8 +8,8 @@ from typing import Any
 
 from legato.model.states import RUN_TERMINAL
 from legato.runtime import Legato
+from legato.service.principal import Principal
 from legato.service.runs import StartRun
-from legato.service.tenancy import Principal
 
 ADMIN_KEY = "lg_test_admin_key_0123456789"
 

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from legato.api.deps import MAX_ID, App, Caller
+from legato.api.deps import Caller, ServicesDep
 from legato.http.responses import JSONResponse
 from legato.http.strict_json import StrictJSONRoute
-from legato.service.views import iso
+from legato.model.ids import MAX_ID
+from legato.model.times import iso
 
 router = APIRouter(prefix="/api/v1", tags=["administration"], route_class=StrictJSONRoute)
 
@@ -25,29 +26,29 @@ class NewKey(BaseModel):
 
 
 @router.post("/keys", status_code=201)
-async def create_key(body: NewKey, caller: Caller, app: App) -> JSONResponse:
-    view = await app.tenancy.create_key(caller, body.name, body.role, body.namespace)
+async def create_key(body: NewKey, caller: Caller, services: ServicesDep) -> JSONResponse:
+    view = await services.tenancy.create_key(caller, body.name, body.role, body.namespace)
     view["created_at"] = iso(view["created_at"])
     return JSONResponse(view, status_code=201)
 
 
 @router.get("/keys")
-async def keys(caller: Caller, app: App) -> dict[str, Any]:
+async def keys(caller: Caller, services: ServicesDep) -> dict[str, Any]:
     """The API keys the caller administers: never their secrets, a prefix to recognise them."""
-    return {"keys": await app.tenancy.keys(caller)}
+    return {"keys": await services.tenancy.keys(caller)}
 
 
 @router.delete("/keys/{key_id}", status_code=204)
 async def revoke_key(
-    key_id: Annotated[int, Path(ge=0, le=MAX_ID)], caller: Caller, app: App
+    key_id: Annotated[int, Path(ge=0, le=MAX_ID)], caller: Caller, services: ServicesDep
 ) -> Response:
-    await app.tenancy.revoke_key(caller, key_id)
+    await services.tenancy.revoke_key(caller, key_id)
     return Response(status_code=204)
 
 
 @router.get("/namespaces")
-async def namespaces(caller: Caller, app: App) -> dict[str, Any]:
-    return {"namespaces": await app.tenancy.namespaces(caller)}
+async def namespaces(caller: Caller, services: ServicesDep) -> dict[str, Any]:
+    return {"namespaces": await services.tenancy.namespaces(caller)}
 
 
 Limit = Field(None, ge=1, le=2**31 - 1, strict=True)  # `true` is no number
@@ -78,21 +79,23 @@ class NamespaceChanges(BaseModel):
 
 
 @router.post("/namespaces", status_code=201)
-async def create_namespace(body: NewNamespace, caller: Caller, app: App) -> JSONResponse:
+async def create_namespace(
+    body: NewNamespace, caller: Caller, services: ServicesDep
+) -> JSONResponse:
     limits = body.model_dump(exclude={"name"}, exclude_none=True)
-    view = await app.tenancy.create_namespace(caller, body.name, limits)
+    view = await services.tenancy.create_namespace(caller, body.name, limits)
     return JSONResponse(view, status_code=201)
 
 
 @router.patch("/namespaces/{name}")
 async def update_namespace(
-    name: str, body: NamespaceChanges, caller: Caller, app: App
+    name: str, body: NamespaceChanges, caller: Caller, services: ServicesDep
 ) -> JSONResponse:
     changes = body.model_dump(include=body.model_fields_set)
-    return JSONResponse(await app.tenancy.update_namespace(caller, name, changes))
+    return JSONResponse(await services.tenancy.update_namespace(caller, name, changes))
 
 
 @router.get("/workers")
-async def workers(caller: Caller, app: App) -> dict[str, Any]:
+async def workers(caller: Caller, services: ServicesDep) -> dict[str, Any]:
     caller.require("viewer")
-    return {"workers": await app.workers()}
+    return {"workers": await services.workers()}

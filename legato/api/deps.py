@@ -7,13 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from legato.http.auth import principal
-from legato.model.ids import parse_id
-from legato.service.hub import Services
-from legato.service.tenancy import Principal
+from legato.model.ids import MAX_ID, parse_id
+from legato.service.principal import Principal
+from legato.service.services import Services
 
-__all__ = ["App", "Caller", "get_services", "parse_run_ref"]
+__all__ = ["Caller", "ServicesDep", "get_services", "parse_run_ref"]
 
-MAX_ID = 2**63 - 1
 #: Integer query parameters that fit the store (64-bit ids, 32-bit versions).
 DbId = Annotated[int, Query(ge=0, le=MAX_ID)]
 Version = Annotated[int, Query(ge=1, le=2**31 - 1)]
@@ -26,7 +25,7 @@ async def get_services(request: Request) -> Services:
     return request.app.state.legato  # type: ignore[no-any-return]
 
 
-App = Annotated[Services, Depends(get_services)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def parse_run_ref(run_id: str) -> int | str:

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from legato.api.deps import MAX_ID, App, Caller
+from legato.api.deps import Caller, ServicesDep
 from legato.http.responses import JSONResponse
 from legato.http.strict_json import StrictJSONRoute
+from legato.model.ids import MAX_ID
 
 router = APIRouter(prefix="/api/v1", tags=["administration"], route_class=StrictJSONRoute)
 
@@ -42,27 +43,27 @@ class NewJwks(BaseModel):
 
 
 @router.post("/users", status_code=201)
-async def create_user(body: NewUser, caller: Caller, app: App) -> JSONResponse:
-    view = await app.tenancy.identity.create_user(
+async def create_user(body: NewUser, caller: Caller, services: ServicesDep) -> JSONResponse:
+    view = await services.tenancy.identity.create_user(
         caller, body.username, body.password, body.role, body.namespace
     )
     return JSONResponse(view, status_code=201)
 
 
 @router.get("/users")
-async def users(caller: Caller, app: App) -> dict[str, Any]:
-    return {"users": await app.tenancy.identity.users(caller)}
+async def users(caller: Caller, services: ServicesDep) -> dict[str, Any]:
+    return {"users": await services.tenancy.identity.users(caller)}
 
 
 @router.delete("/users/{user_id}", status_code=204)
-async def delete_user(user_id: UserId, caller: Caller, app: App) -> Response:
-    await app.tenancy.identity.delete_user(caller, user_id)
+async def delete_user(user_id: UserId, caller: Caller, services: ServicesDep) -> Response:
+    await services.tenancy.identity.delete_user(caller, user_id)
     return Response(status_code=204)
 
 
 @router.post("/jwks", status_code=201)
-async def register_jwks(body: NewJwks, caller: Caller, app: App) -> JSONResponse:
-    view = await app.tenancy.identity.register_jwks(
+async def register_jwks(body: NewJwks, caller: Caller, services: ServicesDep) -> JSONResponse:
+    view = await services.tenancy.identity.register_jwks(
         caller,
         body.identifier,
         body.keys,
@@ -76,16 +77,16 @@ async def register_jwks(body: NewJwks, caller: Caller, app: App) -> JSONResponse
 
 
 @router.get("/jwks")
-async def list_jwks(caller: Caller, app: App) -> dict[str, Any]:
-    return {"jwks": await app.tenancy.identity.jwks(caller)}
+async def list_jwks(caller: Caller, services: ServicesDep) -> dict[str, Any]:
+    return {"jwks": await services.tenancy.identity.jwks(caller)}
 
 
 @router.get("/jwks/{identifier}")
-async def get_jwks(identifier: str, caller: Caller, app: App) -> JSONResponse:
-    return JSONResponse(await app.tenancy.identity.get_jwks(caller, identifier))
+async def get_jwks(identifier: str, caller: Caller, services: ServicesDep) -> JSONResponse:
+    return JSONResponse(await services.tenancy.identity.get_jwks(caller, identifier))
 
 
 @router.delete("/jwks/{identifier}", status_code=204)
-async def delete_jwks(identifier: str, caller: Caller, app: App) -> Response:
-    await app.tenancy.identity.delete_jwks(caller, identifier)
+async def delete_jwks(identifier: str, caller: Caller, services: ServicesDep) -> Response:
+    await services.tenancy.identity.delete_jwks(caller, identifier)
     return Response(status_code=204)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from legato.api.deps import App, Caller, DbId, parse_run_ref
+from legato.api.deps import Caller, DbId, ServicesDep, parse_run_ref
 from legato.api.status import (
     AS_XML,
     AS_XML_OR_TEXT,
@@ -56,12 +56,12 @@ class StartRunBody(BaseModel):
 async def start_run(
     body: StartRunBody,
     caller: Caller,
-    app: App,
+    services: ServicesDep,
     idempotency_key: str | None = Header(
         None, description="Starts at most one run per key: 1 to 200 characters (else 400)."
     ),
 ) -> JSONResponse:
-    view, created = await app.runs.start(
+    view, created = await services.runs.start(
         caller,
         StartRun(
             workflow=body.workflow,
@@ -132,7 +132,7 @@ def _moment(name: str, text: str | None) -> float | None:
 @router.get("")
 async def list_runs(
     caller: Caller,
-    app: App,
+    services: ServicesDep,
     status: Annotated[list[str], Query()] = [],  # noqa: B006
     workflow: str | None = None,
     requestor: Annotated[str | None, Query(max_length=200)] = None,
@@ -168,7 +168,7 @@ async def list_runs(
         schedule_id=schedule,
         fire_time=_moment("fire_time", fire_time),
     )
-    return JSONResponse(await app.runs.list_runs(caller, flt, page_size, page_token))
+    return JSONResponse(await services.runs.list_runs(caller, flt, page_size, page_token))
 
 
 @router.get("/{run_id}", responses=AS_XML_OR_TEXT)
@@ -195,7 +195,7 @@ async def get_step(run_id: str, step: str, status: Status) -> Response:
 async def run_logs(
     run_id: str,
     caller: Caller,
-    app: App,
+    services: ServicesDep,
     step: str | None = None,
     after: DbId = 0,
     follow: bool = False,
@@ -207,14 +207,14 @@ async def run_logs(
     ``event: end`` once the run has finished)."""
     ref = parse_run_ref(run_id)
     if follow:
-        await app.runs.get(caller, ref)  # 404 before the stream starts
+        await services.runs.get(caller, ref)  # 404 before the stream starts
         if "text/event-stream" in (accept or ""):
             seen = parse_id((last_event_id or "").strip())
             if seen is not None:
                 after = max(after, seen)
-            return log_events(app.runs.follow_logs(caller, ref, after=after, step=step))
-        return NDJSONStream(app.runs.follow_logs(caller, ref, after=after, step=step))
-    lines = await app.runs.logs(caller, ref, after=after, step=step)
+            return log_events(services.runs.follow_logs(caller, ref, after=after, step=step))
+        return NDJSONStream(services.runs.follow_logs(caller, ref, after=after, step=step))
+    lines = await services.runs.logs(caller, ref, after=after, step=step)
 
     async def gen() -> Any:
         for line in lines:
@@ -229,31 +229,37 @@ async def run_events(run_id: str, status: Status) -> Response:
 
 
 @router.post("/{run_id}/cancel")
-async def cancel_run(run_id: str, caller: Caller, app: App) -> JSONResponse:
-    return JSONResponse(await app.runs.cancel(caller, parse_run_ref(run_id)))
+async def cancel_run(run_id: str, caller: Caller, services: ServicesDep) -> JSONResponse:
+    return JSONResponse(await services.runs.cancel(caller, parse_run_ref(run_id)))
 
 
 @router.post("/{run_id}/retry")
-async def retry_run(run_id: str, caller: Caller, app: App) -> JSONResponse:
-    return JSONResponse(await app.runs.retry(caller, parse_run_ref(run_id)))
+async def retry_run(run_id: str, caller: Caller, services: ServicesDep) -> JSONResponse:
+    return JSONResponse(await services.runs.retry(caller, parse_run_ref(run_id)))
 
 
 @router.post("/{run_id}/steps/{step_key}/signal")
 async def signal_step(
-    run_id: str, step_key: str, caller: Caller, app: App, payload: dict[str, Any] | None = None
+    run_id: str,
+    step_key: str,
+    caller: Caller,
+    services: ServicesDep,
+    payload: dict[str, Any] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
-        await app.runs.signal(caller, parse_run_ref(run_id), step_key, payload or {})
+        await services.runs.signal(caller, parse_run_ref(run_id), step_key, payload or {})
     )
 
 
 @router.delete("/{run_id}", status_code=204)
-async def delete_run(run_id: str, caller: Caller, app: App) -> Response:
-    await app.runs.delete(caller, parse_run_ref(run_id))
+async def delete_run(run_id: str, caller: Caller, services: ServicesDep) -> Response:
+    await services.runs.delete(caller, parse_run_ref(run_id))
     return Response(status_code=204)
 
 
 @router.get("/{run_id}/steps/{step}/progress")
-async def step_progress(run_id: str, step: str, caller: Caller, app: App) -> JSONResponse:
+async def step_progress(
+    run_id: str, step: str, caller: Caller, services: ServicesDep
+) -> JSONResponse:
     """Every progress point the step reported, with its rate (fraction per second)."""
-    return JSONResponse(await app.runs.progress_history(caller, parse_run_ref(run_id), step))
+    return JSONResponse(await services.runs.progress_history(caller, parse_run_ref(run_id), step))

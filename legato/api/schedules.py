@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from legato.api.deps import App, Caller
+from legato.api.deps import Caller, ServicesDep
 from legato.http.responses import JSONResponse
 from legato.http.strict_json import StrictJSONRoute
 from legato.model.errors import InvalidInput
@@ -63,7 +63,7 @@ def _object(body: Any) -> dict[str, Any]:
 @router.post("", status_code=201)
 async def create_schedule(
     caller: Caller,
-    app: App,
+    app: ServicesDep,
     body: Annotated[dict[str, Any], _BODY],
 ) -> JSONResponse:
     """A schedule: ``cron`` (5 fields, 6 with seconds, or ``@hourly``…) or ``every`` (with an
@@ -77,7 +77,7 @@ async def create_schedule(
 
 @router.get("")
 async def list_schedules(
-    caller: Caller, app: App, workflow: Annotated[str | None, Query(max_length=100)] = None
+    caller: Caller, app: ServicesDep, workflow: Annotated[str | None, Query(max_length=100)] = None
 ) -> dict[str, Any]:
     return {"schedules": await app.schedules.list_all(caller, workflow)}
 
@@ -86,7 +86,7 @@ async def list_schedules(
 async def get_schedule(
     ref: str,
     caller: Caller,
-    app: App,
+    app: ServicesDep,
     fires: Annotated[int, Query(ge=0, le=100, description="latest fires shown")] = 10,
 ) -> dict[str, Any]:
     """The schedule (by id or name) with its next fire times, latest fires and counts."""
@@ -95,28 +95,28 @@ async def get_schedule(
 
 @router.patch("/{ref}")
 async def update_schedule(
-    ref: str, caller: Caller, app: App, body: Annotated[dict[str, Any], Body()]
+    ref: str, caller: Caller, app: ServicesDep, body: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     """Change the fields given; the others keep their values."""
     return await app.schedules.update(caller, ref, _object(body))
 
 
 @router.delete("/{ref}", status_code=204)
-async def delete_schedule(ref: str, caller: Caller, app: App) -> Response:
+async def delete_schedule(ref: str, caller: Caller, app: ServicesDep) -> Response:
     await app.schedules.delete(caller, ref)
     return Response(status_code=204)
 
 
 @router.post("/{ref}/pause")
 async def pause_schedule(
-    ref: str, caller: Caller, app: App, body: Note | None = None
+    ref: str, caller: Caller, app: ServicesDep, body: Note | None = None
 ) -> dict[str, Any]:
     return await app.schedules.pause(caller, ref, body.note if body else None)
 
 
 @router.post("/{ref}/resume")
 async def resume_schedule(
-    ref: str, caller: Caller, app: App, body: Note | None = None
+    ref: str, caller: Caller, app: ServicesDep, body: Note | None = None
 ) -> dict[str, Any]:
     """Fire times that passed while paused are recorded as ``paused``; it goes on from now."""
     return await app.schedules.resume(caller, ref, body.note if body else None)
@@ -124,7 +124,7 @@ async def resume_schedule(
 
 @router.post("/{ref}/trigger", status_code=201)
 async def trigger_schedule(
-    ref: str, caller: Caller, app: App, body: Trigger | None = None
+    ref: str, caller: Caller, app: ServicesDep, body: Trigger | None = None
 ) -> JSONResponse:
     """Fire now, once (also while paused): answers the fire, with the run it started."""
     fire = await app.schedules.trigger(caller, ref, body.overlap if body else None)
@@ -133,7 +133,7 @@ async def trigger_schedule(
 
 @router.get("/{ref}/next")
 async def next_fire_times(
-    ref: str, caller: Caller, app: App, count: Annotated[int, Query(ge=1, le=100)] = 10
+    ref: str, caller: Caller, app: ServicesDep, count: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> dict[str, Any]:
     return {"next_fire_times": await app.schedules.next_times(caller, ref, count)}
 
@@ -142,7 +142,7 @@ async def next_fire_times(
 async def schedule_fires(
     ref: str,
     caller: Caller,
-    app: App,
+    app: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     before: Annotated[str | None, Query(description="fire times before this one")] = None,
 ) -> dict[str, Any]:

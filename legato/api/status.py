@@ -12,14 +12,14 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from legato.api.deps import MAX_ID, App, Caller, parse_run_ref
+from legato.api.deps import Caller, ServicesDep, parse_run_ref
 from legato.http.negotiation import FORMATS, MEDIA_TYPES, negotiate, render
 from legato.http.strict_json import StrictJSONRoute
 from legato.http.watch import SSE, SSEvent, etag, etag_matches, parse_etags, parse_wait
-from legato.model.ids import parse_id
-from legato.service.hub import Services
+from legato.model.ids import MAX_ID, parse_id
+from legato.service.principal import Principal
+from legato.service.services import Services
 from legato.service.status import MAX_BATCH, Resource, Snapshot
-from legato.service.tenancy import Principal
 
 __all__ = ["AS_XML", "AS_XML_OR_TEXT", "SUFFIXED", "Status", "StatusQuery", "router"]
 
@@ -74,13 +74,13 @@ class StatusQuery:
         self,
         request: Request,
         caller: Principal,
-        app: Services,
+        services: Services,
         wait: float,
         tags: list[str],
     ) -> None:
         self.request = request
         self.caller = caller
-        self.app = app
+        self.services = services
         self.wait = wait
         self.tags = tags
 
@@ -99,7 +99,7 @@ class StatusQuery:
                 baseline.extend(parse_etags(tag))
             return etag_matches(baseline, tag)
 
-        snap = await self.app.status.poll(load, unchanged, self.wait)
+        snap = await self.services.status.poll(load, unchanged, self.wait)
         tag = etag(snap.run_id, snap.change_seq, fmt)
         headers = {"ETag": tag, "Vary": "Accept", "Cache-Control": "no-cache"}
         if self.tags and etag_matches(self.tags, tag):
@@ -110,22 +110,22 @@ class StatusQuery:
             words = text(body) if text and fmt == "txt" else None
             return render(inner if fmt == "xml" else body, fmt, root, words)
 
-        content = await self.app.status.rendered(snap, fmt, encode)
+        content = await self.services.status.rendered(snap, fmt, encode)
         return Response(content, media_type=MEDIA_TYPES[fmt], headers=headers)
 
     def load(self, ref: int | str, resource: Resource) -> Loader:
-        return lambda since: self.app.status.snapshot(self.caller, ref, resource, since=since)
+        return lambda since: self.services.status.snapshot(self.caller, ref, resource, since=since)
 
 
 async def status_query(
     request: Request,
     caller: Caller,
-    app: App,
+    services: ServicesDep,
     wait: Annotated[str | None, Query(description=_WAIT_DOC)] = None,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> StatusQuery:
     # an async function: FastAPI would run a class's __init__ on a thread, a hop per request
-    return StatusQuery(request, caller, app, parse_wait(wait), parse_etags(if_none_match))
+    return StatusQuery(request, caller, services, parse_wait(wait), parse_etags(if_none_match))
 
 
 Status = Annotated[StatusQuery, Depends(status_query)]
@@ -136,23 +136,23 @@ Status = Annotated[StatusQuery, Depends(status_query)]
 
 async def run_resource(status: StatusQuery, run_id: str) -> Response:
     """``GET /runs/{id}``: the run; ``.txt``: its status word."""
-    resource = status.app.status.run(status.caller)
+    resource = status.services.status.run(status.caller)
     return await status.answer(status.load(parse_run_ref(run_id), resource), "run", _status_word)
 
 
 async def steps_resource(status: StatusQuery, run_id: str, parent: int | None) -> Response:
-    resource = status.app.status.steps(status.caller, parent)
+    resource = status.services.status.steps(status.caller, parent)
     return await status.answer(status.load(parse_run_ref(run_id), resource), "steps")
 
 
 async def step_resource(status: StatusQuery, run_id: str, step: str) -> Response:
     """One step; ``.txt``: its status word."""
-    resource = status.app.status.step(status.caller, step)
+    resource = status.services.status.step(status.caller, step)
     return await status.answer(status.load(parse_run_ref(run_id), resource), "step", _status_word)
 
 
 async def events_resource(status: StatusQuery, run_id: str) -> Response:
-    resource = status.app.status.events(status.caller)
+    resource = status.services.status.events(status.caller)
     return await status.answer(status.load(parse_run_ref(run_id), resource), "events")
 
 
@@ -162,7 +162,7 @@ async def events_resource(status: StatusQuery, run_id: str) -> Response:
 @router.get("/runs/{run_id}/values", response_class=Response, responses=AS_XML)
 async def run_values(run_id: str, status: Status) -> Response:
     """Inputs, carried values (``var``), step outputs and run outputs, each with its id."""
-    resource = status.app.status.values(status.caller)
+    resource = status.services.status.values(status.caller)
     return await status.answer(status.load(parse_run_ref(run_id), resource), "values")
 
 
@@ -172,7 +172,7 @@ async def get_value(value_id: str, status: Status) -> Response:
     anything else as JSON."""
     number = parse_id(value_id) or 0
     return await status.answer(
-        lambda _since: status.app.status.value(status.caller, number), "value", _raw_value
+        lambda _since: status.services.status.value(status.caller, number), "value", _raw_value
     )
 
 
@@ -183,19 +183,19 @@ async def get_value(value_id: str, status: Status) -> Response:
 )
 async def get_output(run_id: str, step_key: str, name: str, status: Status) -> Response:
     """The output ``name`` of a step, as a value (same formats as ``/values/{id}``)."""
-    resource = status.app.status.output(status.caller, step_key, name)
+    resource = status.services.status.output(status.caller, step_key, name)
     return await status.answer(status.load(parse_run_ref(run_id), resource), "value", _raw_value)
 
 
 @router.get("/runs/{run_id}/errors", response_class=Response, responses=AS_XML)
 async def run_errors(run_id: str, status: Status) -> Response:
-    resource = status.app.status.errors(status.caller)
+    resource = status.services.status.errors(status.caller)
     return await status.answer(status.load(parse_run_ref(run_id), resource), "errors")
 
 
 @router.get("/runs/{run_id}/resources", response_class=Response, responses=AS_XML)
 async def run_resources(run_id: str, status: Status) -> Response:
-    resource = status.app.status.resources(status.caller)
+    resource = status.services.status.resources(status.caller)
     return await status.answer(status.load(parse_run_ref(run_id), resource), "resources")
 
 
@@ -210,7 +210,7 @@ async def run_resources(run_id: str, status: Status) -> Response:
 async def watch_run(
     run_id: str,
     caller: Caller,
-    app: App,
+    services: ServicesDep,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Server-Sent Events: ``event: run`` with the run (as ``GET /runs/{id}``) now and after
@@ -221,14 +221,14 @@ async def watch_run(
     seen = (last_event_id or "").strip()
     after = parse_id(seen)
 
-    head = await app.status.head(caller, ref)  # 404 before the stream starts
+    head = await services.status.head(caller, ref)  # 404 before the stream starts
     if head.finished and after is not None and after >= head.version:
         return Response(status_code=204)
-    resource = app.status.run(caller)
+    resource = services.status.run(caller)
 
     async def events() -> AsyncIterator[SSEvent]:
-        async for snap in app.status.watch(caller, head.id, resource, after_seq=after):
-            data = await app.status.rendered(snap, "sse", orjson.dumps)
+        async for snap in services.status.watch(caller, head.id, resource, after_seq=after):
+            data = await services.status.rendered(snap, "sse", orjson.dumps)
             yield SSEvent("run", orjson.Fragment(data), snap.change_seq)
 
     return SSE(events())
@@ -245,9 +245,11 @@ class BatchGetBody(BaseModel):
     ] = Field(max_length=MAX_BATCH)
 
 
-async def _batch(request: Request, caller: Principal, app: Any, ids: list[int | str]) -> Response:
+async def _batch(
+    request: Request, caller: Principal, services: Services, ids: list[int | str]
+) -> Response:
     fmt = negotiate(request, FORMATS[:2])
-    answer = await app.status.batch_get(caller, ids)
+    answer = await services.status.batch_get(caller, ids)
     return Response(render(answer, fmt, "batch"), media_type=MEDIA_TYPES[fmt])
 
 
@@ -255,20 +257,20 @@ async def _batch(request: Request, caller: Principal, app: Any, ids: list[int | 
 async def batch_get(
     request: Request,
     caller: Caller,
-    app: App,
+    services: ServicesDep,
     ids: Annotated[list[str], Query(description="integer ids or UUIDs, comma-separated")],
 ) -> Response:
     """Many runs by id or UUID: ``{"runs": [...], "not_found": [...]}`` in the asked order."""
     refs: list[int | str] = [p.strip() for item in ids for p in item.split(",") if p.strip()]
-    return await _batch(request, caller, app, refs)
+    return await _batch(request, caller, services, refs)
 
 
 @router.post("/runs/batch-get", response_class=Response, responses=AS_XML)
 async def batch_get_post(
-    body: BatchGetBody, request: Request, caller: Caller, app: App
+    body: BatchGetBody, request: Request, caller: Caller, services: ServicesDep
 ) -> Response:
     """``{"ids": [...]}``: the same as ``GET /runs:batchGet``."""
-    return await _batch(request, caller, app, body.ids)
+    return await _batch(request, caller, services, body.ids)
 
 
 def log_events(lines: AsyncIterator[dict[str, Any]]) -> Response:

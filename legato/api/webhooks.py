@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from legato.api.deps import MAX_ID, App, Caller, DbId, parse_run_ref
+from legato.api.deps import Caller, DbId, ServicesDep, parse_run_ref
 from legato.http.responses import JSONResponse
 from legato.http.strict_json import StrictJSONRoute
+from legato.model.ids import MAX_ID
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=StrictJSONRoute)
 PathId = Annotated[int, Path(ge=0, le=MAX_ID)]
@@ -31,8 +32,8 @@ class NewWebhook(BaseModel):
 
 
 @router.post("", status_code=201)
-async def create_webhook(body: NewWebhook, caller: Caller, app: App) -> JSONResponse:
-    view = await app.webhooks.create(
+async def create_webhook(body: NewWebhook, caller: Caller, services: ServicesDep) -> JSONResponse:
+    view = await services.webhooks.create(
         caller, str(body.url), body.event_types, body.workflows, body.secret, body.active
     )
     return JSONResponse(
@@ -41,27 +42,27 @@ async def create_webhook(body: NewWebhook, caller: Caller, app: App) -> JSONResp
 
 
 @router.get("")
-async def list_webhooks(caller: Caller, app: App) -> dict[str, Any]:
-    return {"webhooks": await app.webhooks.list(caller)}
+async def list_webhooks(caller: Caller, services: ServicesDep) -> dict[str, Any]:
+    return {"webhooks": await services.webhooks.list(caller)}
 
 
 @router.get("/signing-secret")
-async def signing_secret(caller: Caller, app: App) -> dict[str, Any]:
+async def signing_secret(caller: Caller, services: ServicesDep) -> dict[str, Any]:
     """The secret that signs the deliveries to runs' ``notify_url``s of this namespace."""
-    return await app.webhooks.signing_secret(caller)
+    return await services.webhooks.signing_secret(caller)
 
 
 @router.get("/deliveries")
 async def deliveries(
     caller: Caller,
-    app: App,
+    services: ServicesDep,
     run: Annotated[str | None, Query(max_length=100)] = None,
     status: Annotated[str | None, Query(max_length=20)] = None,
     webhook: DbId | None = None,
     page_size: Annotated[int, Query(ge=1, le=500)] = 100,
     page_token: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
-    return await app.webhooks.deliveries(
+    return await services.webhooks.deliveries(
         caller,
         run=parse_run_ref(run) if run is not None else None,
         status=status,
@@ -72,16 +73,16 @@ async def deliveries(
 
 
 @router.get("/deliveries/{delivery_id}")
-async def delivery(delivery_id: PathId, caller: Caller, app: App) -> dict[str, Any]:
-    return await app.webhooks.delivery(caller, delivery_id)
+async def delivery(delivery_id: PathId, caller: Caller, services: ServicesDep) -> dict[str, Any]:
+    return await services.webhooks.delivery(caller, delivery_id)
 
 
 @router.post("/deliveries/{delivery_id}/redeliver", status_code=202)
-async def redeliver(delivery_id: PathId, caller: Caller, app: App) -> JSONResponse:
-    return JSONResponse(await app.webhooks.redeliver(caller, delivery_id), status_code=202)
+async def redeliver(delivery_id: PathId, caller: Caller, services: ServicesDep) -> JSONResponse:
+    return JSONResponse(await services.webhooks.redeliver(caller, delivery_id), status_code=202)
 
 
 @router.delete("/{webhook_id}", status_code=204)
-async def delete_webhook(webhook_id: PathId, caller: Caller, app: App) -> Response:
-    await app.webhooks.delete(caller, webhook_id)
+async def delete_webhook(webhook_id: PathId, caller: Caller, services: ServicesDep) -> Response:
+    await services.webhooks.delete(caller, webhook_id)
     return Response(status_code=204)

@@ -42,9 +42,9 @@ def serve(
     ] = True,
 ) -> None:
     """Run the API, the dashboard and a worker in one process (creates the database)."""
-    import legato.app as app
+    import legato.asgi as asgi
 
-    app.serve(
+    asgi.serve(
         database_url=database_url, host=host, port=port, workers=workers, load_examples=examples
     )
 
@@ -64,9 +64,9 @@ def api(
     ] = 1,
 ) -> None:
     """Run the API and the dashboard only (workers run elsewhere)."""
-    import legato.app as app
+    import legato.asgi as asgi
 
-    app.run_api(database_url=database_url, host=host, port=port, processes=processes)
+    asgi.run_api(database_url=database_url, host=host, port=port, processes=processes)
 
 
 def worker(

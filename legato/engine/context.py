@@ -9,21 +9,21 @@ from typing import Any
 
 from legato.engine.outbound import OutboundGuard
 from legato.model.step_modules import ModulePolicy
-from legato.store.activity import Activity
+from legato.store.step_reports import StepReports
 
-__all__ = ["ActivitySink", "StepContext", "StepLogger"]
+__all__ = ["StepContext", "StepLogger", "StepReportSink"]
 
 
-class ActivitySink:
+class StepReportSink:
     """Thread-safe buffer of logs, progress, carried values and resources; the worker drains it
     into the database in batches."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending = Activity()
+        self._pending = StepReports()
         self.has_data = threading.Event()
 
-    def take(self) -> Activity:
+    def take(self) -> StepReports:
         with self._lock:
             self.has_data.clear()
             return self._pending.take()
@@ -102,7 +102,7 @@ class StepContext:
 
     def __init__(
         self,
-        sink: ActivitySink,
+        sink: StepReportSink,
         *,
         run_id: int,
         step_id: int,

@@ -92,15 +92,17 @@ class Deliverer:
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
-        changes = self.db.subscribe("run:*")  # after commits that may have queued rows
-        queued = self.db.subscribe(OUTBOX_TOPIC)
-        async with httpx.AsyncClient(
-            timeout=cfg.timeout,
-            transport=self._transport,
-            trust_env=False,  # no proxy from the environment: it would connect unchecked
-            follow_redirects=False,
-            headers={"User-Agent": f"legato-webhooks/{__version__}"},
-        ) as client:
+        async with (
+            self.db.watching("run:*") as changes,  # after commits that may have queued rows
+            self.db.watching(OUTBOX_TOPIC) as queued,
+            httpx.AsyncClient(
+                timeout=cfg.timeout,
+                transport=self._transport,
+                trust_env=False,  # no proxy from the environment: it would connect unchecked
+                follow_redirects=False,
+                headers={"User-Agent": f"legato-webhooks/{__version__}"},
+            ) as client,
+        ):
             try:
                 next_purge = time.monotonic() + 60.0
                 while not stop.is_set():
@@ -119,10 +121,8 @@ class Deliverer:
                                 task.add_done_callback(self._done)
                         except Exception:
                             log.exception("claiming webhook deliveries failed")
-                    await self._wait(stop, changes, queued)
+                    await self._wait(stop, changes.woken, queued.woken)
             finally:
-                self.db.unsubscribe("run:*", changes)
-                self.db.unsubscribe(OUTBOX_TOPIC, queued)
                 await self._drain()
 
     def _done(self, task: asyncio.Task[None]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from legato.engine.transitions import NewRun, Transitions
 from legato.model.errors import LegatoError
 from legato.model.expressions import ExpressionError, render
 from legato.model.schedules import (
@@ -32,7 +33,6 @@ from legato.store.schedules import (
     set_fire_runs,
     update_schedules,
 )
-from legato.store.transitions import NewRun, Transitions
 
 __all__ = ["Fired", "fire_many", "fire_schedule", "record_paused", "timing"]
 

@@ -12,12 +12,12 @@ import logging
 import time
 
 from legato.engine.retention import purge_expired_runs
+from legato.engine.transitions import Transitions, lease_lost
 from legato.model.advance import DEFAULT_MAX_TAKEOVERS
 from legato.model.records import StepResult
 from legato.model.states import StepStatus
-from legato.store.claim import expired_steps, overdue_runs
 from legato.store.database import Database
-from legato.store.transitions import Transitions, lease_lost
+from legato.store.leases import expired_steps, overdue_runs
 
 __all__ = ["Reaper"]
 

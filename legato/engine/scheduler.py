@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from legato.engine.firing import fire_many
+from legato.engine.transitions import SCHEDULE_RUNS_TOPIC, SCHEDULES_TOPIC, Transitions
 from legato.model.errors import Unavailable
 from legato.store.database import Database, Tx
 from legato.store.schedules import (
@@ -27,7 +28,6 @@ from legato.store.schedules import (
     namespace_names,
     next_wake,
 )
-from legato.store.transitions import SCHEDULE_RUNS_TOPIC, SCHEDULES_TOPIC, Transitions
 
 __all__ = ["Scheduler", "SchedulerConfig"]
 
@@ -64,8 +64,8 @@ class Scheduler:
             self.db.watching(SCHEDULE_RUNS_TOPIC) as ended,
         ):
             while not stop.is_set():
-                changed.clear()
-                ended.clear()
+                changed.look()
+                ended.look()
                 try:
                     await self.tick(stop=stop)
                     async with self.db.read() as conn:
@@ -76,7 +76,7 @@ class Scheduler:
                 except Exception:  # a bad row must not stop every schedule
                     log.exception("scheduler pass failed")
                     delay = 1.0
-                await _first(stop, changed, ended, timeout=delay)
+                await _first(stop, changed.woken, ended.woken, timeout=delay)
 
     def _delay(self, wake_at: float | None, buffered: bool) -> float:
         if buffered:  # the previous run ended but its fire is another process's to start

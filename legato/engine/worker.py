@@ -18,20 +18,21 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from legato.engine.context import ActivitySink, StepContext
+from legato.engine.claims import claim
+from legato.engine.context import StepContext, StepReportSink
 from legato.engine.kinds import StepFailure, runner_for
 from legato.engine.kinds.python import set_thread_pool
 from legato.engine.metrics import CLAIM_SECONDS, COMPLETE_SECONDS, STEP_RESULTS, STEP_SECONDS
 from legato.engine.outbound import OutboundGuard
 from legato.engine.step_modules import StepModules
+from legato.engine.transitions import CANCEL_TOPIC, READY_TOPIC, Continuation, Transitions
 from legato.model.durations import format_duration
 from legato.model.json_values import json_problems
-from legato.model.records import StepResult
+from legato.model.records import ClaimedStep, StepResult
 from legato.model.states import StepStatus
-from legato.store.activity import write_activity
-from legato.store.claim import ClaimedStep, claim, heartbeat
 from legato.store.database import Database
-from legato.store.transitions import CANCEL_TOPIC, READY_TOPIC, Continuation, Transitions
+from legato.store.leases import heartbeat
+from legato.store.step_reports import write_step_reports
 from legato.store.workers import beat, register_worker, unregister_worker
 
 __all__ = ["CANCEL_TOPIC", "Worker", "WorkerConfig"]
@@ -67,7 +68,7 @@ class Worker:
         self.modules = modules or StepModules()
         self.outbound = outbound or OutboundGuard()
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.sink = ActivitySink()
+        self.sink = StepReportSink()
         self._inflight: dict[int, tuple[StepContext, asyncio.Task[None]]] = {}
         self._done: list[tuple[StepResult, int]] = []
         self._done_event = asyncio.Event()
@@ -77,6 +78,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         set_thread_pool(self._pool)
         await register_worker(self.db, self.name, self.config.concurrency, self.config.namespaces)
+        self.transitions.attach(self)
         loops = [
             asyncio.create_task(self._claim_loop(stop), name="claim"),
             asyncio.create_task(self._flush_loop(stop), name="flush"),
@@ -85,6 +87,7 @@ class Worker:
         try:
             await stop.wait()
         finally:
+            self.transitions.detach(self)
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
@@ -105,15 +108,14 @@ class Worker:
     # -- claiming -----------------------------------------------------------------------
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
-        wake = self.db.subscribe(READY_TOPIC)
-        try:
+        async with self.db.watching(READY_TOPIC) as ready:
             while not stop.is_set():
                 free = self.config.concurrency - len(self._inflight)
                 if free <= 0:
                     self._slot_free.clear()
                     await self._slot_free.wait()
                     continue
-                wake.clear()
+                ready.look()
                 try:
                     with CLAIM_SECONDS.time():
                         claimed = await claim(
@@ -130,10 +132,19 @@ class Worker:
                 for step in claimed:
                     self._start(step)
                 if len(claimed) < free:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self.config.poll_interval)
-        finally:
-            self.db.unsubscribe(READY_TOPIC, wake)
+                    await ready.wait(self.config.poll_interval)
+
+    # -- steps handed over by transactions of this process -------------------------------
+
+    def continuation(self) -> Continuation | None:
+        free = self.config.concurrency - len(self._inflight)
+        if free <= 0:
+            return None
+        return Continuation(self.name, free, self.config.lease_seconds, self.config.namespaces)
+
+    def take(self, steps: list[ClaimedStep]) -> None:
+        for step in steps:
+            self._start(step)
 
     # -- running ------------------------------------------------------------------------
 
@@ -227,7 +238,7 @@ class Worker:
     async def _flush(self) -> None:
         self._done_event.clear()
         batch, self._done = self._done, []
-        activity = self.sink.take()
+        reports = self.sink.take()
         try:
             if batch:
                 slots = self.config.concurrency - len(self._inflight) + len(batch)
@@ -238,11 +249,11 @@ class Worker:
                         Continuation(
                             self.name, slots, self.config.lease_seconds, self.config.namespaces
                         ),
-                        activity,
+                        reports,
                     )
-            elif activity:
+            elif reports:
                 claimed = []
-                await self.db.write(lambda tx: write_activity(tx, activity))
+                await self.db.write(lambda tx: write_step_reports(tx, reports))
             else:
                 return
         except BaseException:
@@ -258,14 +269,12 @@ class Worker:
     # -- leases -------------------------------------------------------------------------
 
     async def _lease_loop(self, stop: asyncio.Event) -> None:
-        wake = self.db.subscribe(CANCEL_TOPIC)
         interval = self.config.lease_seconds / 3
         last_beat = 0.0
-        try:
+        async with self.db.watching(CANCEL_TOPIC) as cancels:
             while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), interval)
-                wake.clear()
+                await cancels.wait(interval)
+                cancels.look()
                 try:
                     if time.monotonic() - last_beat > interval:
                         last_beat = time.monotonic()
@@ -283,8 +292,6 @@ class Worker:
                         asyncio.get_running_loop().call_later(
                             self.config.cancel_grace, self._force_cancel, step_id
                         )
-        finally:
-            self.db.unsubscribe(CANCEL_TOPIC, wake)
 
     def _force_cancel(self, step_id: int) -> None:
         """An async step that ignored ``ctx.cancelled`` for the grace period is cancelled."""

@@ -22,7 +22,8 @@ from legato.http.credentials import (
     principal_of,
 )
 from legato.http.session import session_principal
-from legato.service.tenancy import Principal, TenancyService
+from legato.service.principal import Principal
+from legato.service.tenancy import TenancyService
 
 __all__ = ["basic_credentials", "bearer_token", "client_address", "principal"]
 

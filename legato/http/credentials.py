@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from legato.model.errors import Unauthorized
-from legato.service.tenancy import Principal, TenancyService
+from legato.service.principal import Principal
+from legato.service.tenancy import TenancyService
 
 __all__ = [
     "Credentials",

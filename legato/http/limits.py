@@ -5,8 +5,6 @@ Pure ASGI, so that a refused upload costs neither a read nor a parse."""
 
 from __future__ import annotations
 
-import os
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,7 +16,6 @@ __all__ = [
     "DEFAULT_MAX_DEFINITION_BYTES",
     "BodyLimit",
     "BodyTooLarge",
-    "limit_from_env",
 ]
 
 DEFAULT_MAX_BODY_BYTES = 1 << 20
@@ -38,17 +35,6 @@ class BodyTooLarge(HTTPException):
             f"the request body is larger than {limit} bytes",
             headers={"Connection": "close"},  # the rest of the body is left unread
         )
-
-
-def limit_from_env(name: str, default: int) -> int:
-    """A byte count setting; a malformed one stops the server at start, not at a request."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    value = parse_id(raw, low=1)
-    if value is None:
-        raise ValueError(f"{name} must be a positive number of bytes, not {raw!r}")
-    return value
 
 
 class BodyLimit:

@@ -9,8 +9,8 @@ import hmac
 from fastapi import Request
 
 from legato.model.errors import Forbidden
+from legato.service.principal import Principal
 from legato.service.sessions import Session
-from legato.service.tenancy import Principal
 
 __all__ = ["CSRF_HEADER", "SESSION_COOKIE", "session_of", "session_principal"]
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from legato.model.states import STEP_TERMINAL, StepStatus
+from legato.model.states import RUN_TERMINAL, STEP_TERMINAL, StepStatus
 
 __all__ = ["Estimate", "StepHistory", "baseline", "estimate", "slower_than_usual"]
 
@@ -99,7 +99,7 @@ def estimate(
     confidence = (
         "high" if samples and min(samples) >= MIN_SAMPLES else "medium" if any(samples) else "low"
     )
-    if run_status in ("SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"):
+    if run_status in RUN_TERMINAL:
         return Estimate(percent, 0.0, 0.0, 0.0, confidence)
     finish: dict[str, float] = {}
     by_key = {s.key: s for s in steps}

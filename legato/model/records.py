@@ -7,7 +7,7 @@ from typing import Any
 
 from legato.model.states import check_run_transition, check_step_transition
 
-__all__ = ["RunState", "StepResult", "StepState", "value_type"]
+__all__ = ["ClaimedStep", "RunState", "StepResult", "StepState", "value_type"]
 
 
 def value_type(value: Any) -> str:
@@ -133,3 +133,22 @@ class StepResult:
     #: set when the step's worker was lost (its lease lapsed): how many take-overs the step
     #: may have in all, beyond (and apart from) the attempts of its retry policy
     max_takeovers: int | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedStep:
+    """A step a worker has taken under a lease, with what it needs to run it."""
+
+    id: int
+    run_id: int
+    key: str
+    name: str
+    kind: str
+    attempt: int
+    max_attempts: int
+    args: dict[str, Any]
+    timeout_s: float | None
+    item: Any
+    lease_expires_at: float
+    namespace_id: int
+    started_at: float = 0.0

@@ -54,8 +54,12 @@ _RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     _R.QUEUED: frozenset(
         {_R.RUNNING, _R.CANCELING, _R.CANCELED, _R.FAILED, _R.TIMED_OUT, _R.SUCCEEDED}
     ),
-    _R.RUNNING: frozenset({_R.SUCCEEDED, _R.FAILED, _R.CANCELING, _R.CANCELED, _R.TIMED_OUT}),
-    _R.CANCELING: frozenset({_R.CANCELED}),
+    # QUEUED: a claim started it beyond its namespace's concurrency limit (engine/limits.py)
+    _R.RUNNING: frozenset(
+        {_R.QUEUED, _R.SUCCEEDED, _R.FAILED, _R.CANCELING, _R.CANCELED, _R.TIMED_OUT}
+    ),
+    # TIMED_OUT: a run past its deadline is canceled, and ends timed out once its steps stop
+    _R.CANCELING: frozenset({_R.CANCELED, _R.TIMED_OUT}),
     # A failed or timed-out run may be retried from its failed steps.
     _R.FAILED: frozenset({_R.RUNNING}),
     _R.TIMED_OUT: frozenset({_R.RUNNING}),

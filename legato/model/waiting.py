@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from legato.model.states import STEP_TERMINAL, StepStatus
+from legato.model.times import iso_time
 
 __all__ = ["scheduled_reason", "waiting_reason"]
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def waiting_reason(
@@ -35,7 +31,7 @@ def waiting_reason(
     if status in STEP_TERMINAL:
         return None
     if held_until is not None and status in (StepStatus.PENDING, StepStatus.READY):
-        return {"reason": "scheduled", "until": _iso(held_until)}
+        return {"reason": "scheduled", "until": iso_time(held_until)}
     if status == StepStatus.PENDING:
         if step.parent_step_id is not None and not step.needs:  # a foreach item, held back
             return {"reason": "concurrency_limit", "on": "max_parallel"}
@@ -46,7 +42,7 @@ def waiting_reason(
     if status == StepStatus.READY:
         if step.not_before and step.not_before > now:
             reason = "sleep_until" if step.kind == "sleep" else "backoff_until"
-            return {"reason": reason, "until": _iso(step.not_before)}
+            return {"reason": reason, "until": iso_time(step.not_before)}
         if run_queued_by_limit:
             return {"reason": "concurrency_limit", "on": "namespace"}
         if not workers_alive:
@@ -65,4 +61,4 @@ def scheduled_reason(run: Any) -> dict[str, Any] | None:
     held = getattr(run, "held_until", None)
     if held is None or run.status != "QUEUED":
         return None
-    return {"reason": "scheduled", "until": _iso(held)}
+    return {"reason": "scheduled", "until": iso_time(held)}

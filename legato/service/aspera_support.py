@@ -4,14 +4,13 @@ ids. A workflow's id there is the id of its first version; its revision is the v
 from __future__ import annotations
 
 from legato.model.errors import NotFound
-from legato.service.tenancy import Principal
+from legato.model.ids import MAX_ID
+from legato.service.principal import Principal
 from legato.store import workflows as workflow_store
 from legato.store.database import Database
 from legato.store.step_lookup import find_step_run
 
 __all__ = ["AsperaSupport"]
-
-MAX_ID = 2**63 - 1
 
 
 class AsperaSupport:

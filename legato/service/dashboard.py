@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from legato.model.states import RunStatus
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
 from legato.store import dashboard as store
 from legato.store import runs as run_store
 from legato.store.database import Database

@@ -10,7 +10,7 @@ from typing import Any
 
 from legato.model.errors import NotFound
 from legato.model.filters import RunFilter
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
 from legato.store import reads as reads_store
 from legato.store import run_pages
 from legato.store import runs as run_store

@@ -14,13 +14,13 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from legato.model.times import iso
 from legato.service.login_throttle import LoginPolicy, LoginThrottle
-from legato.service.tenancy import CREDENTIALS_TOPIC, ROLES, Principal
-from legato.service.views import iso
+from legato.service.principal import CREDENTIALS_TOPIC, ROLES, Principal
 from legato.store.database import Database, Tx
+from legato.store.errors import DuplicateKey
 from legato.store.identities import (
     delete_jwks,
     delete_user,
@@ -173,7 +173,7 @@ class IdentityService:
 
         try:
             return await self.db.write(tx_fn)
-        except IntegrityError:
+        except DuplicateKey:
             raise Conflict(f"user '{username}' exists already", code="user_exists") from None
 
     async def users(self, principal: Principal) -> list[dict[str, Any]]:
@@ -354,7 +354,7 @@ class IdentityService:
 
         try:
             view = await self.db.write(tx_fn)
-        except IntegrityError:
+        except DuplicateKey:
             raise Conflict(
                 f"a JWKS is registered under {guid} already", code="identifier_exists"
             ) from None

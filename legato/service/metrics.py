@@ -6,7 +6,7 @@ from prometheus_client import generate_latest
 
 from legato.engine.metrics import REGISTRY, RUNS, STEPS_WAITING
 from legato.model.errors import Forbidden
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
 from legato.store.database import Database
 from legato.store.metrics import ready_steps, run_counts
 

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from legato.model.errors import Conflict, InvalidInput, NotFound
-from legato.model.ids import parse_id
+from legato.model.ids import MAX_ID, parse_id
 from legato.model.states import StepStatus
+from legato.service.principal import Principal
 from legato.service.runs import RunService, StartRun
 from legato.service.status import MAX_BATCH
-from legato.service.tenancy import Principal
 from legato.service.views import step_view
 from legato.store import reads as reads_store
 from legato.store import runs as run_store
@@ -21,7 +21,6 @@ from legato.store.database import Database
 
 __all__ = ["SelfServiceSupport"]
 
-MAX_ID = 2**63 - 1
 #: How many sub-workflow levels a step id is looked for in.
 MAX_DEPTH = 16
 #: Requestors whose execution id is the client's own number (kept as the run's external id).

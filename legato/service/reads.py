@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from legato.model.errors import NotFound
 from legato.model.estimates import StepHistory
-from legato.model.ids import parse_id
+from legato.model.ids import MAX_ID, parse_id
 from legato.model.reads import (
     ErrorRecord,
     EventRecord,
@@ -39,7 +39,6 @@ from legato.store.stats import load_histories
 __all__ = ["RunReads", "parse_ref"]
 
 T = TypeVar("T")
-MAX_ID = 2**63 - 1
 #: Runs whose reads a process keeps (each a few kB for ordinary runs).
 CACHED_RUNS = 4096
 #: How long live facts (worker liveness, namespace load, duration history) are reused.

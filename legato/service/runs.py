@@ -2,48 +2,44 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from legato.engine.outbound import OutboundGuard
-from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound, QueueLimit
+from legato.engine.transitions import RunRequest, Transitions
+from legato.model.errors import Conflict, InvalidInput, LegatoError, NotFound
 from legato.model.filters import RunFilter
+from legato.model.ids import MAX_ID
 from legato.model.json_values import json_problems
 from legato.model.reads import RunHead
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
+from legato.model.times import iso
 from legato.service.batching import GroupCommit
+from legato.service.principal import Principal
 from legato.service.reads import RunReads
 from legato.service.status import StatusService
-from legato.service.tenancy import Principal
 from legato.service.views import (
     event_view,
-    iso,
     level_view,
     log_view,
     run_detail_view,
     run_view,
 )
 from legato.service.webhooks import check_destination
-from legato.store import activity as activity_store
 from legato.store import reads as reader
 from legato.store import runs as run_store
 from legato.store.database import Database, Tx
-from legato.store.graphs import DefinitionCache
-from legato.store.tenancy import namespace_by_id
-from legato.store.transitions import NewRun, Transitions
+from legato.store.errors import DuplicateKey
+from legato.store.run_graphs import DefinitionCache
+from legato.store.step_reports import read_progress
 
 __all__ = ["RunService", "StartRun"]
 
 MAX_PAGE_SIZE = 500
-MAX_ID = 2**63 - 1
 #: What the store's ``runs.idempotency_key`` column holds.
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -61,15 +57,6 @@ class StartRun:
     requestor: str | None = None
     idempotency_key: str | None = None
     start_at: float | None = None  # held QUEUED until then
-
-
-@dataclass
-class _BatchScope:
-    """What one start transaction looked up once for all its runs."""
-
-    workflows: dict[tuple[int, str, int | None], Any] = field(default_factory=dict)
-    namespaces: dict[int, Any] = field(default_factory=dict)
-    queued: dict[int, int] = field(default_factory=dict)
 
 
 class RunService:
@@ -111,7 +98,7 @@ class RunService:
                 return existing, False
         try:
             [answer] = await self._start_batch([(p, req)])
-        except IntegrityError:
+        except DuplicateKey:
             existing = await self._existing(p, req)
             if existing is None:
                 raise
@@ -128,44 +115,18 @@ class RunService:
     async def _start_batch(
         self, items: Sequence[tuple[Principal, StartRun]]
     ) -> list[dict[str, Any] | BaseException]:
+        requests = [_run_request(p, req) for p, req in items]
+
         async def tx_fn(tx: Tx) -> list[dict[str, Any] | BaseException]:
-            answers: list[dict[str, Any] | BaseException] = []
-            accepted: list[tuple[int, Principal, NewRun]] = []
-            scope = _BatchScope()
-            for index, (p, req) in enumerate(items):
-                try:
-                    accepted.append((index, p, await self._prepare(tx, p, req, scope)))
-                    answers.append({})
-                except LegatoError as exc:
-                    answers.append(exc)
-            graphs = await self.transitions.create_runs(tx, [new for _, _, new in accepted])
-            _refuse_expressions(graphs)
-            for (index, p, _new), graph in zip(accepted, graphs, strict=True):
-                answers[index] = run_view(graph.run, p.namespace, graph.steps)
-            return answers
+            outcomes = await self.transitions.start_runs(tx, requests)
+            return [
+                outcome
+                if isinstance(outcome, BaseException)
+                else run_view(outcome.run, p.namespace, outcome.steps)
+                for (p, _req), outcome in zip(items, outcomes, strict=True)
+            ]
 
         return await self.db.write(tx_fn)
-
-    async def _prepare(self, tx: Tx, p: Principal, req: StartRun, scope: _BatchScope) -> NewRun:
-        row, definition, inputs = await self.transitions.resolve(
-            tx, p.namespace_id, req.workflow, req.version, dict(req.inputs), scope.workflows
-        )
-        await self._check_limits(tx, p, scope)
-        return NewRun(
-            namespace_id=p.namespace_id,
-            workflow_id=row.id,
-            definition=definition,
-            workflow_version=row.version,
-            inputs=inputs,
-            labels={**definition.labels, **req.labels},
-            priority=req.priority,
-            operation_type=req.operation_type,
-            requestor=req.requestor,
-            external_id=req.external_id,
-            idempotency_key=req.idempotency_key,
-            notify_url=req.notify_url,
-            start_at=req.start_at,
-        )
 
     async def _existing(self, p: Principal, req: StartRun) -> dict[str, Any] | None:
         async with self.db.read() as conn:
@@ -175,23 +136,6 @@ class RunService:
             if row is None and req.external_id:
                 row = await run_store.find_run_by_external_id(conn, p.namespace_id, req.external_id)
         return None if row is None else await self.get(p, row.id)
-
-    async def _check_limits(self, tx: Tx, p: Principal, scope: _BatchScope) -> None:
-        """The namespace's queue limit, counting what this transaction added."""
-        if p.namespace_id not in scope.namespaces:
-            scope.namespaces[p.namespace_id] = await namespace_by_id(tx.conn, p.namespace_id)
-        ns = scope.namespaces[p.namespace_id]
-        queued = scope.queued
-        if ns is None or ns.max_queued_runs is None:
-            return
-        if p.namespace_id not in queued:
-            queued[p.namespace_id] = await run_store.count_queued(tx.conn, p.namespace_id)
-        if queued[p.namespace_id] >= ns.max_queued_runs:
-            raise QueueLimit(
-                f"namespace '{p.namespace}' already has {queued[p.namespace_id]} queued runs "
-                f"(limit {ns.max_queued_runs})"
-            )
-        queued[p.namespace_id] += 1
 
     # -- read ----------------------------------------------------------------------------
 
@@ -221,7 +165,7 @@ class RunService:
         """Every progress point a step reported, and the rate it makes progress at."""
         step = await self.step(p, ref, step_ref)
         async with self.db.read() as conn:
-            rows = await activity_store.read_progress(conn, step["id"])
+            rows = await read_progress(conn, step["id"])
         points = [{"time": iso(r.time), "fraction": r.fraction, "message": r.message} for r in rows]
         rate = None
         if len(rows) >= 2 and rows[-1].time > rows[0].time:
@@ -269,9 +213,9 @@ class RunService:
     ) -> AsyncIterator[dict[str, Any]]:
         """Every log line from ``after`` on, live, until the run has ended."""
         run_id = (await self._head(p, ref)).id
-        async with self.db.watching(f"run:{run_id}") as changed:
+        async with self.db.watching(f"run:{run_id}") as changes:
             while True:
-                changed.clear()
+                changes.look()
                 async with self.db.read() as conn:
                     rows = await reader.read_logs(conn, run_id, after=after, step_key=step)
                     head = await reader.find_head(conn, p.namespace_id, run_id)
@@ -282,8 +226,7 @@ class RunService:
                     continue
                 if head is None or head.finished:
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), 1.0)
+                await changes.wait(1.0)
 
     # -- control -------------------------------------------------------------------------
 
@@ -348,24 +291,26 @@ class RunService:
 
     async def wait_for_change(self, run_id: int, timeout: float) -> None:
         """Returns when the run changed (or after ``timeout``): the base of long-polls."""
-        async with self.db.watching(f"run:{run_id}") as changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout)
+        async with self.db.watching(f"run:{run_id}") as changes:
+            await changes.wait(timeout)
 
 
-def _refuse_expressions(graphs: Sequence[Any]) -> None:
-    """A run whose first steps built values past a bound is answered, not kept: the whole
-    transaction rolls back, and the group commit tries the others again without it."""
-    for graph in graphs:
-        if graph.refused_expressions:
-            first = graph.refused_expressions[0]
-            raise InvalidInput(
-                f"{first['path']}: {first['message']}",
-                code="bad_expression",
-                errors=[
-                    {**refused, "code": "bad_expression"} for refused in graph.refused_expressions
-                ],
-            )
+def _run_request(p: Principal, req: StartRun) -> RunRequest:
+    return RunRequest(
+        namespace_id=p.namespace_id,
+        namespace=p.namespace,
+        workflow=req.workflow,
+        version=req.version,
+        inputs=dict(req.inputs),
+        labels=dict(req.labels),
+        priority=req.priority,
+        operation_type=req.operation_type,
+        requestor=req.requestor,
+        external_id=req.external_id,
+        idempotency_key=req.idempotency_key,
+        notify_url=req.notify_url,
+        start_at=req.start_at,
+    )
 
 
 def _check_texts(req: StartRun) -> None:

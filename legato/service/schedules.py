@@ -9,9 +9,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from legato.engine.firing import fire_schedule, record_paused, timing
+from legato.engine.transitions import SCHEDULES_TOPIC, Transitions
 from legato.model.errors import Conflict, InvalidInput, NotFound
 from legato.model.expressions import ExpressionError, render
 from legato.model.ids import parse_id
@@ -27,10 +27,10 @@ from legato.model.schedules import (
     next_fire,
     next_fires,
 )
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
 from legato.store import schedules as store
 from legato.store.database import Database, Tx
-from legato.store.transitions import SCHEDULES_TOPIC, Transitions
+from legato.store.errors import DuplicateKey
 from legato.store.workflows import find_workflow
 
 __all__ = ["ScheduleService", "apply_declared", "schedule_problems"]
@@ -192,7 +192,7 @@ class ScheduleService:
 
         try:
             made = await self.db.write(tx_fn)
-        except IntegrityError:
+        except DuplicateKey:
             raise Conflict(
                 f"a schedule named '{fields.name}' exists already", code="schedule_exists"
             ) from None
@@ -223,7 +223,7 @@ class ScheduleService:
 
         try:
             schedule_id = await self.db.write(tx_fn)
-        except IntegrityError:
+        except DuplicateKey:
             raise Conflict(
                 "a schedule with that name exists already", code="schedule_exists"
             ) from None

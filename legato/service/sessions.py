@@ -9,7 +9,6 @@ it; each use checks again (at most every few seconds) that the key or user is st
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -18,22 +17,17 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from legato.model.errors import Forbidden, NotFound, Unauthorized
-from legato.service.tenancy import DEFAULT_NAMESPACE, Principal
+from legato.service.principal import DEFAULT_NAMESPACE, Principal
 from legato.store import sessions as store
 from legato.store.database import Database, Tx
 from legato.store.tenancy import find_namespace
 
-__all__ = ["Session", "SessionService", "session_seconds"]
+__all__ = ["Session", "SessionService"]
 
 _SECRET_SETTING = "dashboard_session_secret"
 _SALT = "legato.dashboard.session"
 _RECHECK_SECONDS = 10.0
 _CACHE_SIZE = 10_000
-
-
-def session_seconds() -> int:
-    """How long a dashboard session lasts: ``LEGATO_UI_SESSION_HOURS`` (default 8)."""
-    return int(float(os.environ.get("LEGATO_UI_SESSION_HOURS", "8")) * 3600)
 
 
 @dataclass(frozen=True)
@@ -47,8 +41,10 @@ class Session:
 
 
 class SessionService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, lifetime: float = 8 * 3600) -> None:
         self.db = db
+        #: how long a session lasts (seconds)
+        self.lifetime = int(lifetime)
         self._signer: URLSafeTimedSerializer | None = None
         self._checked: dict[str, tuple[float, Session]] = {}
 
@@ -108,7 +104,7 @@ class SessionService:
         hit = self._checked.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        lifetime = session_seconds()
+        lifetime = self.lifetime
         serializer = await self._serializer()
         try:
             claims, signed_at = serializer.loads(token, max_age=lifetime, return_timestamp=True)

@@ -12,7 +12,6 @@ and is local on SQLite, so a waiter answers right after the commit that changed 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from legato.model.errors import InvalidInput, NotFound
+from legato.model.ids import MAX_ID
 from legato.model.reads import (
     ErrorRecord,
     ResourceRecord,
@@ -28,8 +28,8 @@ from legato.model.reads import (
     StepRecord,
     ValueRecord,
 )
-from legato.service.reads import MAX_ID, RunReads, parse_ref
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
+from legato.service.reads import RunReads, parse_ref
 from legato.service.views import (
     error_view,
     event_view,
@@ -266,17 +266,13 @@ class StatusService:
         if timeout <= 0 or not unchanged(snap):
             return snap
         deadline = time.monotonic() + timeout
-        topic = f"run:{snap.run_id}"
-        async with self.db.watching(topic) as changed:
+        async with self.db.watching(f"run:{snap.run_id}") as changes:
             while True:
-                since = self.db.woken_at(topic) if changed.is_set() else None
-                changed.clear()  # before the load: a commit after it sets the event again
-                snap = await load(since)
+                snap = await load(changes.look())
                 left = deadline - time.monotonic()
                 if not unchanged(snap) or left <= 0:
                     return snap
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), min(left, RECHECK_SECONDS))
+                await changes.wait(min(left, RECHECK_SECONDS))
 
     async def watch(
         self, p: Principal, ref: int | str, resource: Resource, *, after_seq: int | None = None
@@ -285,13 +281,10 @@ class StatusService:
         each change, until the run has finished; ends early if the run is deleted."""
         run_id = (await self.head(p, ref)).id
         last = after_seq
-        topic = f"run:{run_id}"
-        async with self.db.watching(topic) as changed:
+        async with self.db.watching(f"run:{run_id}") as changes:
             while True:
-                since = self.db.woken_at(topic) if changed.is_set() else None
-                changed.clear()  # before the load: a commit after it sets the event again
                 try:
-                    snap = await self.snapshot(p, run_id, resource, since=since)
+                    snap = await self.snapshot(p, run_id, resource, since=changes.look())
                 except NotFound:
                     return
                 if last is None or snap.change_seq > last:
@@ -299,8 +292,7 @@ class StatusService:
                     yield snap
                 if snap.finished:
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), RECHECK_SECONDS)
+                await changes.wait(RECHECK_SECONDS)
 
 
 def _find_step(steps: Sequence[StepRecord], step_ref: str) -> StepRecord | None:

@@ -6,16 +6,16 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy.exc import IntegrityError
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from legato.model.step_modules import module_refusal
+from legato.model.times import iso
 from legato.service.flights import Flights
-from legato.service.views import iso
+from legato.service.identity import IdentityService
+from legato.service.principal import CREDENTIALS_TOPIC, DEFAULT_NAMESPACE, ROLES, Principal
 from legato.store.database import Database, Tx
+from legato.store.errors import DuplicateKey
 from legato.store.limits import forget_limits
 from legato.store.tenancy import (
     active_key,
@@ -33,19 +33,14 @@ from legato.store.tenancy import (
 )
 
 if TYPE_CHECKING:
-    from legato.service.identity import IdentityService
     from legato.service.login_throttle import LoginPolicy
 
-__all__ = ["CREDENTIALS_TOPIC", "ROLES", "Principal", "TenancyService", "hash_secret"]
+__all__ = ["TenancyService", "hash_secret"]
 
-ROLES = ("viewer", "operator", "admin")
-DEFAULT_NAMESPACE = "default"
 #: How long a process trusts a key it checked without asking the database again. Revoking
 #: wakes every process (NOTIFY on PostgreSQL) to drop its caches at once; this bounds the rest
 #: (several processes on one SQLite file).
 _CACHE_SECONDS = 1.0
-#: The wake-up topic of a revoked key, a deleted user or a changed JWKS registration.
-CREDENTIALS_TOPIC = "credentials"
 _PREFIX_LENGTH = 10  # "lg_" and 7 random characters: enough to recognise, far from enough to use
 NAMESPACE_LIMITS = ("max_queued_runs", "max_concurrent_runs", "retention_days")
 NAMESPACE_SETTINGS = (*NAMESPACE_LIMITS, "step_modules")
@@ -57,48 +52,12 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
-class Principal:
-    namespace_id: int
-    namespace: str
-    role: str
-    key_id: int | None = None
-    name: str = ""
-    user_id: int | None = None  # a user with a password
-    subject: str | None = None  # the user's name, or a JWT's ``sub``
-    scopes: tuple[str, ...] = ()  # a JWT's scopes
-
-    def require(self, role: str) -> None:
-        if ROLES.index(self.role) < ROLES.index(role):
-            raise Forbidden(f"this needs the {role} role; you have {self.role}")
-
-    @property
-    def administers_all(self) -> bool:
-        """Admins of the ``default`` namespace administer the installation: every namespace.
-        Admins of any other namespace administer only their own."""
-        return self.role == "admin" and self.namespace == DEFAULT_NAMESPACE
-
-    def require_admin_of(self, namespace: str) -> None:
-        self.require("admin")
-        if namespace != self.namespace and not self.administers_all:
-            raise Forbidden(
-                f"an admin of namespace '{self.namespace}' administers only that namespace"
-            )
-
-    @property
-    def admin_scope(self) -> int | None:
-        """The namespace id lists of keys, users and JWKS are limited to (None: all)."""
-        return None if self.administers_all else self.namespace_id
-
-
 class TenancyService:
     def __init__(self, db: Database, login: LoginPolicy | None = None) -> None:
         self.db = db
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lookups: Flights[Principal | None] = Flights()
         self._revoked = db.subscribe(CREDENTIALS_TOPIC)
-        from legato.service.identity import IdentityService
-
         self.identity: IdentityService = IdentityService(db, login)
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -263,7 +222,7 @@ class TenancyService:
 
         try:
             view = await self.db.write(tx_fn)
-        except IntegrityError:  # created meanwhile by another request
+        except DuplicateKey:  # created meanwhile by another request
             raise Conflict(f"namespace '{name}' exists already", code="namespace_exists") from None
         forget_limits(self.db.shared)
         return view

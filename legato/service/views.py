@@ -4,10 +4,8 @@ expose the same attribute names). JSON, XML and text are rendered from these by 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from legato.model.estimates import StepHistory, baseline, estimate, slower_than_usual
@@ -22,13 +20,13 @@ from legato.model.reads import (
     ValueRecord,
 )
 from legato.model.states import STEP_TERMINAL, StepStatus
+from legato.model.times import iso
 from legato.model.waiting import scheduled_reason, waiting_reason
 
 __all__ = [
     "Detail",
     "error_view",
     "event_view",
-    "iso",
     "level_view",
     "log_view",
     "progress",
@@ -39,17 +37,6 @@ __all__ = [
     "value_view",
     "workflow_view",
 ]
-
-
-def iso(ts: float | None) -> str | None:
-    """ISO 8601 in UTC with milliseconds and ``Z``."""
-    return None if ts is None else _iso(ts)
-
-
-@functools.lru_cache(maxsize=65536)
-def _iso(ts: float) -> str:
-    # the same runs' times are written again and again (lists, polls): format each once
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _duration_ms(start: float | None, end: float | None) -> int | None:

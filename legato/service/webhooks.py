@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 from legato.engine.outbound import OutboundGuard
 from legato.model.errors import InvalidInput, NotFound
 from legato.model.ids import parse_id
-from legato.service.tenancy import Principal
-from legato.service.views import iso
+from legato.model.times import iso
+from legato.service.principal import Principal
 from legato.store import outbox as outbox_store
 from legato.store import webhooks as store
 from legato.store.database import Database, Tx

@@ -5,16 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from legato.engine.step_modules import StepModules
-from legato.model.definition import DefinitionError, load_definition
+from legato.model.definition_loading import load_definition
+from legato.model.definition_problems import DefinitionError
 from legato.model.errors import InvalidInput, NotFound
+from legato.service.principal import Principal
 from legato.service.schedules import apply_declared
-from legato.service.tenancy import Principal
 from legato.service.views import workflow_view
 from legato.store.database import Database, Tx
-from legato.store.graphs import DefinitionCache
+from legato.store.errors import DuplicateKey
+from legato.store.run_graphs import DefinitionCache
 from legato.store.tenancy import namespace_step_modules
 from legato.store.workflows import find_workflow, insert_version, list_latest
 
@@ -75,7 +75,7 @@ class WorkflowService:
         for _ in range(5):
             try:
                 return await self.db.write(tx_fn)
-            except IntegrityError:
+            except DuplicateKey:
                 continue  # a concurrent apply took that version number: look again
         return await self.db.write(tx_fn)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
 import time
 from collections import defaultdict
@@ -22,13 +21,14 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from legato.model.errors import InvalidInput, Unavailable
+from legato.store.errors import DuplicateKey
 from legato.store.sqlite_inline import inline_connector
 
-__all__ = ["Database", "PointQuery", "Tx", "normalize_url"]
+__all__ = ["Database", "PointQuery", "Tx", "Watch", "normalize_url"]
 
 log = logging.getLogger("legato.store")
 T = TypeVar("T")
@@ -82,19 +82,48 @@ class Tx:
     # per-database caches that store modules keep across transactions (see limits.py)
     shared: dict[str, Any] = field(default_factory=dict)
 
+    #: what to do once the transaction has committed (never if it rolls back)
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
+
     def wake(self, topic: str) -> None:
         self.wakeups.add(topic)
 
+    def after_commit(self, action: Callable[[], None]) -> None:
+        self.on_commit.append(action)
+
+
+class Watch:
+    """The wake-ups of one topic while its ``Database.watching`` block runs."""
+
+    def __init__(self, db: Database, topic: str, woken: asyncio.Event) -> None:
+        self._db = db
+        self._topic = topic
+        #: set by every commit that wakes the topic (for waits on several things at once)
+        self.woken = woken
+
+    def look(self) -> float | None:
+        """Call before each look: when (``time.monotonic()``) the commit that woke the topic
+        since the last look came, so that a read begun after it may be shared; None when
+        nothing woke it. A commit after this call wakes the next ``wait``."""
+        since = self._db.woken_at(self._topic) if self.woken.is_set() else None
+        self.woken.clear()
+        return since
+
+    async def wait(self, timeout: float) -> bool:
+        """Until a commit wakes the topic or ``timeout`` seconds pass; True when woken."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.woken.wait(), timeout)
+            return True
+        return False
+
 
 class Database:
-    def __init__(self, url: str, *, sqlite_synchronous: str | None = None) -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL") -> None:
         # WAL + NORMAL: a commit survives a killed process; only a power cut or OS crash can
         # undo the last few. FULL adds an fsync per commit (about 3 ms here) for that case too.
-        sqlite_synchronous = (
-            sqlite_synchronous or os.environ.get("LEGATO_SQLITE_SYNCHRONOUS", "NORMAL")
-        ).upper()
+        sqlite_synchronous = sqlite_synchronous.upper()
         if sqlite_synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError("LEGATO_SQLITE_SYNCHRONOUS must be NORMAL, FULL, EXTRA or OFF")
+            raise ValueError("sqlite_synchronous must be NORMAL, FULL, EXTRA or OFF")
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -149,9 +178,14 @@ class Database:
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]], *, retries: int = 5) -> T:
         """Run ``fn`` in one write transaction; retried on deadlocks and serialization errors.
-        ``Unavailable`` when the database cannot be reached."""
+        ``Unavailable`` when the database cannot be reached, ``DuplicateKey`` when a unique
+        key refuses a row."""
         try:
             return await self._write(fn, retries)
+        except IntegrityError as exc:
+            if _unique_violation(exc):
+                raise DuplicateKey(str(exc.orig)) from exc
+            raise
         except Exception as exc:
             if _unreachable(exc):
                 raise _unavailable(exc) from exc
@@ -191,6 +225,8 @@ class Database:
                         await conn.execute(_NOTIFY, {"payload": payload})
         if tx.wakeups:
             self._wake_local(tx.wakeups)
+        for action in tx.on_commit:
+            action()
         return result
 
     def _retryable(self, exc: DBAPIError) -> bool:
@@ -264,12 +300,12 @@ class Database:
         return ev
 
     @contextlib.asynccontextmanager
-    async def watching(self, topic: str) -> AsyncIterator[asyncio.Event]:
-        """An event set after every commit that wakes ``topic``, for as long as the block
-        runs; clear it before looking, so a commit after the look sets it again."""
+    async def watching(self, topic: str) -> AsyncIterator[Watch]:
+        """Follow ``topic`` for as long as the block runs: the one way to subscribe, look,
+        wait for the next commit that wakes it (or a timeout) and look again."""
         ev = self.subscribe(topic)
         try:
-            yield ev
+            yield Watch(self, topic, ev)
         finally:
             self.unsubscribe(topic, ev)
 
@@ -330,6 +366,10 @@ def _sqlstate(exc: BaseException) -> str | None:
         if isinstance(code, str):
             return code
     return None
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    return _sqlstate(exc) == "23505" or "UNIQUE constraint failed" in str(exc.orig)
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -1,11 +1,6 @@
-"""Namespace concurrency limits on the claim path.
+"""Namespace concurrency limits: the queries the engine's limit rule needs (``engine/limits.py``).
 
-A namespace with ``max_concurrent_runs`` starts a queued run only while fewer of its runs are
-active (RUNNING or CANCELING). The claim skips queued runs of full namespaces, and after it
-puts back any run a batch started beyond the limit, so the limit holds exactly even when one
-claim takes several queued runs (on PostgreSQL, claimers of one limited namespace take turns
-on an advisory lock). Namespaces without a limit cost nothing: limits are cached per
-database for a few seconds.
+Namespaces without a limit cost nothing: limits are cached per database for a few seconds.
 """
 
 from __future__ import annotations
@@ -22,11 +17,13 @@ from legato.store.database import Tx
 from legato.store.tables import namespaces, runs, steps
 
 __all__ = [
+    "active_runs",
     "any_limits",
-    "enforce_limits",
     "forget_limits",
     "full_namespaces",
+    "lock_namespaces",
     "namespace_limits",
+    "requeue_runs",
 ]
 
 CACHE_SECONDS = 3.0
@@ -57,7 +54,7 @@ def forget_limits(shared: dict[str, Any]) -> None:
     shared.pop("namespace_limits", None)
 
 
-async def _active(tx: Tx, namespace_ids: Sequence[int]) -> dict[int, int]:
+async def active_runs(tx: Tx, namespace_ids: Sequence[int]) -> dict[int, int]:
     rows = await tx.conn.execute(
         select(runs.c.namespace_id, func.count())
         .where(runs.c.namespace_id.in_(list(namespace_ids)), runs.c.status.in_(ACTIVE))
@@ -69,7 +66,7 @@ async def _active(tx: Tx, namespace_ids: Sequence[int]) -> dict[int, int]:
 async def full_namespaces(tx: Tx, limits: dict[int, int]) -> list[int]:
     if not limits:
         return []
-    active = await _active(tx, sorted(limits))
+    active = await active_runs(tx, sorted(limits))
     return sorted(ns for ns, limit in limits.items() if active.get(ns, 0) >= limit)
 
 
@@ -78,51 +75,41 @@ def _lock_key(namespace_id: int) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def enforce_limits(tx: Tx, started: dict[int, int], limits: dict[int, int]) -> set[int]:
-    """``started``: run id -> namespace id of runs this claim moved to RUNNING. Puts back
-    (to QUEUED, their claimed steps to READY) the newest ones beyond their namespace's limit;
-    answers their ids."""
-    limited = sorted({ns for ns in started.values() if ns in limits})
-    if not limited:
-        return set()
+async def lock_namespaces(tx: Tx, namespace_ids: Sequence[int]) -> None:
+    """On PostgreSQL, claimers of one limited namespace take turns (until commit)."""
     if tx.conn.dialect.name == "postgresql":
-        for ns in limited:
+        for ns in sorted(namespace_ids):
             await tx.conn.execute(select(func.pg_advisory_xact_lock(_lock_key(ns))))
-    active = await _active(tx, limited)
-    back: set[int] = set()
-    for ns in limited:
-        excess = active.get(ns, 0) - limits[ns]
-        if excess > 0:
-            mine = sorted((r for r, n in started.items() if n == ns), reverse=True)
-            back.update(mine[:excess])
-    if back:
-        ids = sorted(back)
-        await tx.conn.execute(
-            update(steps)
-            .where(
-                and_(
-                    steps.c.run_id.in_(ids),
-                    steps.c.status == StepStatus.RUNNING,
-                    steps.c.lease_owner.is_not(None),
-                )
-            )
-            .values(
-                status=StepStatus.READY,
-                attempt=steps.c.attempt - 1,
-                lease_owner=None,
-                lease_expires_at=None,
-                started_at=None,
-                status_message="Waiting for a free run slot in the namespace",
+
+
+async def requeue_runs(tx: Tx, run_ids: Sequence[int]) -> None:
+    """Put runs a claim just started back in the queue, their claimed steps back to READY."""
+    ids = sorted(run_ids)
+    await tx.conn.execute(
+        update(steps)
+        .where(
+            and_(
+                steps.c.run_id.in_(ids),
+                steps.c.status == StepStatus.RUNNING,
+                steps.c.lease_owner.is_not(None),
             )
         )
-        await tx.conn.execute(
-            update(runs)
-            .where(runs.c.id.in_(ids))
-            .values(
-                status=RunStatus.QUEUED,
-                started_at=None,
-                status_message="Queued",
-                change_seq=runs.c.change_seq + 1,
-            )
+        .values(
+            status=StepStatus.READY,
+            attempt=steps.c.attempt - 1,
+            lease_owner=None,
+            lease_expires_at=None,
+            started_at=None,
+            status_message="Waiting for a free run slot in the namespace",
         )
-    return back
+    )
+    await tx.conn.execute(
+        update(runs)
+        .where(runs.c.id.in_(ids))
+        .values(
+            status=RunStatus.QUEUED,
+            started_at=None,
+            status_message="Queued",
+            change_seq=runs.c.change_seq + 1,
+        )
+    )

@@ -18,13 +18,13 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from legato.model.times import iso_time
 from legato.store.database import Database, Tx
 from legato.store.tables import namespaces, outbox, runs, webhook_deliveries, webhooks
 
@@ -133,10 +133,6 @@ def watch(db: Database) -> None:
 def recently_enqueued(db: Database, within: float = 2.0) -> bool:
     """Whether this process queued outbox rows on ``db`` in the last ``within`` seconds."""
     return time.monotonic() - _state(db.writer.sync_engine).last_enqueue < within
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def enqueue(conn: AsyncConnection, event_rows: Sequence[dict[str, Any]]) -> None:
@@ -253,7 +249,7 @@ def _payload(event: dict[str, Any], run: Any) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid4()),
         "type": event["type"],
-        "time": iso(event["time"]),
+        "time": iso_time(event["time"]),
         "run": {
             "id": run.id,
             "uuid": run.uuid,

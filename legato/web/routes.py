@@ -21,9 +21,9 @@ from legato.http.session import SESSION_COOKIE, session_of
 from legato.model.errors import Forbidden, InvalidInput, LegatoError, NotFound, Unauthorized
 from legato.model.filters import RunFilter
 from legato.model.states import RunStatus
-from legato.service.hub import Services
-from legato.service.sessions import Session, session_seconds
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
+from legato.service.services import Services
+from legato.service.sessions import Session
 from legato.web.forms import input_fields
 
 __all__ = ["mount", "router"]
@@ -107,7 +107,7 @@ def _set_cookie(request: Request, response: Response, token: str) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=session_seconds(),
+        max_age=_services(request).sessions.lifetime,
         path="/",
         httponly=True,
         samesite="strict",

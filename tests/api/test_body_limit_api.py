@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from apikit import ADMIN_KEY, YAML, assert_problem, bearer
+from pydantic import ValidationError
 
-from legato.app import create_app
+from legato.asgi import create_app
 from legato.runtime import Legato
+from legato.settings import Settings
 
 JSON = {"Content-Type": "application/json"}
 DEFINITION = "name: tiny\nsteps:\n  - id: noop\n    uses: shell\n    with: {argv: ['true']}\n"
@@ -22,8 +24,9 @@ async def small(
     engine: Legato, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app with a 1000-byte body limit and a 5000-byte definition limit."""
-    monkeypatch.setenv("LEGATO_MAX_BODY_BYTES", "1000")
-    monkeypatch.setenv("LEGATO_MAX_DEFINITION_BYTES", "5000")
+    engine.settings = engine.settings.model_copy(
+        update={"max_body_bytes": 1000, "max_definition_bytes": 5000}
+    )
     transport = httpx.ASGITransport(app=create_app(engine))
     async with httpx.AsyncClient(
         transport=transport, base_url="http://legato.test", headers=bearer(ADMIN_KEY)
@@ -107,9 +110,16 @@ async def test_a_huge_declared_body_is_refused_before_it_is_sent(live_url: str) 
     assert b'"code":"body_too_large"' in body, body
 
 
-def test_a_malformed_limit_setting_stops_the_app_at_start(
-    legato: Legato, monkeypatch: pytest.MonkeyPatch
+def test_the_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEGATO_MAX_BODY_BYTES", "1000")
+    monkeypatch.setenv("LEGATO_MAX_DEFINITION_BYTES", "5000")
+    assert (Settings().max_body_bytes, Settings().max_definition_bytes) == (1000, 5000)
+
+
+@pytest.mark.parametrize("bad", ["1MB", "0", "-5"])
+def test_a_malformed_limit_setting_stops_the_server_at_start(
+    monkeypatch: pytest.MonkeyPatch, bad: str
 ) -> None:
-    monkeypatch.setenv("LEGATO_MAX_BODY_BYTES", "1MB")
-    with pytest.raises(ValueError, match="LEGATO_MAX_BODY_BYTES must be a positive number"):
-        create_app(legato)
+    monkeypatch.setenv("LEGATO_MAX_BODY_BYTES", bad)
+    with pytest.raises(ValidationError, match="max_body_bytes"):
+        Settings()

@@ -15,7 +15,7 @@ import pytest
 from apikit import ADMIN_KEY, assert_problem, bearer
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from legato.app import create_app
+from legato.asgi import create_app
 from legato.runtime import Legato
 from legato.service import sessions as session_module
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from apikit import ADMIN_KEY, assert_problem, bearer
 
-from legato.app import create_app
+from legato.asgi import create_app
 from legato.runtime import Legato
 from legato.store.migrate import upgrade
 

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from legato.app import create_app
+from legato.asgi import create_app
 from legato.runtime import Legato
 from legato.settings import Settings
 from legato.store.migrate import upgrade

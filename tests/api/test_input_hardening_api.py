@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from apikit import ApiKit, assert_problem
 
-from legato.app import create_app
+from legato.asgi import create_app
 from legato.runtime import Legato
 
 JSON = {"Content-Type": "application/json"}

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from legato.app import create_app
+from legato.asgi import create_app
 from legato.runtime import Legato
 
 ADMIN_KEY = "lg_test_admin_key_0123456789"

@@ -13,8 +13,8 @@ from pathlib import Path
 from helpers import admin, apply, sleep_until, start, steps_by_key, wait_for
 
 from legato.runtime import Legato
+from legato.service.principal import Principal
 from legato.service.runs import StartRun
-from legato.service.tenancy import Principal
 from tests.conftest import FAST, ROOT
 
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from helpers import ADMIN_KEY, admin, apply, sleep_until
 
-from legato.app import create_app
+from legato.asgi import create_app
 from legato.engine.delivery import DeliveryConfig
 from legato.runtime import Legato
 from legato.service.runs import StartRun

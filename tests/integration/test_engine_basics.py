@@ -215,3 +215,25 @@ steps:
     assert step["status"] == "FAILED"
     assert step["error"]["code"] == "bad_expression"
     assert step["started_at"] is None
+
+
+async def test_a_run_past_its_timeout_ends_timed_out(engine: Legato) -> None:
+    run = await run_workflow(
+        engine,
+        """
+name: run-too-slow
+timeout: 1s
+steps:
+  - id: sleepy
+    uses: shell
+    with: {argv: [sleep, "30"], kill_grace: 1s}
+  - id: after
+    needs: [sleepy]
+    uses: python
+    with: {function: "demo_steps:noop"}
+""",
+    )
+    assert (run["status"], run["error"]["code"]) == ("TIMED_OUT", "run_timeout")
+    steps = {s["key"]: s["status"] for s in run["steps"]}
+    assert steps == {"sleepy": "CANCELED", "after": "CANCELED"}
+    assert run["duration_ms"] < 10_000

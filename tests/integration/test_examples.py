@@ -10,7 +10,7 @@ import pytest
 from helpers import admin, apply, start, steps_by_key, wait_for
 from sqlalchemy import select
 
-from legato.model.definition import load_definition
+from legato.model.definition_loading import load_definition
 from legato.runtime import Legato
 from legato.store.tables import resources
 

@@ -12,7 +12,7 @@ import pytest
 from helpers import ADMIN_KEY, admin, apply, start, wait_for
 from sqlalchemy import func, select, update
 
-from legato.app import create_app
+from legato.asgi import create_app
 from legato.engine.reaper import Reaper
 from legato.engine.retention import purge_expired_runs
 from legato.runtime import Legato

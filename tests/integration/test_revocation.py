@@ -13,7 +13,7 @@ import pytest
 
 from legato.model.errors import Unauthorized
 from legato.runtime import Legato
-from legato.service.tenancy import CREDENTIALS_TOPIC
+from legato.service.principal import CREDENTIALS_TOPIC
 from legato.store.database import Tx
 from legato.store.identities import insert_jwks
 from legato.store.tenancy import find_namespace

@@ -9,13 +9,13 @@ import pytest
 from helpers import admin, apply, start, wait_for
 from statements import counting
 
+from legato.engine.claims import claim
+from legato.engine.transitions import Continuation
 from legato.engine.worker import WorkerConfig
 from legato.model.filters import RunFilter
 from legato.model.reads import RunRead, StepRecord
 from legato.runtime import Legato
 from legato.service.runs import StartRun
-from legato.store.claim import claim
-from legato.store.transitions import Continuation
 
 THREE = """
 name: three
@@ -96,6 +96,16 @@ async def test_list_start_claim_and_complete_statements_are_pinned(legato: Legat
     # events; NOTIFY; (the buffered duration statistics, when due, add two)
     core = [sql for sql in completed.sql if "step_stats" not in sql]
     assert len(core) == (6 if sqlite else 7), completed
+    # the next completion of the same run finds its steps in the graph this process wrote
+    [taken] = following
+    result = StepResult(taken.id, taken.attempt, "SUCCEEDED", {}, None, "w1")
+    with counting(legato.db) as cached:
+        await legato.transitions.complete_and_claim(
+            [result], [taken.run_id], Continuation("w1", 4, 30.0)
+        )
+    core = [sql for sql in cached.sql if "step_stats" not in sql]
+    assert not any(sql.startswith("SELECT") and "FROM steps" in sql for sql in core), cached
+    assert len(core) == (5 if sqlite else 6), cached
 
 
 async def test_a_read_after_a_commit_in_another_process_shows_it(legato: Legato) -> None:

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 from helpers import admin, apply, start, steps_by_key
+from pydantic import ValidationError
 
+from legato.engine.claims import claim
 from legato.engine.reaper import Reaper
 from legato.model.records import StepResult
 from legato.model.states import StepStatus
-from legato.runtime import Legato, guards_from_env
-from legato.store.claim import claim
+from legato.runtime import Legato, login_policy
+from legato.settings import Settings
 
 FAILING = """\
 name: fragile
@@ -87,7 +89,7 @@ async def test_a_step_lost_once_too_often_fails_with_a_clear_error(legato: Legat
 async def test_by_default_a_step_survives_more_than_two_lost_workers(legato: Legato) -> None:
     await apply(legato, FAILING)
     run = await start(legato, "fragile")
-    reaper = Reaper(legato.db, legato.transitions, max_takeovers=legato.guards.max_takeovers)
+    reaper = Reaper(legato.db, legato.transitions, max_takeovers=legato.settings.max_takeovers)
     for attempt in range(1, 6):  # five take-overs by default
         await _lose_worker(legato, reaper)
         step = await _step(legato, run["id"])
@@ -97,13 +99,15 @@ async def test_by_default_a_step_survives_more_than_two_lost_workers(legato: Leg
     assert (step["status"], step["error"]["code"]) == ("FAILED", "lease_lost_too_often")
 
 
-def test_the_limit_is_read_from_the_environment() -> None:
-    assert guards_from_env({}).max_takeovers == 5
-    assert guards_from_env({"LEGATO_MAX_TAKEOVERS": "7"}).max_takeovers == 7
-    login = guards_from_env(
-        {"LEGATO_LOGIN_MAX_FAILURES": "3", "LEGATO_LOGIN_LOCKOUT_SECONDS": "2.5"}
-    ).login
+def test_the_limit_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().max_takeovers == 5
+    monkeypatch.setenv("LEGATO_MAX_TAKEOVERS", "7")
+    monkeypatch.setenv("LEGATO_LOGIN_MAX_FAILURES", "3")
+    monkeypatch.setenv("LEGATO_LOGIN_LOCKOUT_SECONDS", "2.5")
+    assert Settings().max_takeovers == 7
+    login = login_policy(Settings())
     assert (login.max_user_failures, login.lockout_seconds) == (3, 2.5)
     for bad in ("x", "0", "-1", "1.5"):
-        with pytest.raises(ValueError, match="LEGATO_MAX_TAKEOVERS"):
-            guards_from_env({"LEGATO_MAX_TAKEOVERS": bad})
+        monkeypatch.setenv("LEGATO_MAX_TAKEOVERS", bad)
+        with pytest.raises(ValidationError, match="max_takeovers"):
+            Settings()

@@ -349,11 +349,11 @@ def runtime(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]
         setattr(fake, name, lambda _n=name, **kw: calls.append((_n, kw)))
     monkeypatch.setitem(sys.modules, "legato.runtime", fake)
     monkeypatch.setattr(legato, "runtime", fake, raising=False)
-    fake_app = types.ModuleType("legato.app")
+    fake_app = types.ModuleType("legato.asgi")
     for name in ["serve", "run_api"]:
         setattr(fake_app, name, lambda _n=name, **kw: calls.append((_n, kw)))
-    monkeypatch.setitem(sys.modules, "legato.app", fake_app)
-    monkeypatch.setattr(legato, "app", fake_app, raising=False)
+    monkeypatch.setitem(sys.modules, "legato.asgi", fake_app)
+    monkeypatch.setattr(legato, "asgi", fake_app, raising=False)
     for var in ["LEGATO_DATABASE_URL", "LEGATO_HOST", "LEGATO_PORT"]:
         monkeypatch.delenv(var, raising=False)
     return calls

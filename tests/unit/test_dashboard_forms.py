@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from legato.model.definition import load_definition
+from legato.model.definition_loading import load_definition
 from legato.web.forms import input_fields
 
 SOURCE = """

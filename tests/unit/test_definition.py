@@ -7,22 +7,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from legato.model.definition import (
-    KIND_SCHEMAS,
-    DefinitionError,
-    InputSpec,
-    Problem,
-    PythonWith,
-    RetryPolicy,
-    ShellWith,
-    StepDefinition,
-    definition_from_data,
-    json_schema,
-    load_definition,
-    parse_with,
-    register_kind,
-)
+from legato.model.definition import InputSpec, RetryPolicy, StepDefinition, json_schema
+from legato.model.definition_loading import definition_from_data, load_definition
+from legato.model.definition_problems import DefinitionError, Problem
 from legato.model.durations import format_duration, parse_duration
+from legato.model.step_kinds import KIND_SCHEMAS, PythonWith, ShellWith, parse_with, register_kind
 
 EXAMPLE = """\
 name: publish-video

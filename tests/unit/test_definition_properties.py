@@ -17,12 +17,9 @@ from fuzzing import PROPERTIES
 from hypothesis import given
 from hypothesis import strategies as st
 
-from legato.model.definition import (
-    DefinitionError,
-    WorkflowDefinition,
-    definition_from_data,
-    load_definition,
-)
+from legato.model.definition import WorkflowDefinition
+from legato.model.definition_loading import definition_from_data, load_definition
+from legato.model.definition_problems import DefinitionError
 from legato.model.durations import parse_duration
 
 CODES = {

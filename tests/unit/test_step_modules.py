@@ -13,7 +13,8 @@ import pytest
 
 from legato.engine.outbound import OutboundGuard, OutboundRefused
 from legato.model.addresses import AddressPolicy, address_kind
-from legato.model.definition import DefinitionError, load_definition
+from legato.model.definition_loading import load_definition
+from legato.model.definition_problems import DefinitionError
 from legato.model.step_modules import ModulePolicy, module_refusal
 from legato.runtime import load_settings
 from legato.settings import Settings, is_secret_variable

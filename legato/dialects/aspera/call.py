@@ -29,8 +29,8 @@ from legato.model.errors import (
     NotFound,
 )
 from legato.model.ids import parse_id
-from legato.service.hub import Services
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
+from legato.service.services import Services
 
 #: Legato's states in this API's words: work orders (runs) and work steps (steps).
 STATE_WORDS: dict[str, dict[str, str]] = {
@@ -62,11 +62,8 @@ MEDIA = {
     "txt": "text/plain; charset=utf-8",
 }
 MAX_BODY = 1 << 20
-MAX_ID = 2**63 - 1
 PAGE_DEFAULT, PAGE_MAX = 50, 500
 SYNC_WAIT = 60.0  # seconds a synchronous initiate waits at most
-RUN_ENDED = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"})
-STEP_ENDED = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT", "SKIPPED"})
 
 
 class AsperaError(Exception):

@@ -29,8 +29,8 @@ from legato.dialects.aspera.render import (
     to_json_data,
     value_type,
 )
-from legato.model.definition import KIND_SCHEMAS
 from legato.model.filters import RunFilter
+from legato.model.step_kinds import KIND_SCHEMAS
 
 
 def ping(fmt: str, target: str | None) -> Response:

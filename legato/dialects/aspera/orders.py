@@ -15,9 +15,7 @@ from legato.dialects.aspera.call import (
     MEDIA,
     PAGE_DEFAULT,
     PAGE_MAX,
-    RUN_ENDED,
     STATE_WORDS,
-    STEP_ENDED,
     SYNC_WAIT,
     AsperaError,
     Call,
@@ -45,6 +43,7 @@ from legato.model.errors import (
 )
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
+from legato.model.states import RUN_TERMINAL, STEP_TERMINAL
 from legato.service.runs import StartRun
 
 
@@ -225,11 +224,11 @@ async def wait_for(call: Call, run: dict[str, Any], step_name: str) -> dict[str,
     loop = asyncio.get_running_loop()
     deadline = loop.time() + SYNC_WAIT
     while True:
-        if run["status"] in RUN_ENDED:
+        if run["status"] in RUN_TERMINAL:
             return run
         if step_name:
             step = next((s for s in run["steps"] if step_name in (s["name"], s["key"])), None)
-            if step is not None and step["status"] in STEP_ENDED:
+            if step is not None and step["status"] in STEP_TERMINAL:
                 return run
         left = deadline - loop.time()
         if left <= 0:

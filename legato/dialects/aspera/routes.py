@@ -66,8 +66,8 @@ from legato.model.errors import (
     Unauthorized,
 )
 from legato.model.ids import parse_id
-from legato.service.hub import Services
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
+from legato.service.services import Services
 
 __all__ = ["PREFIX", "STATE_WORDS", "router"]
 

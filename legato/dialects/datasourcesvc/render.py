@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from legato.service.views import iso
+from legato.model.times import iso
 
 __all__ = ["STATE_WORDS", "STEP_WORDS", "log_text", "record_from_view", "run_shape"]
 

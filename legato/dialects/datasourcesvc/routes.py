@@ -29,9 +29,10 @@ from legato.http.responses import JSONResponse
 from legato.model.errors import LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
-from legato.service.hub import Services
+from legato.model.states import RUN_TERMINAL
+from legato.service.principal import Principal
 from legato.service.runs import StartRun
-from legato.service.tenancy import Principal
+from legato.service.services import Services
 
 __all__ = ["DEFAULT_MAX_QUEUED", "STATE_WORDS", "router"]
 
@@ -42,7 +43,6 @@ DEFAULT_MAX_QUEUED = 20
 MAX_PAGE_SIZE = 500
 MAX_BODY = 1024 * 1024
 DELETE_WAIT_SECONDS = 30.0
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"})
 _REASONS = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -284,11 +284,11 @@ async def delete_orch_run(request: Request, run_id: str) -> Response:
     async def work(app: Services, p: Principal) -> Response:
         ref = _ref(run_id)
         run = await app.datasourcesvc_support.run(p, ref)
-        if run["status"] not in _TERMINAL:
+        if run["status"] not in RUN_TERMINAL:
             if run["status"] != "CANCELING":
                 await app.runs.cancel(p, ref)
             deadline = time.monotonic() + DELETE_WAIT_SECONDS
-            while (await app.runs.get(p, ref))["status"] not in _TERMINAL:
+            while (await app.runs.get(p, ref))["status"] not in RUN_TERMINAL:
                 if time.monotonic() > deadline:
                     raise _Fail(409, f"orch run {run_id} is still stopping; try again shortly")
                 await app.runs.wait_for_change(run["id"], 0.2)

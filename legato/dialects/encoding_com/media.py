@@ -20,8 +20,9 @@ from typing import Any
 from legato import __version__
 from legato.dialects.encoding_com.render import Node, vendor_date
 from legato.model.ids import parse_id
-from legato.service.hub import Services
-from legato.service.tenancy import Principal
+from legato.model.states import RUN_TERMINAL, STEP_TERMINAL
+from legato.service.principal import Principal
+from legato.service.services import Services
 from legato.service.views import resource_view
 
 __all__ = ["STATE_WORDS", "STEP_WORDS", "Layout", "media_node", "scalar"]
@@ -47,9 +48,7 @@ STEP_WORDS: dict[str, str] = {
     "CANCELED": "Error",
 }
 HELD = frozenset({"concurrency_limit", "queue_limit"})
-RUN_ENDED = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELED"})
 STEP_DONE = frozenset({"SUCCEEDED", "SKIPPED"})
-STEP_ENDED = frozenset({"SUCCEEDED", "SKIPPED", "FAILED", "TIMED_OUT", "CANCELED"})
 DESTINATION_FIELDS = ("s3_destination", "cf_destination")
 OWN_FIELDS = frozenset(
     {"id", "status", "created", "started", "finished", "destination", "destination_status"}
@@ -110,7 +109,7 @@ def _held(step: dict[str, Any]) -> bool:
 
 
 def _open(steps: list[dict[str, Any]]) -> bool:
-    return any(s["status"] not in STEP_ENDED for s in steps)
+    return any(s["status"] not in STEP_TERMINAL for s in steps)
 
 
 def media_word(run: dict[str, Any], layout: Layout) -> str:
@@ -136,7 +135,7 @@ def format_word(run: dict[str, Any], layout: Layout, own: list[dict[str, Any]]) 
     if any(s["status"] in ("FAILED", "TIMED_OUT", "CANCELED") for s in own):
         return "Error"
     own_done = bool(own) and all(s["status"] in STEP_DONE for s in own)
-    if run["status"] in RUN_ENDED:
+    if run["status"] in RUN_TERMINAL:
         saved = own_done and not _open(layout.after)
         after_ok = all(s["status"] in STEP_DONE for s in layout.after)
         return "Finished" if saved and after_ok else "Error"
@@ -171,7 +170,7 @@ def _epoch(iso: str | None) -> float | None:
 
 def _current(run: dict[str, Any], steps: list[dict[str, Any]]) -> tuple[str, str]:
     """Time left and progress of the task running now."""
-    if run["status"] in RUN_ENDED:
+    if run["status"] in RUN_TERMINAL:
         return "0", "100.0"
     running = [s for s in steps if s["status"] == "RUNNING"]
     if not running:
@@ -326,7 +325,7 @@ async def media_node(
     inputs = run.get("inputs") or {}
     word = media_word(run, layout)
     time_left = (run.get("time_left") or {}).get("seconds")
-    if run["status"] in RUN_ENDED:
+    if run["status"] in RUN_TERMINAL:
         time_left = 0
     every = [*layout.before, *layout.between, *(s for own in layout.formats for s in own)]
     left_now, progress_now = _current(run, [*every, *layout.after])

@@ -17,8 +17,8 @@ from fastapi.responses import Response
 
 from legato.model.errors import Forbidden, LegatoError, Unauthorized
 from legato.model.ids import parse_id
-from legato.service.hub import Services
-from legato.service.tenancy import Principal
+from legato.service.principal import Principal
+from legato.service.services import Services
 
 __all__ = ["SCOPE_APPROVER", "SCOPE_PRIVILEGED", "SCOPE_USER", "STATE_WORDS", "router"]
 

@@ -9,7 +9,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from legato.engine.context import StepContext
@@ -45,7 +45,10 @@ def _import(path: str) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
+@lru_cache(maxsize=4096)
 def load_function(path: str, policy: ModulePolicy) -> Callable[..., Any]:
+    """The function ``path`` names, if ``policy`` lets steps call it (answers are kept per
+    function and policy: a changed policy is another policy; a refusal is not kept)."""
     refusal = policy.refusal(path)
     if refusal is not None:
         raise StepFailure(NOT_ALLOWED, refusal, retryable=False)

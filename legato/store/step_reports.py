@@ -15,11 +15,11 @@ from legato.model.records import value_type
 from legato.store.database import Tx
 from legato.store.tables import logs, progress_points, resources, run_values, runs, steps
 
-__all__ = ["Activity", "write_activity"]
+__all__ = ["StepReports", "write_step_reports"]
 
 
 @dataclass
-class Activity:
+class StepReports:
     logs: list[dict[str, Any]] = field(default_factory=list)
     progress: dict[int, tuple[int, float, str | None]] = field(default_factory=dict)
     vars: list[tuple[int, int, str, Any]] = field(default_factory=list)  # run, step, name, value
@@ -29,8 +29,8 @@ class Activity:
     def __bool__(self) -> bool:
         return bool(self.logs or self.progress or self.vars or self.resources)
 
-    def take(self) -> Activity:
-        taken = Activity(self.logs, self.progress, self.vars, self.resources, self.points)
+    def take(self) -> StepReports:
+        taken = StepReports(self.logs, self.progress, self.vars, self.resources, self.points)
         self.logs, self.progress, self.vars, self.resources, self.points = [], {}, [], [], []
         return taken
 
@@ -42,7 +42,7 @@ _set_progress = (
 )
 
 
-async def write_activity(tx: Tx, act: Activity) -> None:
+async def write_step_reports(tx: Tx, act: StepReports) -> None:
     conn = tx.conn
     now = time.time()
     touched: set[int] = set()

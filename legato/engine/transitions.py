@@ -1,4 +1,5 @@
-"""Apply the planner to the database: complete-and-advance, start, cancel, resume, retry.
+"""The one door of every run and step state change: start, complete-and-advance, cancel,
+resume, retry. The planner (``model/advance.py``) decides; the store loads and writes.
 
 Each public call is one transaction. Work spreads through a work list inside it: a child run
 that ends completes its parent step, a cancel reaches child runs, a sub-workflow step starts its
@@ -10,11 +11,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from sqlalchemy import insert
-
+from legato.engine.claims import claim_in
+from legato.engine.limits import take_queue_room
 from legato.model.advance import (
     ChildRequest,
     Effects,
@@ -31,22 +32,63 @@ from legato.model.advance import (
 from legato.model.definition import WorkflowDefinition
 from legato.model.errors import InvalidInput, LegatoError, NotFound
 from legato.model.inputs import InputError, resolve_inputs
-from legato.model.records import RunState, StepResult
+from legato.model.records import ClaimedStep, RunState, StepResult
 from legato.model.states import RunStatus, StepStatus
-from legato.store.activity import Activity, write_activity
-from legato.store.claim import ClaimedStep, claim_in
 from legato.store.database import Database, Tx
-from legato.store.graphs import DefinitionCache, insert_steps, load_graphs, persist, run_row
 from legato.store.limits import any_limits
-from legato.store.tables import run_labels, runs
+from legato.store.run_graphs import (
+    DefinitionCache,
+    GraphCache,
+    insert_runs,
+    insert_steps,
+    load_graphs,
+    persist,
+)
+from legato.store.step_reports import StepReports, write_step_reports
 from legato.store.workflows import find_workflow
 
-__all__ = ["SCHEDULES_TOPIC", "SCHEDULE_RUNS_TOPIC", "Continuation", "NewRun", "Transitions"]
+__all__ = [
+    "SCHEDULES_TOPIC",
+    "SCHEDULE_RUNS_TOPIC",
+    "Continuation",
+    "LocalWorker",
+    "NewRun",
+    "RunRequest",
+    "Transitions",
+    "lease_lost",
+]
 
 READY_TOPIC = "steps"
 CANCEL_TOPIC = "cancel"
 SCHEDULES_TOPIC = "schedules"  # schedules changed, or a run is held until a later time
 SCHEDULE_RUNS_TOPIC = "schedule-runs"  # a run a schedule started has ended
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A run a face asks for, before the engine resolved its workflow and inputs."""
+
+    namespace_id: int
+    namespace: str
+    workflow: str
+    version: int | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    priority: int = 0
+    operation_type: str | None = None
+    requestor: str | None = None
+    external_id: str | None = None
+    idempotency_key: str | None = None
+    notify_url: str | None = None
+    start_at: float | None = None  # a delayed start: held QUEUED until then
+
+
+@dataclass
+class _StartScope:
+    """What one start transaction looked up once for all its runs."""
+
+    workflows: dict[tuple[int, str, int | None], Any] = field(default_factory=dict)
+    queues: dict[int, list[int] | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,11 +155,35 @@ class _Item:
     until: float = 0.0
 
 
+class LocalWorker(Protocol):
+    """A worker in this process, which takes the first steps of runs started here straight
+    from the starting transaction (no wake-up, no claim of its own)."""
+
+    def continuation(self) -> Continuation | None:
+        """Its name, lease and free slots now; None when it takes nothing."""
+
+    def take(self, steps: list[ClaimedStep]) -> None:
+        """Run steps claimed for it (after the claiming transaction committed)."""
+
+
 class Transitions:
     def __init__(self, db: Database, definitions: DefinitionCache) -> None:
         self.db = db
         self.definitions = definitions
         self._durations = _DurationBuffer()
+        self._local: list[LocalWorker] = []
+        self._graphs = GraphCache()
+
+    def attach(self, worker: LocalWorker) -> None:
+        self._local.append(worker)
+
+    def detach(self, worker: LocalWorker) -> None:
+        if worker in self._local:
+            self._local.remove(worker)
+
+    def _local_taker(self) -> tuple[LocalWorker, Continuation] | None:
+        offers = [(w, c) for w in self._local if (c := w.continuation()) is not None]
+        return max(offers, key=lambda o: o[1].slots, default=None)
 
     # -- public operations (one transaction each) ---------------------------------------
 
@@ -131,7 +197,7 @@ class Transitions:
         results: Sequence[StepResult],
         run_ids: Sequence[int],
         claim_for: Continuation | None,
-        activity: Activity | None = None,
+        reports: StepReports | None = None,
     ) -> tuple[int, list[ClaimedStep]]:
         """Record results and, in the same transaction, let the reporting worker take the
         steps those results released (up to its free slots): the next step of a run starts
@@ -141,32 +207,17 @@ class Transitions:
         ]
 
         async def tx_fn(tx: Tx) -> tuple[int, list[ClaimedStep]]:
-            if activity:  # logs and progress first, so they precede the step's end
-                await write_activity(tx, activity)
+            if reports:  # logs and progress first, so they precede the step's end
+                await write_step_reports(tx, reports)
             now = time.time()
             fx = Effects()
+            graphs: dict[int, RunGraph] = {}
             claimed: list[ClaimedStep] = []
-
-            async def take_next() -> None:
-                due = [
-                    s
-                    for s in fx.ready_steps
-                    if s.status == StepStatus.READY and s.not_before <= now
-                ]
-                if claim_for is not None and claim_for.slots > 0 and due:
-                    claimed.extend(
-                        await claim_in(
-                            tx,
-                            claim_for.worker,
-                            claim_for.slots,
-                            claim_for.lease_seconds,
-                            run_ids=sorted({s.run_id for s in due}),
-                            events_into=fx.raw_events,
-                            namespaces=claim_for.namespaces,
-                        )
-                    )
-
-            applied = await self._drain(tx, {}, fx, items, now, between=take_next)
+            restarted: set[int] = set()
+            take = self._taker(tx, fx, graphs, now, claim_for, claimed, restarted)
+            applied = await self._drain(
+                tx, graphs, fx, items, now, between=take, restarted=restarted
+            )
             if len(claimed) < len(fx.ready_steps):
                 tx.wake(READY_TOPIC)  # work left for other workers (or a backoff to time)
             return applied, claimed
@@ -204,19 +255,122 @@ class Transitions:
         """Cancel runs in the caller's transaction."""
         return await self._process(tx, [_Item(r, "cancel", reason=reason) for r in run_ids])
 
-    async def create_run(self, tx: Tx, new: NewRun) -> RunGraph:
-        """Insert a run with its steps, release its first steps, start its children."""
-        return (await self.create_runs(tx, [new]))[0]
+    async def start_runs(
+        self, tx: Tx, requests: Sequence[RunRequest]
+    ) -> list[RunGraph | LegatoError]:
+        """Admit each request (its workflow version, checked inputs, the namespace's queue
+        limit) and start the admitted ones together; a refused request answers its error and
+        leaves the others alone. A run whose first steps built values past a bound refuses
+        the whole transaction (``InvalidInput``), for the caller to try the others again."""
+        scope = _StartScope()
+        outcomes: list[RunGraph | LegatoError] = []
+        admitted: list[tuple[int, NewRun]] = []
+        for index, req in enumerate(requests):
+            try:
+                admitted.append((index, await self._admit(tx, req, scope)))
+                outcomes.append(LegatoError("not started"))
+            except LegatoError as exc:
+                outcomes.append(exc)
+        graphs = await self.create_runs(tx, [new for _, new in admitted], local=True)
+        refuse_bounded_values(graphs)
+        for (index, _new), graph in zip(admitted, graphs, strict=True):
+            outcomes[index] = graph
+        return outcomes
 
-    async def create_runs(self, tx: Tx, news: Sequence[NewRun]) -> list[RunGraph]:
-        """Many runs in one go: a fixed handful of statements, however many runs."""
+    async def _admit(self, tx: Tx, req: RunRequest, scope: _StartScope) -> NewRun:
+        row, definition, inputs = await self.resolve(
+            tx, req.namespace_id, req.workflow, req.version, req.inputs, scope.workflows
+        )
+        await take_queue_room(tx, req.namespace_id, req.namespace, scope.queues)
+        return NewRun(
+            namespace_id=req.namespace_id,
+            workflow_id=row.id,
+            definition=definition,
+            workflow_version=row.version,
+            inputs=inputs,
+            labels={**definition.labels, **req.labels},
+            priority=req.priority,
+            operation_type=req.operation_type,
+            requestor=req.requestor,
+            external_id=req.external_id,
+            idempotency_key=req.idempotency_key,
+            notify_url=req.notify_url,
+            start_at=req.start_at,
+        )
+
+    async def create_runs(
+        self, tx: Tx, news: Sequence[NewRun], *, local: bool = False
+    ) -> list[RunGraph]:
+        """Many runs in one go: a fixed handful of statements, however many runs. With
+        ``local``, a worker of this process with free slots takes their first steps in the
+        same transaction."""
         if not news:
             return []
         fx = Effects()
         now = time.time()
         graphs = await self._insert_runs(tx, news, now, fx)
-        await self._drain(tx, {g.run.id: g for g in graphs}, fx, [], now)
+        by_id = {g.run.id: g for g in graphs}
+        taker = self._local_taker() if local else None
+        if taker is None:
+            await self._drain(tx, by_id, fx, [], now)
+            return graphs
+        worker, continuation = taker
+        claimed: list[ClaimedStep] = []
+        restarted: set[int] = set()
+        take = self._taker(tx, fx, by_id, now, continuation, claimed, restarted)
+        await self._drain(tx, by_id, fx, [], now, between=take, restarted=restarted)
+        if len(claimed) < len(fx.ready_steps):
+            tx.wake(READY_TOPIC)
+        if claimed:
+            tx.after_commit(lambda: worker.take(claimed))
         return graphs
+
+    def _taker(
+        self,
+        tx: Tx,
+        fx: Effects,
+        graphs: dict[int, RunGraph],
+        now: float,
+        claim_for: Continuation | None,
+        claimed: list[ClaimedStep],
+        restarted: set[int],
+    ) -> Callable[[], Awaitable[None]]:
+        """Claims, for ``claim_for``, the due steps the transaction released (into
+        ``claimed``), once its runs and steps are written and before its events are."""
+
+        async def take() -> None:
+            due = [
+                s for s in fx.ready_steps if s.status == StepStatus.READY and s.not_before <= now
+            ]
+            if claim_for is None or claim_for.slots <= 0 or not due:
+                return
+            run_ids = sorted({s.run_id for s in due})
+            queued = {r for r in run_ids if graphs[r].run.status == RunStatus.QUEUED}
+            taken = await claim_in(
+                tx,
+                claim_for.worker,
+                claim_for.slots,
+                claim_for.lease_seconds,
+                run_ids=run_ids,
+                queued_runs=queued,
+                events_into=fx.raw_events,
+                namespaces=claim_for.namespaces,
+            )
+            claimed.extend(taken)
+            # what the claim wrote, in the graphs the cache keeps; a run it started moved
+            # its counter in the database only, so its graph is read afresh next time
+            restarted.update(queued)
+            for c in taken:
+                step = graphs[c.run_id].by_id(c.id)
+                if step is None:
+                    restarted.add(c.run_id)
+                    continue
+                step.status, step.attempt = StepStatus.RUNNING, c.attempt
+                step.lease_owner = claim_for.worker
+                step.lease_expires_at, step.started_at = c.lease_expires_at, c.started_at
+                step.status_message, step.progress = "Running", None
+
+        return take
 
     # -- the work list ------------------------------------------------------------------
 
@@ -235,13 +389,20 @@ class Transitions:
         now: float,
         *,
         between: Callable[[], Awaitable[None]] | None = None,
+        restarted: set[int] | None = None,
     ) -> int:
+        """Apply ``items`` and all they lead to, write the result; once committed, the
+        graphs go to the cache, but for ``restarted`` (runs a claim started meanwhile)."""
         applied = 0
         children_done = notices_done = cancels_done = 0
         while True:
             missing = {it.run_id for it in items} - graphs.keys()
             if missing:
-                graphs.update(await load_graphs(tx.conn, missing, self.definitions, lock=True))
+                graphs.update(
+                    await load_graphs(
+                        tx.conn, missing, self.definitions, lock=True, cache=self._graphs
+                    )
+                )
             for it in items:
                 graph = graphs.get(it.run_id)
                 if graph is not None and self._apply(graph, it, now, fx):
@@ -266,6 +427,8 @@ class Transitions:
                 break
         fx.durations = self._durations.add_and_take_if_due(fx.durations)
         await persist(tx.conn, graphs.values(), fx, now, between)
+        written = [g for g in graphs.values() if g.run.id not in (restarted or ())]
+        tx.after_commit(lambda: self._graphs.keep(written))
         if (fx.ready and between is None) or (fx.finished_runs and any_limits(tx.shared)):
             tx.wake(READY_TOPIC)  # (a run that ended may free a slot in a limited namespace)
         if any(r.schedule_id is not None for r in fx.finished_runs):
@@ -338,29 +501,7 @@ class Transitions:
             graph = RunGraph(run, d, new_steps(d, run, now))
             start_run(graph, now, fx)
             graphs.append(graph)
-        result = await tx.conn.execute(
-            insert(runs).returning(runs.c.id, sort_by_parameter_order=True),
-            [run_row(g.run) for g in graphs],
-        )
-        for graph, row in zip(graphs, result, strict=True):
-            graph.run.id = row.id
-            graph.run.dirty = False
-            for step in graph.steps:
-                step.run_id = row.id
-        await insert_steps(tx.conn, [s for g in graphs for s in g.steps])
-        labels = [
-            {
-                "run_id": g.run.id,
-                "key": k,
-                "value": str(v),
-                "namespace_id": g.run.namespace_id,
-                "created_at": g.run.created_at,
-            }
-            for g in graphs
-            for k, v in g.run.labels.items()
-        ]
-        if labels:
-            await tx.conn.execute(insert(run_labels), labels)
+        await insert_runs(tx.conn, graphs)
         return graphs
 
     async def resolve(
@@ -431,6 +572,21 @@ class Transitions:
         req.step.child_run_id = graph.run.id
         req.step.dirty = True
         return graph
+
+
+def refuse_bounded_values(graphs: Sequence[RunGraph]) -> None:
+    """A run whose first steps built values past a bound is answered, not kept: the whole
+    transaction rolls back."""
+    for graph in graphs:
+        if graph.refused_expressions:
+            first = graph.refused_expressions[0]
+            raise InvalidInput(
+                f"{first['path']}: {first['message']}",
+                code="bad_expression",
+                errors=[
+                    {**refused, "code": "bad_expression"} for refused in graph.refused_expressions
+                ],
+            )
 
 
 def lease_lost(step_id: int, attempt: int, worker: str, max_takeovers: int) -> StepResult:

@@ -1,23 +1,44 @@
-"""Load run graphs (locked) and write back what the planner changed: the one door through which
-every step and run state change reaches the database."""
+"""Run graphs in the database: load them (locked), insert new runs and steps, and write back
+what the planner changed, with the events, values, errors and statistics it produced."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Float, bindparam, case, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legato.model.advance import Effects, RunGraph
-from legato.model.definition import WorkflowDefinition, definition_from_data
+from legato.model.definition import WorkflowDefinition
+from legato.model.definition_loading import definition_from_data
 from legato.model.records import RunState, StepState, value_type
+from legato.model.states import RUN_TERMINAL
 from legato.store.outbox import enqueue as enqueue_webhooks
 from legato.store.stats import record_durations
-from legato.store.tables import events, run_errors, run_values, runs, steps, workflows
+from legato.store.tables import (
+    events,
+    run_errors,
+    run_labels,
+    run_values,
+    runs,
+    steps,
+    workflows,
+)
 
-__all__ = ["DefinitionCache", "insert_steps", "load_graphs", "persist", "run_row", "step_row"]
+__all__ = [
+    "DefinitionCache",
+    "GraphCache",
+    "insert_events",
+    "insert_runs",
+    "insert_steps",
+    "load_graphs",
+    "persist",
+    "run_row",
+    "step_row",
+]
 
 _RUN_FIELDS = [f.name for f in fields(RunState) if f.name != "dirty"]
 _STEP_FIELDS = [f.name for f in fields(StepState) if f.name not in ("dirty", "parent")]
@@ -32,8 +53,42 @@ _update_runs = (
 _update_steps = (
     update(steps)
     .where(steps.c.id == bindparam("b_id"))
-    .values({n: bindparam(f"b_{n}") for n in _STEP_MUTABLE})
+    .values(
+        {
+            **{n: bindparam(f"b_{n}") for n in _STEP_MUTABLE},
+            # the planner only ever clears a lease; renewals (heartbeats) are the store's
+            "lease_expires_at": case(
+                (bindparam("b_lease_expires_at", type_=Float()).is_(None), None),
+                else_=steps.c.lease_expires_at,
+            ),
+        }
+    )
 )
+
+
+class GraphCache:
+    """The run graphs this process wrote last, by run id, each valid while its run's change
+    counter is the one it was written with: every write to a run's steps moves the counter
+    (``persist``, the claim, step reports, the limits), so a graph whose counter still
+    matches the row just locked holds what the database holds, and its steps need not be
+    read again. Graphs go in only once their transaction committed, and out when taken."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._graphs: OrderedDict[int, RunGraph] = OrderedDict()
+
+    def take(self, run_id: int, change_seq: int) -> RunGraph | None:
+        graph = self._graphs.pop(run_id, None)
+        return graph if graph is not None and graph.run.change_seq == change_seq else None
+
+    def keep(self, graphs: Iterable[RunGraph]) -> None:
+        for graph in graphs:
+            if graph.run.status in RUN_TERMINAL:
+                continue  # nothing will advance it again (a retry reads it afresh)
+            self._graphs[graph.run.id] = graph
+            self._graphs.move_to_end(graph.run.id)
+        while len(self._graphs) > self._size:
+            self._graphs.popitem(last=False)
 
 
 class DefinitionCache:
@@ -71,8 +126,15 @@ def step_row(step: StepState) -> dict[str, Any]:
 
 
 async def load_graphs(
-    conn: AsyncConnection, run_ids: Iterable[int], definitions: DefinitionCache, *, lock: bool
+    conn: AsyncConnection,
+    run_ids: Iterable[int],
+    definitions: DefinitionCache,
+    *,
+    lock: bool,
+    cache: GraphCache | None = None,
 ) -> dict[int, RunGraph]:
+    """The runs (locked, on PostgreSQL) with their steps; the steps of a run whose graph
+    ``cache`` holds at the row's change counter come from there."""
     ids = sorted(set(run_ids))
     if not ids:
         return {}
@@ -83,14 +145,49 @@ async def load_graphs(
         RunState(**{n: row._mapping[n] for n in _RUN_FIELDS}) for row in await conn.execute(query)
     ]
     defs = await definitions.get_many(conn, {r.workflow_id for r in run_states})
-    graphs = {r.id: RunGraph(r, defs[r.workflow_id], []) for r in run_states}
-    rows = await conn.execute(
-        select(steps).where(steps.c.run_id.in_(list(graphs))).order_by(steps.c.id)
-    )
-    for row in rows:
-        m = row._mapping
-        graphs[m["run_id"]].steps.append(StepState(**{n: m[n] for n in _STEP_FIELDS}))
+    graphs: dict[int, RunGraph] = {}
+    missing: list[int] = []
+    for run in run_states:
+        kept = cache.take(run.id, run.change_seq) if cache is not None else None
+        graphs[run.id] = RunGraph(run, defs[run.workflow_id], kept.steps if kept else [])
+        if kept is None:
+            missing.append(run.id)
+    if missing:
+        rows = await conn.execute(
+            select(steps).where(steps.c.run_id.in_(missing)).order_by(steps.c.id)
+        )
+        for row in rows:
+            m = row._mapping
+            graphs[m["run_id"]].steps.append(StepState(**{n: m[n] for n in _STEP_FIELDS}))
     return graphs
+
+
+async def insert_runs(conn: AsyncConnection, graphs: list[RunGraph]) -> None:
+    """Insert new runs with all their steps and labels (one statement each) and give them
+    their ids."""
+    result = await conn.execute(
+        insert(runs).returning(runs.c.id, sort_by_parameter_order=True),
+        [run_row(g.run) for g in graphs],
+    )
+    for graph, row in zip(graphs, result, strict=True):
+        graph.run.id = row.id
+        graph.run.dirty = False
+        for step in graph.steps:
+            step.run_id = row.id
+    await insert_steps(conn, [s for g in graphs for s in g.steps])
+    labels = [
+        {
+            "run_id": g.run.id,
+            "key": k,
+            "value": str(v),
+            "namespace_id": g.run.namespace_id,
+            "created_at": g.run.created_at,
+        }
+        for g in graphs
+        for k, v in g.run.labels.items()
+    ]
+    if labels:
+        await conn.execute(insert(run_labels), labels)
 
 
 async def insert_steps(conn: AsyncConnection, new: list[StepState]) -> None:
@@ -119,6 +216,10 @@ async def persist(
     """Write every dirty run and step, then (after ``before_effects``, which may add raw
     event rows) the events, values, errors and duration statistics."""
     graphs = list(graphs)
+    removed = {s.run_id for s in fx.removed_steps}
+    for g in graphs:  # a change to its steps is a change of the run (its counter moves)
+        if g.run.id in removed or any(s.dirty or s.is_new for s in g.steps):
+            g.run.dirty = True
     await insert_steps(conn, [s for g in graphs for s in g.steps if s.is_new])
     if fx.removed_steps:
         await conn.execute(delete(steps).where(steps.c.id.in_([s.id for s in fx.removed_steps])))
@@ -149,6 +250,12 @@ async def persist(
     await write_effects(conn, fx)
 
 
+async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Record events, and queue their webhooks in the same transaction (the outbox)."""
+    await enqueue_webhooks(conn, rows)
+    await conn.execute(insert(events), rows)
+
+
 async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
     if fx.events or fx.raw_events:
         rows = (
@@ -167,8 +274,7 @@ async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
             ]
             + fx.raw_events  # the continuation's claims come after what released them
         )
-        await enqueue_webhooks(conn, rows)  # the transactional outbox: same transaction
-        await conn.execute(insert(events), rows)
+        await insert_events(conn, rows)
         fx.events.clear()
         fx.raw_events.clear()
     if fx.values:

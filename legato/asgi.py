@@ -1,12 +1,14 @@
-"""The ASGI app: mounts the routers; its lifespan opens the store and, in ``serve``, the
-in-process workers."""
+"""The ASGI application (routers, middleware, the dashboard; its lifespan opens the store
+and, in ``serve``, the in-process workers) and the commands that serve it."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -20,12 +22,7 @@ from legato.dialects import aspera as aspera_dialect
 from legato.dialects import datasourcesvc, encoding_com, oracle_selfservice
 from legato.dialects import oac as oac_dialect
 from legato.engine.worker import WorkerConfig
-from legato.http.limits import (
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_DEFINITION_BYTES,
-    BodyLimit,
-    limit_from_env,
-)
+from legato.http.limits import BodyLimit
 from legato.http.negotiation import FormatSuffix
 from legato.http.openapi import describe_problems
 from legato.http.problems import install_problem_handlers
@@ -110,8 +107,8 @@ def create_app(
     app.include_router(oracle_selfservice.router)
     app.add_middleware(
         BodyLimit,
-        max_body=limit_from_env("LEGATO_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
-        max_definition=limit_from_env("LEGATO_MAX_DEFINITION_BYTES", DEFAULT_MAX_DEFINITION_BYTES),
+        max_body=legato.settings.max_body_bytes,
+        max_definition=legato.settings.max_definition_bytes,
     )
     mount_dashboard(app)
 
@@ -161,8 +158,8 @@ EXAMPLE_STEPS = "legato_examples"
 
 def serve(database_url: str, host: str, port: int, workers: int, load_examples: bool) -> None:
     """Migrate, bootstrap, load examples, and serve API + an in-process worker."""
-    configure_logging()
     settings = load_settings()
+    configure_logging(settings)
     upgrade_database(database_url)
     add_step_paths()
     if load_examples and EXAMPLE_STEPS not in settings.step_modules:
@@ -175,31 +172,64 @@ def serve(database_url: str, host: str, port: int, workers: int, load_examples: 
 def run_api(database_url: str, host: str, port: int, processes: int = 1) -> None:
     """The API alone; workers run in other processes (PostgreSQL). With ``processes`` > 1,
     that many server processes share the port (reads scale with the cores)."""
-    configure_logging()
     settings = load_settings()
+    configure_logging(settings)
     if processes <= 1:
         serve_app(database_url, host, port, settings, concurrency=0, examples=False)
         return
     import asyncio
 
-    import uvicorn
-
     asyncio.run(_bootstrap(database_url, settings, f"http://{host}:{port}"))
-    # Each server process builds its own app (uvicorn spawns them). They run no step code, so
-    # they may be handed the database URL; every other secret stays out of their environment.
-    os.environ[_API_DATABASE_URL] = database_url
-    uvicorn.run(
-        "legato.app:api_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=processes,
-        log_level="warning",
-        lifespan="on",
+    listener = socket.create_server((host, port), backlog=2048)
+    serve_processes(
+        lambda: create_app(Legato(database_url, settings=settings)), listener, processes
     )
 
 
-_API_DATABASE_URL = "LEGATO_API_PROCESS_DATABASE_URL"
+def serve_processes(build: Callable[[], FastAPI], listener: socket.socket, processes: int) -> None:
+    """Serve on ``listener`` from ``processes`` forked server processes, each building its own
+    app (its own connections and event loop) from the settings this process read; one that
+    dies is replaced. SIGINT and SIGTERM are passed on, and the call returns once all ended."""
+    import uvicorn
+
+    def start() -> int:
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 0
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            config = uvicorn.Config(build(), log_level="warning", lifespan="on")
+            uvicorn.Server(config).run(sockets=[listener])
+        except BaseException:
+            log.exception("a server process failed")
+            code = 1
+        finally:
+            os._exit(code)
+
+    children = {start() for _ in range(processes)}
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while children:
+        try:
+            pid, _status = os.wait()
+        except ChildProcessError:
+            break
+        children.discard(pid)
+        if not stopping:
+            log.warning("server process %d ended; starting another", pid)
+            children.add(start())
+    listener.close()
 
 
 async def _bootstrap(database_url: str, settings: Settings, url: str) -> None:
@@ -212,13 +242,6 @@ async def _bootstrap(database_url: str, settings: Settings, url: str) -> None:
         _announce(url, secret)
     finally:
         await legato.close()
-
-
-def api_from_environment() -> FastAPI:
-    """The API app of one of several server processes (see :func:`run_api`)."""
-    configure_logging()
-    database_url = os.environ[_API_DATABASE_URL]
-    return create_app(Legato(database_url, settings=load_settings()))
 
 
 def serve_app(
