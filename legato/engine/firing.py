@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from legato.engine.limits import take_queue_room
 from legato.engine.transitions import NewRun, Transitions
 from legato.model.errors import LegatoError
 from legato.model.expressions import ExpressionError, render
@@ -116,8 +117,19 @@ async def fire_many(
     """Fire many schedules with a fixed handful of statements, however many they are: their
     fire rows in one insert, their runs created together, their rows updated together."""
     cache = {} if cache is None else cache
+    names = namespaces or {}
     plans = [
-        await _plan(tx, transitions, row, now, manual_time, overlap, buffered_start, cache)
+        await _plan(
+            tx,
+            transitions,
+            row,
+            now,
+            manual_time,
+            overlap,
+            buffered_start,
+            cache,
+            names.get(row.namespace_id, str(row.namespace_id)),
+        )
         for row in rows
     ]
     inserted = await insert_fires(tx, [f for p in plans if not p.recorded for f in p.fires], now)
@@ -151,6 +163,7 @@ async def _plan(
     overlap: str | None,
     buffered_start: bool,
     cache: dict[Any, Any],
+    namespace: str,
 ) -> _Plan:
     spec = ScheduleSpec.model_validate(row.spec)
     policy = overlap or spec.overlap
@@ -198,7 +211,7 @@ async def _plan(
             continue
         if action == "cancel_and_start":
             plan.to_cancel += opened
-        new, problem = await _prepare(tx, transitions, row, spec, t, manual, cache)
+        new, problem = await _prepare(tx, transitions, row, spec, t, manual, cache, namespace)
         if new is None:
             plan.fires.append(FireRow(row.id, row.namespace_id, t, "failed", problem, manual))
             continue
@@ -216,9 +229,11 @@ async def _prepare(
     spec: ScheduleSpec,
     fire_time: float,
     manual: bool,
-    cache: dict[Any, Any] | None,
+    cache: dict[Any, Any],
+    namespace: str,
 ) -> tuple[NewRun | None, str | None]:
-    """The run a fire time starts, or why it cannot (a workflow gone, inputs it refuses)."""
+    """The run a fire time starts, or why it cannot (a workflow gone, inputs it refuses, the
+    namespace's queue full)."""
     scope = fire_scope(row.id, row.name, spec, fire_time, manual)
     try:
         inputs = render(row.inputs or {}, scope, "inputs")
@@ -226,6 +241,7 @@ async def _prepare(
         found, definition, checked = await transitions.resolve(
             tx, row.namespace_id, row.workflow, row.workflow_version, dict(inputs), cache
         )
+        await take_queue_room(tx, row.namespace_id, namespace, cache.setdefault("queues", {}))
     except LegatoError as exc:
         return None, exc.detail
     except (ExpressionError, ValueError, TypeError) as exc:

@@ -467,3 +467,21 @@ async def test_fires_and_skips_are_webhook_events(legato: Legato, clock: Clock) 
     # an event of no run is sent as any other
     claimed = await claim_due(legato.db, 10, 30.0)
     assert sorted(r.event_type for r in claimed) == ["schedule.fired", "schedule.skipped"]
+
+
+async def test_a_full_queue_records_the_fire_as_failed(legato: Legato, clock: Clock) -> None:
+    from legato.store.tables import namespaces
+
+    p = await admin(legato)
+    await legato.db.write(
+        lambda tx: tx.conn.execute(
+            namespaces.update().where(namespaces.c.id == p.namespace_id).values(max_queued_runs=1)
+        )
+    )
+    s = await create(legato, name="crowded", workflow="quick", every="1m", overlap="allow")
+    await tick(legato, T0 + 60)
+    await tick(legato, T0 + 120)  # the first run is still queued: no room for a second
+    assert len(await runs_of(legato, s["id"])) == 1
+    got = await legato.schedules.get(p, "crowded")
+    assert [f["outcome"] for f in got["recent_fires"]] == ["failed", "started"]
+    assert "queued runs (limit 1)" in got["recent_fires"][0]["message"]
