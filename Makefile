@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint bench bench-engine bench-profile bench-reads bench-lists clean
+.PHONY: serve test lint bench bench-engine bench-profile bench-reads bench-lists bench-schedules clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,3 +65,7 @@ bench-lists: $(STAMP)
 
 bench-dashboard: $(STAMP)
 	$(BIN)/python bench/dashboard.py
+
+## 10,000 schedules firing every minute: CPU per fire, fire time -> run created/started p50/p99
+bench-schedules: $(STAMP)
+	$(BIN)/python bench/schedules.py --json bench/results/schedules.json

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.responses import RedirectResponse
 
 from legato import __version__
-from legato.api import admin, identity, ops, runs, webhooks, workflows
+from legato.api import admin, identity, ops, runs, schedules, webhooks, workflows
 from legato.api import status as status_api
 from legato.api.fast_path import StatusFastPath
 from legato.dialects import aspera as aspera_dialect
@@ -66,6 +66,8 @@ def create_app(
                     namespaces=legato.settings.worker_namespaces,
                 )
             )
+        elif legato.settings.scheduler:  # an API process fires schedules too
+            legato.start_scheduler()
         if announce:
             _announce(announce, secret)
         try:
@@ -96,6 +98,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(identity.router)
     app.include_router(webhooks.router)
+    app.include_router(schedules.router)
     app.include_router(aspera_dialect.router)
     app.include_router(ops.router)
     app.include_router(datasourcesvc.router)

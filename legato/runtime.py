@@ -15,6 +15,7 @@ from typing import Any
 from legato.engine.delivery import Deliverer, DeliveryConfig
 from legato.engine.outbound import OutboundGuard
 from legato.engine.reaper import Reaper
+from legato.engine.scheduler import Scheduler, SchedulerConfig
 from legato.engine.step_modules import StepModules
 from legato.engine.transitions import Transitions
 from legato.engine.worker import Worker, WorkerConfig
@@ -28,6 +29,7 @@ from legato.service.metrics import MetricsService
 from legato.service.oracle_selfservice_support import SelfServiceSupport
 from legato.service.reads import RunReads
 from legato.service.runs import RunService
+from legato.service.schedules import ScheduleService
 from legato.service.sessions import SessionService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
@@ -82,6 +84,7 @@ class Legato:
     workflows: WorkflowService = field(init=False)
     tenancy: TenancyService = field(init=False)
     webhooks: WebhookService = field(init=False)
+    schedules: ScheduleService = field(init=False)
     sessions: SessionService = field(init=False)
     dashboard: DashboardService = field(init=False)
     datasourcesvc_support: DatasourcesvcSupport = field(init=False)
@@ -92,6 +95,10 @@ class Legato:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list, init=False)
     _stop: asyncio.Event | None = field(default=None, init=False)
+
+    @property
+    def _scheduling(self) -> bool:
+        return any(t.get_name().startswith("scheduler") for t in self._tasks if not t.done())
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -111,6 +118,7 @@ class Legato:
         self.workflows = WorkflowService(self.db, self.definitions, self.step_modules)
         self.tenancy = TenancyService(self.db, login_policy(settings))
         self.webhooks = WebhookService(self.db, self.outbound)
+        self.schedules = ScheduleService(self.db, self.transitions)
         self.sessions = SessionService(self.db, settings.ui_session_hours * 3600)
         self.dashboard = DashboardService(self.db)
         self.datasourcesvc_support = DatasourcesvcSupport(self.db)
@@ -141,6 +149,17 @@ class Legato:
     def deliverer(self) -> Deliverer:
         return Deliverer(self.db, self.delivery, guard=self.outbound)
 
+    def scheduler(self, config: SchedulerConfig | None = None) -> Scheduler:
+        return Scheduler(self.db, self.transitions, config)
+
+    def start_scheduler(self, config: SchedulerConfig | None = None) -> Scheduler:
+        """Fire schedules and release delayed runs, as a task of the current event loop
+        (every server and worker process runs one; the store keeps fires exactly-once)."""
+        self._stop = self._stop or asyncio.Event()
+        scheduler = self.scheduler(config)
+        self._tasks.append(asyncio.create_task(scheduler.run(self._stop), name="scheduler"))
+        return scheduler
+
     async def workers(self) -> list[dict[str, Any]]:
         rows = await live_workers(self.db)
         return [
@@ -166,6 +185,8 @@ class Legato:
         )
         self._tasks.append(asyncio.create_task(reaper.run(self._stop)))
         self._tasks.append(asyncio.create_task(self.deliverer().run(self._stop)))
+        if self.settings.scheduler and not self._scheduling:
+            self.start_scheduler()
         return started
 
     async def close(self) -> None:
@@ -247,7 +268,10 @@ def run_worker(
         serves = ", ".join(namespaces) if namespaces else "all namespaces"
         log.info("worker %s started (concurrency %d, %s)", worker.name, concurrency, serves)
         try:
-            await asyncio.gather(worker.run(stop), reaper.run(stop), app.deliverer().run(stop))
+            loops = [worker.run(stop), reaper.run(stop), app.deliverer().run(stop)]
+            if settings.scheduler:
+                loops.append(app.scheduler().run(stop))
+            await asyncio.gather(*loops)
         finally:
             await app.close()
 

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     allow_private_urls: bool = False
     #: networks outbound requests may reach although private, e.g. ``10.0.0.0/8``
     allowed_cidrs: Annotated[tuple[Network, ...], NoDecode] = ()
+    #: this process fires schedules and releases delayed runs (any number of processes may)
+    scheduler: bool = True
 
     #: failed logins of one user, and from one address, before a lockout
     login_max_failures: int = Field(5, ge=1)

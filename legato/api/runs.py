@@ -25,6 +25,7 @@ from legato.http.strict_json import StrictJSONRoute
 from legato.model.errors import InvalidInput
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
+from legato.model.schedules import parse_instant
 from legato.service.runs import StartRun
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"], route_class=StrictJSONRoute)
@@ -44,6 +45,11 @@ class StartRunBody(BaseModel):
     notify_url: AnyHttpUrl | None = None
     operation_type: str | None = Field(None, max_length=200)
     requestor: str | None = Field(None, max_length=200)
+    start_at: str | int | float | None = Field(
+        None,
+        description="Start later: an ISO 8601 time (UTC unless it names its offset) or epoch "
+        "seconds. Until then the run is QUEUED, waiting_reason {reason: scheduled, until}.",
+    )
 
 
 @router.post("", status_code=201)
@@ -68,6 +74,7 @@ async def start_run(
             operation_type=body.operation_type,
             requestor=body.requestor,
             idempotency_key=idempotency_key,
+            start_at=_start_at(body.start_at),
         ),
     )
     return JSONResponse(
@@ -75,6 +82,18 @@ async def start_run(
         status_code=201 if created else 200,
         headers={"Location": f"/api/v1/runs/{view['id']}"},
     )
+
+
+def _start_at(value: str | float | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"start_at: {exc}",
+            errors=[{"path": "start_at", "code": "invalid", "message": str(exc)}],
+        ) from None
 
 
 def _labels(values: list[str]) -> dict[str, str]:
@@ -121,6 +140,8 @@ async def list_runs(
     created_after: Annotated[str | None, Query(description=_TIME)] = None,
     created_before: Annotated[str | None, Query(description=_TIME)] = None,
     parent: DbId | None = None,
+    schedule: DbId | None = Query(None, description="runs this schedule (id) started"),
+    fire_time: Annotated[str | None, Query(description="with schedule: " + _TIME)] = None,
     page_size: int | None = Query(None, ge=1, le=500),
     page_token: str | None = None,
 ) -> JSONResponse:
@@ -144,6 +165,8 @@ async def list_runs(
         parent_run_id=parent,
         created_after=_moment("created_after", created_after),
         created_before=_moment("created_before", created_before),
+        schedule_id=schedule,
+        fire_time=_moment("fire_time", fire_time),
     )
     return JSONResponse(await services.runs.list_runs(caller, flt, page_size, page_token))
 

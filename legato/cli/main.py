@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from legato.cli import key, run, server, workflow
+from legato.cli import key, run, schedule, server, workflow
 from legato.cli.common import Settings
 
 __all__ = ["app", "main"]
@@ -22,6 +22,7 @@ app = typer.Typer(
 app.add_typer(workflow.app, name="workflow")
 app.add_typer(run.app, name="run")
 app.add_typer(key.app, name="key")
+app.add_typer(schedule.app, name="schedule")
 app.command("serve")(server.serve)
 app.command("api")(server.api)
 app.command("worker")(server.worker)

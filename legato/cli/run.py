@@ -107,6 +107,10 @@ def start(
     notify_url: Annotated[
         str | None, typer.Option("--notify-url", help="Webhook called when the run ends.")
     ] = None,
+    start_at: Annotated[
+        str | None,
+        typer.Option("--start-at", help="Start later: ISO 8601 (UTC unless it has an offset)."),
+    ] = None,
 ) -> None:
     """Start a run; with --wait, show its steps live and exit 0 only if it SUCCEEDED."""
     settings = settings_of(ctx)
@@ -121,6 +125,7 @@ def start(
             external_id=external_id,
             notify_url=notify_url,
             idempotency_key=idempotency_key,
+            start_at=start_at,
         )
         if not wait:
             if settings.json:

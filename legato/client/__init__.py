@@ -32,6 +32,7 @@ from legato.client._models import (
     Step,
     Workflow,
 )
+from legato.client._schedules import Schedule, ScheduleFire
 from legato.client._sync import Client
 
 __all__ = [
@@ -53,6 +54,8 @@ __all__ = [
     "RateLimitedError",
     "Run",
     "RunPage",
+    "Schedule",
+    "ScheduleFire",
     "Step",
     "ValidationError",
     "Workflow",

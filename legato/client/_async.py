@@ -16,13 +16,14 @@ from legato.client import _base, _cursors
 from legato.client._base import RunId
 from legato.client._errors import connection_error, error_from_response
 from legato.client._models import ApiKey, Event, LogLine, Run, RunPage, Step, Workflow
+from legato.client._schedules import AsyncScheduleCalls
 
 __all__ = ["AsyncClient"]
 
 T = TypeVar("T")
 
 
-class AsyncClient:
+class AsyncClient(AsyncScheduleCalls):
     """Asyncio client of the Legato API (the same methods as ``Client``, awaited).
 
     ``base_url`` defaults to ``LEGATO_URL`` (else ``http://127.0.0.1:8080``); ``api_key`` to
@@ -105,6 +106,7 @@ class AsyncClient:
         external_id: str | None = None,
         notify_url: str | None = None,
         idempotency_key: str | None = None,
+        start_at: datetime | str | None = None,
     ) -> Run:
         return await self._call(
             _base.start_run(
@@ -116,6 +118,7 @@ class AsyncClient:
                 external_id=external_id,
                 notify_url=notify_url,
                 idempotency_key=idempotency_key,
+                start_at=start_at,
             )
         )
 

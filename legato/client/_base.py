@@ -238,8 +238,11 @@ def start_run(
     external_id: str | None = None,
     notify_url: str | None = None,
     idempotency_key: str | None = None,
+    start_at: datetime | str | None = None,
 ) -> Call[Run]:
     body: dict[str, Any] = {"workflow": workflow, "inputs": dict(inputs or {})}
+    if start_at is not None:
+        body["start_at"] = _time(start_at)
     if version is not None:
         body["version"] = version
     if labels:

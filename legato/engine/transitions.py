@@ -22,7 +22,9 @@ from legato.model.advance import (
     RunGraph,
     apply_result,
     cancel_run,
+    hold_run,
     new_steps,
+    release_held,
     resume,
     retry_run,
     start_run,
@@ -46,6 +48,8 @@ from legato.store.step_reports import StepReports, write_step_reports
 from legato.store.workflows import find_workflow
 
 __all__ = [
+    "SCHEDULES_TOPIC",
+    "SCHEDULE_RUNS_TOPIC",
     "Continuation",
     "LocalWorker",
     "NewRun",
@@ -56,6 +60,8 @@ __all__ = [
 
 READY_TOPIC = "steps"
 CANCEL_TOPIC = "cancel"
+SCHEDULES_TOPIC = "schedules"  # schedules changed, or a run is held until a later time
+SCHEDULE_RUNS_TOPIC = "schedule-runs"  # a run a schedule started has ended
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class RunRequest:
     external_id: str | None = None
     idempotency_key: str | None = None
     notify_url: str | None = None
+    start_at: float | None = None  # a delayed start: held QUEUED until then
 
 
 @dataclass
@@ -100,6 +107,9 @@ class NewRun:
     notify_url: str | None = None
     parent_run_id: int | None = None
     parent_step_id: int | None = None
+    start_at: float | None = None  # a delayed start: held QUEUED until then
+    schedule_id: int | None = None  # started by this schedule, for this fire time
+    fire_time: float | None = None
 
 
 class _DurationBuffer:
@@ -136,12 +146,13 @@ class Continuation:
 @dataclass
 class _Item:
     run_id: int
-    kind: str  # result | cancel | resume | retry
+    kind: str  # result | cancel | resume | retry | release | hold
     result: StepResult | None = None
     reason: str = ""
     code: str = "canceled"
     step_id: int = 0
     payload: dict[str, Any] | None = None
+    until: float = 0.0
 
 
 class LocalWorker(Protocol):
@@ -230,6 +241,20 @@ class Transitions:
     async def retry(self, run_id: int) -> int:
         return await self.db.write(lambda tx: self._process(tx, [_Item(run_id, "retry")]))
 
+    async def hold(self, run_id: int, until: float) -> int:
+        """Move the start of a run that has not started yet to ``until``."""
+        return await self.db.write(
+            lambda tx: self._process(tx, [_Item(run_id, "hold", until=until)])
+        )
+
+    async def release_in(self, tx: Tx, run_ids: Sequence[int]) -> int:
+        """Release held runs whose start time has come, in the caller's transaction."""
+        return await self._process(tx, [_Item(r, "release") for r in run_ids])
+
+    async def cancel_in(self, tx: Tx, run_ids: Sequence[int], reason: str) -> int:
+        """Cancel runs in the caller's transaction."""
+        return await self._process(tx, [_Item(r, "cancel", reason=reason) for r in run_ids])
+
     async def start_runs(
         self, tx: Tx, requests: Sequence[RunRequest]
     ) -> list[RunGraph | LegatoError]:
@@ -270,6 +295,7 @@ class Transitions:
             external_id=req.external_id,
             idempotency_key=req.idempotency_key,
             notify_url=req.notify_url,
+            start_at=req.start_at,
         )
 
     async def create_runs(
@@ -408,6 +434,10 @@ class Transitions:
         tx.after_commit(lambda: self._graphs.keep(written))
         if (fx.ready and between is None) or (fx.finished_runs and any_limits(tx.shared)):
             tx.wake(READY_TOPIC)  # (a run that ended may free a slot in a limited namespace)
+        if any(r.schedule_id is not None for r in fx.finished_runs):
+            tx.wake(SCHEDULE_RUNS_TOPIC)  # a buffered fire may wait for it
+        if any(g.run.held_until is not None for g in graphs.values()):
+            tx.wake(SCHEDULES_TOPIC)  # the scheduler releases held runs
         if any(
             s.cancel_requested and s.status == "RUNNING" for g in graphs.values() for s in g.steps
         ):
@@ -428,6 +458,10 @@ class Transitions:
             return resume(graph, it.step_id, it.payload or {}, now, fx)
         if it.kind == "retry":
             return retry_run(graph, now, fx)
+        if it.kind == "release":
+            return release_held(graph, now, fx)
+        if it.kind == "hold":
+            return hold_run(graph, it.until, now, fx)
         raise ValueError(it.kind)
 
     # -- creating runs ------------------------------------------------------------------
@@ -462,6 +496,9 @@ class Transitions:
                 parent_run_id=new.parent_run_id,
                 parent_step_id=new.parent_step_id,
                 total_steps=len(d.steps),
+                start_at=new.start_at,
+                schedule_id=new.schedule_id,
+                fire_time=new.fire_time,
             )
             self.definitions.put(new.workflow_id, d)
             graph = RunGraph(run, d, new_steps(d, run, now))

@@ -20,6 +20,7 @@ from legato.model.expressions import (
     render,
 )
 from legato.model.records import RunState, StepResult, StepState
+from legato.model.schedules import iso_time
 from legato.model.states import RUN_TERMINAL, STEP_TERMINAL, RunStatus, StepStatus
 
 __all__ = [
@@ -30,7 +31,9 @@ __all__ = [
     "RunGraph",
     "apply_result",
     "cancel_run",
+    "hold_run",
     "new_steps",
+    "release_held",
     "resume",
     "retry_run",
     "start_run",
@@ -199,16 +202,63 @@ def new_steps(definition: WorkflowDefinition, run: RunState, now: float) -> list
 
 
 def start_run(graph: RunGraph, now: float, fx: Effects) -> None:
+    """Queue a new run and release its first steps; a run whose ``start_at`` is still to
+    come is held instead (QUEUED, every step PENDING) until :func:`release_held`."""
     run = graph.run
     run.total_steps = len(graph.top())
-    if graph.definition.timeout:
-        run.deadline_at = now + graph.definition.timeout
-    run.status_message = "Queued"
-    fx.event(run, "run.queued", R.QUEUED, "Run queued", now)
     for name, value in run.inputs.items():
         fx.values.append({"run": run, "step": None, "scope": "input", "name": name, "value": value})
+    if run.start_at is not None and run.start_at > now:
+        run.held_until = run.start_at
+        run.status_message = f"Scheduled for {iso_time(run.start_at)}"
+        message = f"Run queued; starts at {iso_time(run.start_at)}"
+        fx.event(run, "run.queued", R.QUEUED, message, now)
+        return
+    run.status_message = "Queued"
+    fx.event(run, "run.queued", R.QUEUED, "Run queued", now)
+    _begin(graph, now, fx)
+
+
+def release_held(graph: RunGraph, now: float, fx: Effects) -> bool:
+    """A held run whose start time has come: its first steps are released."""
+    run = graph.run
+    if run.held_until is None or run.status != R.QUEUED:
+        return False
+    run.held_until = None
+    run.status_message = "Queued"
+    run.dirty = True
+    fx.event(run, "run.released", R.QUEUED, "Start time reached", now)
+    _begin(graph, now, fx)
+    return True
+
+
+def _begin(graph: RunGraph, now: float, fx: Effects) -> None:
+    if graph.definition.timeout:
+        graph.run.deadline_at = now + graph.definition.timeout
     _release(graph, now, fx)
     _finish_if_done(graph, now, fx)
+
+
+def hold_run(graph: RunGraph, until: float, now: float, fx: Effects) -> bool:
+    """Move the start of a run that has not started (QUEUED, no step begun) to ``until``:
+    its released steps wait until then too."""
+    run = graph.run
+    if run.status != R.QUEUED or any(
+        s.status not in (S.PENDING, S.READY) or s.attempt for s in graph.steps
+    ):
+        return False
+    run.start_at = until
+    if until <= now:
+        return release_held(graph, now, fx) if run.held_until is not None else True
+    run.held_until = until
+    run.status_message = f"Scheduled for {iso_time(until)}"
+    run.dirty = True
+    for step in graph.steps:
+        if step.status == S.READY:
+            step.not_before = max(step.not_before, until)
+            step.dirty = True
+    fx.event(run, "run.scheduled", R.QUEUED, run.status_message, now, data={"start_at": until})
+    return True
 
 
 # -- results ------------------------------------------------------------------------------
@@ -740,6 +790,7 @@ def cancel_run(
     if run.status in RUN_TERMINAL or run.status == R.CANCELING:
         return False
     run.error = {"code": code, "message": reason, "step": None}
+    run.held_until = None
     run.move(R.CANCELING, f"Canceling: {reason}")
     fx.event(run, "run.canceling", R.CANCELING, reason, now)
     for step in graph.steps:

@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from legato.model.definition_problems import short_repr
 from legato.model.durations import parse_duration
+from legato.model.schedules import ScheduleDeclaration
 
 __all__ = [
     "FUNCTION_PATTERN",
@@ -208,6 +209,9 @@ class WorkflowDefinition(_Model):
     labels: dict[
         Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(max_length=200)]
     ] = Field(default_factory=dict, max_length=50)
+    schedules: list[ScheduleDeclaration] = Field(
+        default_factory=list, max_length=100, description="start runs on a clock"
+    )
 
     @field_validator("inputs", mode="before")
     @classmethod
@@ -264,6 +268,8 @@ class WorkflowDefinition(_Model):
     def canonical(self) -> dict[str, Any]:
         """The definition as plain JSON data, normalised (durations in seconds, no nulls)."""
         data: dict[str, Any] = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if not data.get("schedules"):  # definitions without schedules hash as they always did
+            data.pop("schedules", None)
         return data
 
     def content_hash(self) -> str:

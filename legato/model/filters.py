@@ -19,3 +19,5 @@ class RunFilter:
     created_before: float | None = None
     parent_run_id: int | None = None
     top_level_only: bool = False
+    schedule_id: int | None = None  # runs a schedule started (at ``fire_time``, if given)
+    fire_time: float | None = None

@@ -73,6 +73,10 @@ class RunSummary:
     finished_at: float | None
     updated_at: float
     change_seq: int
+    start_at: float | None
+    held_until: float | None
+    schedule_id: int | None
+    fire_time: float | None
 
 
 @dataclass(frozen=True, slots=True)

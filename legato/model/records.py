@@ -105,6 +105,10 @@ class RunState:
     finished_at: float | None = None
     deadline_at: float | None = None
     change_seq: int = 0
+    start_at: float | None = None  # a delayed start: the time asked for
+    held_until: float | None = None  # set while a delayed run waits for its start time
+    schedule_id: int | None = None  # the schedule that started it, and for which fire time
+    fire_time: float | None = None
     dirty: bool = field(default=False, repr=False)
 
     def move(self, status: str, message: str | None = None) -> None:

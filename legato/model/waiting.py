@@ -8,7 +8,7 @@ from typing import Any
 from legato.model.states import STEP_TERMINAL, StepStatus
 from legato.model.times import iso_time
 
-__all__ = ["waiting_reason"]
+__all__ = ["scheduled_reason", "waiting_reason"]
 
 
 def waiting_reason(
@@ -18,17 +18,20 @@ def waiting_reason(
     now: float,
     workers_alive: bool,
     run_queued_by_limit: bool = False,
+    held_until: float | None = None,
 ) -> dict[str, Any] | None:
     """None for a step that runs or has ended; else ``{"reason": …, …}``.
 
     Reasons: ``upstream`` (``on``: the unfinished needs), ``backoff_until`` and
     ``sleep_until`` (``until``), ``no_worker`` (no live worker), ``concurrency_limit``
     (every worker slot, or the namespace's concurrent-run limit, is taken), ``approval``,
-    ``child_run`` (``run_id``).
+    ``child_run`` (``run_id``), ``scheduled`` (``until``: a delayed run's start time).
     """
     status = step.status
     if status in STEP_TERMINAL:
         return None
+    if held_until is not None and status in (StepStatus.PENDING, StepStatus.READY):
+        return {"reason": "scheduled", "until": iso_time(held_until)}
     if status == StepStatus.PENDING:
         if step.parent_step_id is not None and not step.needs:  # a foreach item, held back
             return {"reason": "concurrency_limit", "on": "max_parallel"}
@@ -51,3 +54,11 @@ def waiting_reason(
         if step.kind == "approval":
             return {"reason": "approval"}
     return None
+
+
+def scheduled_reason(run: Any) -> dict[str, Any] | None:
+    """Why a run waits as a whole: ``scheduled`` until its delayed start, else None."""
+    held = getattr(run, "held_until", None)
+    if held is None or run.status != "QUEUED":
+        return None
+    return {"reason": "scheduled", "until": iso_time(held)}

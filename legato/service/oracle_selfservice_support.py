@@ -4,10 +4,11 @@ in one read, and the step tree walked one level at a time across sub-workflow ru
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
-from legato.model.errors import InvalidInput, NotFound
+from legato.model.errors import Conflict, InvalidInput, NotFound
 from legato.model.ids import MAX_ID, parse_id
 from legato.model.states import StepStatus
 from legato.service.principal import Principal
@@ -28,6 +29,13 @@ _NESTING_KINDS = frozenset({"group", "workflow"})
 _LOG_PAGE = 1000
 _ERROR_LEVELS = frozenset({"error", "critical"})
 _LOG_PAGES = 100
+
+
+def _status(row: Any) -> str:
+    """The run's status, ``SCHEDULED`` for a run waiting for a later start time."""
+    if row.status == "QUEUED" and row.held_until is not None:
+        return "SCHEDULED"
+    return str(row.status)
 
 
 def _execution_not_found(ref: str) -> NotFound:
@@ -65,8 +73,29 @@ class SelfServiceSupport:
         async with self.db.read() as conn:
             for ref in refs:
                 row = await self._find(conn, p, ref, requestor)
-                out.append((ref, None if row is None else str(row.status)))
+                out.append((ref, None if row is None else _status(row)))
         return out
+
+    async def schedule(
+        self, p: Principal, ref: str, requestor: str, until: float
+    ) -> dict[str, Any]:
+        """Start an execution that has not started at ``until`` (it waits QUEUED until then,
+        and can be cancelled meanwhile); a time that has come starts it now."""
+        p.require("operator")
+        async with self.db.read() as conn:
+            row = await self._find(conn, p, ref, requestor)
+        if row is None:
+            raise _execution_not_found(ref)
+        if row.status != "QUEUED" or row.started_at is not None:
+            if until <= time.time():
+                return await self.runs.get(p, row.id)
+            raise Conflict(
+                f"execution {ref} has started already ({row.status}); it cannot be scheduled",
+                code="run_started",
+            )
+        if not await self.runs.transitions.hold(row.id, until):
+            raise Conflict(f"execution {ref} has started already", code="run_started")
+        return await self.runs.get(p, row.id)
 
     async def execution(self, p: Principal, ref: str, requestor: str) -> dict[str, Any]:
         """The run of an execution (its native view)."""
@@ -140,9 +169,10 @@ class SelfServiceSupport:
         requestor: str,
         inputs: dict[str, Any],
         external_id: str | None,
+        start_at: float | None = None,
     ) -> dict[str, Any]:
         """A run of the workflow named after the requestor (``EXADATA_CPU_SCALE`` ->
-        ``exadata-cpu-scale``), carrying the requestor."""
+        ``exadata-cpu-scale``), carrying the requestor; held until ``start_at`` if given."""
         view, _new = await self.runs.start(
             p,
             StartRun(
@@ -151,6 +181,7 @@ class SelfServiceSupport:
                 requestor=requestor,
                 operation_type=requestor,
                 external_id=external_id,
+                start_at=start_at,
             ),
         )
         return view

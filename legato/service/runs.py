@@ -56,6 +56,7 @@ class StartRun:
     operation_type: str | None = None
     requestor: str | None = None
     idempotency_key: str | None = None
+    start_at: float | None = None  # held QUEUED until then
 
 
 class RunService:
@@ -308,6 +309,7 @@ def _run_request(p: Principal, req: StartRun) -> RunRequest:
         external_id=req.external_id,
         idempotency_key=req.idempotency_key,
         notify_url=req.notify_url,
+        start_at=req.start_at,
     )
 
 

@@ -10,6 +10,7 @@ from legato.service.datasourcesvc_support import DatasourcesvcSupport
 from legato.service.metrics import MetricsService
 from legato.service.oracle_selfservice_support import SelfServiceSupport
 from legato.service.runs import RunService
+from legato.service.schedules import ScheduleService
 from legato.service.sessions import SessionService
 from legato.service.status import StatusService
 from legato.service.tenancy import TenancyService
@@ -26,6 +27,7 @@ class Services(Protocol):
     workflows: WorkflowService
     tenancy: TenancyService
     webhooks: WebhookService
+    schedules: ScheduleService
     sessions: SessionService
     dashboard: DashboardService
     datasourcesvc_support: DatasourcesvcSupport

@@ -21,7 +21,7 @@ from legato.model.reads import (
 )
 from legato.model.states import STEP_TERMINAL, StepStatus
 from legato.model.times import iso
-from legato.model.waiting import waiting_reason
+from legato.model.waiting import scheduled_reason, waiting_reason
 
 __all__ = [
     "Detail",
@@ -55,6 +55,7 @@ class Detail:
     subtree_counts: Mapping[int, Mapping[str, int]] = field(default_factory=dict)  # by step id
     workers_alive: bool = True
     namespace_full: bool = False  # a queued run waits for a run slot of its namespace
+    held_until: float | None = None  # a delayed run waits for its start time
 
     @classmethod
     def of(cls, read: RunRead, facts: ReadFacts) -> Detail:
@@ -64,6 +65,7 @@ class Detail:
             subtree_counts=read.subtree_counts,
             workers_alive=facts.workers_alive,
             namespace_full=facts.namespace_full,
+            held_until=read.run.held_until,
         )
 
 
@@ -79,6 +81,7 @@ def step_view(
             now=detail.now,
             workers_alive=detail.workers_alive,
             run_queued_by_limit=detail.namespace_full,
+            held_until=detail.held_until,
         )
         view["counts_by_status"] = detail.subtree_counts.get(s.id)
         view["baseline"] = baseline(history)
@@ -162,6 +165,10 @@ def run_view(
             "external_id": run.external_id,
             "parent_run_id": run.parent_run_id,
             "parent_step_id": run.parent_step_id,
+            "start_at": iso(run.start_at),
+            "waiting_reason": scheduled_reason(run),
+            "schedule_id": run.schedule_id,
+            "fire_time": iso(run.fire_time),
             "progress": progress(run, steps),
         }
     )

@@ -23,8 +23,8 @@ __all__ = ["DELIVERY_STATUSES", "WebhookService", "check_destination"]
 
 DELIVERY_STATUSES = ("PENDING", "DELIVERED", "FAILED")
 MAX_PAGE_SIZE = 500
-# run.succeeded, step.*, run.*, *
-_EVENT_PATTERN = re.compile(r"^(\*|(run|step)\.(\*|[a-z_]{1,30}))$")
+# run.succeeded, step.*, run.*, schedule.fired, schedule.*, *
+_EVENT_PATTERN = re.compile(r"^(\*|(run|step|schedule)\.(\*|[a-z_]{1,30}))$")
 
 
 class WebhookService:
@@ -51,7 +51,8 @@ class WebhookService:
         errors = [
             {
                 "path": f"event_types[{i}]",
-                "message": "expected run.<type>, step.<type>, run.*, step.* or *",
+                "message": "expected run.<type>, step.<type>, schedule.<type>, run.*, step.*, "
+                "schedule.* or *",
             }
             for i, t in enumerate(event_types)
             if not _EVENT_PATTERN.match(t)

@@ -10,6 +10,7 @@ from legato.model.definition_loading import load_definition
 from legato.model.definition_problems import DefinitionError
 from legato.model.errors import InvalidInput, NotFound
 from legato.service.principal import Principal
+from legato.service.schedules import apply_declared
 from legato.service.views import workflow_view
 from legato.store.database import Database, Tx
 from legato.store.errors import DuplicateKey
@@ -63,10 +64,12 @@ class WorkflowService:
             )
 
         async def tx_fn(tx: Tx) -> tuple[dict[str, Any], bool]:
-            row, created = await insert_version(
-                tx.conn, p.namespace_id, definition, source, time.time()
-            )
+            now = time.time()
+            row, created = await insert_version(tx.conn, p.namespace_id, definition, source, now)
             self.definitions.put(row.id, definition)
+            await apply_declared(
+                tx, p.namespace_id, definition.name, definition, definition.schedules, now
+            )
             return workflow_view(row, p.namespace), created
 
         for _ in range(5):

@@ -34,6 +34,7 @@ __all__ = [
     "Subscription",
     "claim_due",
     "enqueue",
+    "enqueue_event",
     "matches",
     "namespace_secret",
     "purge_settled",
@@ -208,6 +209,41 @@ async def enqueue(conn: AsyncConnection, event_rows: Sequence[dict[str, Any]]) -
         state.last_enqueue = time.monotonic()
 
 
+async def enqueue_event(
+    conn: AsyncConnection,
+    namespace_id: int,
+    workflow: str,
+    event_type: str,
+    payload: dict[str, Any],
+    run_id: int | None = None,
+) -> None:
+    """Queue an event that is not a run's transition (a schedule's) for the namespace's
+    subscriptions that want it, in the caller's transaction."""
+    state = _state(conn.sync_engine)
+    subs = (await state.load(conn)).get(namespace_id, ())
+    now = time.time()
+    rows = [
+        {
+            "namespace_id": namespace_id,
+            "run_id": run_id,
+            "url": s.url,
+            "payload": payload,
+            "status": "PENDING",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "webhook_id": s.id,
+            "event_type": event_type,
+            "secret": s.secret,
+            "created_at": now,
+        }
+        for s in subs
+        if s.wants(event_type, workflow)
+    ]
+    if rows:
+        await conn.execute(insert(outbox), rows)
+        state.last_enqueue = time.monotonic()
+
+
 def _payload(event: dict[str, Any], run: Any) -> dict[str, Any]:
     is_run_event = event["step_id"] is None and event["step_key"] is None
     return {
@@ -311,11 +347,15 @@ async def claim_due(db: Database, limit: int, lease_seconds: float) -> list[Row[
             (row[0], row[1], row[2]): row[3]
             for row in await conn.execute(
                 select(outbox.c.run_id, outbox.c.url, outbox.c.webhook_id, func.min(outbox.c.id))
-                .where(_PENDING, outbox.c.run_id.in_(sorted({r.run_id for r in due})))
+                .where(
+                    _PENDING,
+                    outbox.c.run_id.in_(sorted({r.run_id for r in due if r.run_id is not None})),
+                )
                 .group_by(outbox.c.run_id, outbox.c.url, outbox.c.webhook_id)
             )
         }
-        heads = set(groups.values())
+        # an event of no run (a schedule's) waits behind nothing
+        heads = set(groups.values()) | {r.id for r in due if r.run_id is None}
         head_due = {
             row.id: row.next_attempt_at
             for row in await conn.execute(

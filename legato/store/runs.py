@@ -86,6 +86,12 @@ def filtered(query: Select[Any], flt: RunFilter, *, labels: bool = True) -> Sele
         query = query.where(runs.c.parent_run_id == flt.parent_run_id)
     elif flt.top_level_only:
         query = query.where(runs.c.parent_run_id.is_(None))
+    if flt.schedule_id is not None:
+        query = query.where(runs.c.schedule_id == flt.schedule_id)
+        if flt.fire_time is not None:  # as shown: to the millisecond
+            query = query.where(
+                runs.c.fire_time >= flt.fire_time, runs.c.fire_time < flt.fire_time + 0.001
+            )
     for key, value in sorted((flt.labels or {}).items()) if labels else ():
         query = query.where(_has_label(key, value))
     return query

@@ -118,6 +118,12 @@ runs = Table(
     Column("updated_at", Float, nullable=False),
     Column("deadline_at", Float),
     Column("change_seq", BigInteger, nullable=False, server_default="0"),
+    # a delayed start: the time asked for, and (until then) when the held run is released
+    Column("start_at", Float),
+    Column("held_until", Float),
+    # a run a schedule started (no foreign key: its runs outlive a deleted schedule)
+    Column("schedule_id", Id),
+    Column("fire_time", Float),
     UniqueConstraint("namespace_id", "idempotency_key"),
     UniqueConstraint("namespace_id", "external_id"),
     Index("ix_runs_ns_created", "namespace_id", "created_at", "id"),
@@ -125,6 +131,13 @@ runs = Table(
     Index("ix_runs_ns_workflow_created", "namespace_id", "workflow_name", "created_at", "id"),
     Index("ix_runs_ns_requestor_created", "namespace_id", "requestor", "created_at", "id"),
     Index("ix_runs_parent", "parent_run_id"),
+    Index("ix_runs_schedule_created", "schedule_id", "created_at", "id"),
+    Index(
+        "ix_runs_held",
+        "held_until",
+        postgresql_where=text("held_until IS NOT NULL"),
+        sqlite_where=text("held_until IS NOT NULL"),
+    ),
     Index(
         "ix_runs_deadline",
         "deadline_at",
@@ -400,4 +413,65 @@ login_failures = Table(
     Column("failures", Integer, nullable=False),
     Column("last_failure_at", Float, nullable=False),
     Column("locked_until", Float),
+)
+
+# Schedules: a workflow started on a clock. ``due_at`` is the next fire time plus its jitter
+# (None while paused or when none is left): the scheduler sleeps until the earliest of them.
+schedules = Table(
+    "schedules",
+    metadata,
+    _id(),
+    Column("namespace_id", Id, ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("workflow", String(100), nullable=False),
+    Column("workflow_version", Integer),
+    Column("spec", Json, nullable=False),  # cron or interval, zone, window, policies
+    Column("inputs", Json, nullable=False),
+    Column("labels", Json, nullable=False),
+    Column("owner_workflow", String(100)),  # declared in that workflow's definition
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("note", Text),
+    Column("next_fire_at", Float),
+    Column("due_at", Float),
+    Column("last_fire_at", Float),
+    Column("last_run_id", Id),
+    Column("buffered_fire_at", Float),  # a fire held back until the last run has ended
+    Column("fired_count", BigInteger, nullable=False, server_default="0"),
+    Column("skipped_count", BigInteger, nullable=False, server_default="0"),
+    Column("missed_count", BigInteger, nullable=False, server_default="0"),
+    Column("failed_count", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("namespace_id", "name"),
+    Index(
+        "ix_schedules_due",
+        "due_at",
+        postgresql_where=text("due_at IS NOT NULL"),
+        sqlite_where=text("due_at IS NOT NULL"),
+    ),
+    Index(
+        "ix_schedules_buffered",
+        "last_run_id",
+        postgresql_where=text("buffered_fire_at IS NOT NULL"),
+        sqlite_where=text("buffered_fire_at IS NOT NULL"),
+    ),
+)
+
+# One row per fire time of a schedule, whatever came of it. The unique key is what makes a
+# fire time start at most one run, however many processes fire schedules: the row and the run
+# it started commit in one transaction.
+schedule_fires = Table(
+    "schedule_fires",
+    metadata,
+    _id(),
+    Column("schedule_id", Id, ForeignKey("schedules.id", ondelete="CASCADE"), nullable=False),
+    Column("namespace_id", Id, nullable=False),
+    Column("fire_time", Float, nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("run_id", Id),
+    Column("message", Text),
+    Column("manual", Boolean, nullable=False, server_default=text("false")),
+    Column("recorded_at", Float, nullable=False),
+    UniqueConstraint("schedule_id", "fire_time"),
 )

@@ -87,7 +87,8 @@ RUN_KEYS = {
     "id", "uuid", "namespace", "workflow", "workflow_version", "status", "status_message",
     "inputs", "outputs", "labels", "priority", "operation_type", "requestor", "external_id",
     "parent_run_id", "parent_step_id", "progress", "counts_by_status", "error", "created_at",
-    "started_at", "finished_at", "updated_at", "duration_ms",
+    "started_at", "finished_at", "updated_at", "duration_ms", "start_at", "waiting_reason",
+    "schedule_id", "fire_time",
 }  # fmt: skip
 STEP_KEYS = {
     "id", "key", "name", "kind", "type", "rank", "parent_step_id", "needs", "status",

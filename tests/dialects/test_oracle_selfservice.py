@@ -507,9 +507,9 @@ async def test_bad_bodies_and_actions_are_clear_errors(api: httpx.AsyncClient) -
         ("PUT", f"/executions/{ref}", approver,
          {"requestor": "CONFIG", "action": "schedule", "scheduledTime": "soon"}, 400,
          "InvalidParameter"),
-        ("PUT", f"/executions/{ref}", approver,
-         {"requestor": "CONFIG", "action": "schedule", "scheduledTime": "2999-01-01T00:00:00Z"},
-         400, "InvalidParameter"),
+        ("POST", "/executions", privileged,
+         {"requestor": "CONFIG", "id": "CHG-43", "scheduledTime": "tomorrow"}, 400,
+         "InvalidParameter"),
         ("PUT", "/executions/CHG-0", approver, {"requestor": "CONFIG", "action": "cancel"}, 404,
          "NotAuthorizedOrNotFound"),
     ]  # fmt: skip
@@ -540,3 +540,52 @@ async def test_a_failed_steps_remark_is_its_error(api: httpx.AsyncClient) -> Non
     assert (step["name"], step["status"], step["hasSubStep"]) == ("Stop VM", "Failed", False)
     assert step["remark"].startswith("sh exited with code 3"), step
     assert TIME.match(step["startTime"]) and TIME.match(step["endTime"])
+
+
+async def test_a_scheduled_execution_waits_and_can_be_cancelled(api: httpx.AsyncClient) -> None:
+    """An execution created with a later ``scheduledTime`` waits (``scheduled``, its
+    milestones ``Queued``), can be rescheduled or cancelled, and starts at its time."""
+    await setup(api)
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    body = {"requestor": "CONFIG", "id": "CHG-900", "scheduledTime": later}
+    r = await call(api, "POST", "/executions", oracle(PRIVILEGED), json=body)
+    assert r.status_code == 201, r.text
+    assert r.json() == {"executionId": "CHG-900", "status": "scheduled"}
+    assert await status(api, "CONFIG", "CHG-900") == [
+        {"executionId": "CHG-900", "status": "scheduled"}
+    ]
+    [step] = (await details(api, "CHG-900", "CONFIG"))["subSteps"]
+    assert (step["status"], step["startTime"]) == ("Queued", None)
+    # moved later still, then cancelled before it ever started
+    even_later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 7200))
+    r = await call(api, "PUT", "/executions/CHG-900", oracle(APPROVER),
+                   json={"requestor": "CONFIG", "action": "schedule",
+                         "scheduledTime": even_later})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json() == {"executionId": "CHG-900", "status": "scheduled"}
+    r = await call(api, "PUT", "/executions/CHG-900", oracle(APPROVER),
+                   json={"requestor": "CONFIG", "action": "cancel"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "cancelled"
+    [step] = (await details(api, "CHG-900", "CONFIG"))["subSteps"]
+    assert (step["status"], step["startTime"]) == ("Cancelled", None)
+
+
+async def test_scheduling_an_execution_for_now_starts_it(api: httpx.AsyncClient) -> None:
+    await setup(api)
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    body = {"requestor": "INSTANCE_HEALTHCHECK", "scheduledTime": later}
+    r = await call(api, "POST", "/executions", oracle(PRIVILEGED), json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "scheduled"
+    ref = r.json()["executionId"]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    change = {"requestor": "INSTANCE_HEALTHCHECK", "action": "schedule", "scheduledTime": now}
+    r = await call(api, "PUT", f"/executions/{ref}", oracle(APPROVER), json=change)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] in ("queued", "in-progress", "success")
+    await wait_status(api, "INSTANCE_HEALTHCHECK", ref, {"success"})
+    # an execution that has run cannot be put off any more
+    change["scheduledTime"] = later
+    r = await call(api, "PUT", f"/executions/{ref}", oracle(APPROVER), json=change)
+    assert_error(r, 409, "Conflict")

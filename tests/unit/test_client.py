@@ -123,6 +123,8 @@ def test_exports_are_pinned() -> None:
         "RateLimitedError",
         "Run",
         "RunPage",
+        "Schedule",
+        "ScheduleFire",
         "Step",
         "ValidationError",
         "Workflow",

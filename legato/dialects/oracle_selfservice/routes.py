@@ -32,6 +32,7 @@ MAX_IDS = 100
 STATE_WORDS: dict[str, dict[str, str]] = {
     "execution": {
         "QUEUED": "queued",
+        "SCHEDULED": "scheduled",  # QUEUED, waiting for its scheduledTime
         "RUNNING": "in-progress",
         "CANCELING": "in-progress",
         "SUCCEEDED": "success",
@@ -248,16 +249,17 @@ async def create_execution(request: Request) -> Response:
         ref = request.query_params.get("id", body.get("id"))
         if ref is not None and (not isinstance(ref, str | int) or not str(ref).strip()):
             raise _Fault(400, "'id' must be a non-empty string")
-        inputs = {k: v for k, v in body.items() if k not in ("requestor", "id")}
+        inputs = {k: v for k, v in body.items() if k not in ("requestor", "id", "scheduledTime")}
+        when = _check_schedule(body["scheduledTime"]) if "scheduledTime" in body else None
         run = await _services(request).oracle_selfservice_support.start(
-            principal, requestor, inputs, str(ref).strip() if ref is not None else None
+            principal, requestor, inputs, str(ref).strip() if ref is not None else None, when
         )
     except _Fault as fault:
         return _error(fault.status, fault.message)
     except LegatoError as exc:
         return _from_legato(exc)
     return _answer(
-        {"executionId": _execution_id(run), "status": STATE_WORDS["execution"][run["status"]]},
+        {"executionId": _execution_id(run), "status": _word(run)},
         201,
     )
 
@@ -274,20 +276,19 @@ async def change_execution(request: Request, execution_id: str) -> Response:
         if action == "cancel":
             run = await support.cancel(principal, execution_id, requestor)
         elif action == "schedule":
-            _check_schedule(body.get("scheduledTime"))
-            run = await support.execution(principal, execution_id, requestor)
+            when = _check_schedule(body.get("scheduledTime"))
+            run = await support.schedule(principal, execution_id, requestor, when)
         else:
             raise _Fault(400, "'action' must be 'schedule' or 'cancel'")
     except _Fault as fault:
         return _error(fault.status, fault.message)
     except LegatoError as exc:
         return _from_legato(exc)
-    return _answer({"executionId": execution_id, "status": STATE_WORDS["execution"][run["status"]]})
+    return _answer({"executionId": execution_id, "status": _word(run)})
 
 
-def _check_schedule(value: Any) -> None:
-    """Legato starts an execution as soon as a worker is free: a time that has come (or
-    comes within a minute) is accepted, a later one is refused rather than ignored."""
+def _check_schedule(value: Any) -> float:
+    """The ``scheduledTime`` (ISO 8601, UTC unless it names its offset) as epoch seconds."""
     if not isinstance(value, str) or not value.strip():
         raise _Fault(400, "'scheduledTime' is mandatory for 'schedule' (ISO 8601)")
     try:
@@ -296,9 +297,11 @@ def _check_schedule(value: Any) -> None:
         raise _Fault(400, f"'scheduledTime' is not an ISO 8601 time: {value!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    if (moment - datetime.now(UTC)).total_seconds() > 60:
-        raise _Fault(
-            400,
-            "executions start as soon as they are created; a later 'scheduledTime' "
-            "is not supported",
-        )
+    return moment.timestamp()
+
+
+def _word(run: dict[str, Any]) -> str:
+    """An execution's status word; ``scheduled`` while it waits for its ``scheduledTime``."""
+    if (run.get("waiting_reason") or {}).get("reason") == "scheduled":
+        return STATE_WORDS["execution"]["SCHEDULED"]
+    return STATE_WORDS["execution"][run["status"]]
