@@ -138,7 +138,9 @@ async def load_graphs(
     ids = sorted(set(run_ids))
     if not ids:
         return {}
-    query = select(runs).where(runs.c.id.in_(ids)).order_by(runs.c.id)
+    # one run (the usual case) by equality: an IN list is compiled again on every call
+    query = select(runs).where(runs.c.id == ids[0] if len(ids) == 1 else runs.c.id.in_(ids))
+    query = query.order_by(runs.c.id)
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()  # serialises advancement of one run across workers
     run_states = [
@@ -153,9 +155,8 @@ async def load_graphs(
         if kept is None:
             missing.append(run.id)
     if missing:
-        rows = await conn.execute(
-            select(steps).where(steps.c.run_id.in_(missing)).order_by(steps.c.id)
-        )
+        which = steps.c.run_id == missing[0] if len(missing) == 1 else steps.c.run_id.in_(missing)
+        rows = await conn.execute(select(steps).where(which).order_by(steps.c.id))
         for row in rows:
             m = row._mapping
             graphs[m["run_id"]].steps.append(StepState(**{n: m[n] for n in _STEP_FIELDS}))
