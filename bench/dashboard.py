@@ -40,8 +40,8 @@ from bench.lists import (  # noqa: E402
     recreate_pg,
 )
 from legato.asgi import create_app  # noqa: E402
+from legato.model.starts import StartRun  # noqa: E402
 from legato.runtime import Legato  # noqa: E402
-from legato.service.runs import StartRun  # noqa: E402
 
 STEPS = 1000
 

@@ -27,10 +27,10 @@ from bench.common import SETTINGS, BenchError, load_average, say, server_version
 from bench.stats import median_of, spread
 from legato.engine.claims import claim
 from legato.engine.worker import WorkerConfig
+from legato.model.starts import StartRun
 from legato.model.states import RUN_TERMINAL
 from legato.runtime import Legato
 from legato.service.principal import Principal
-from legato.service.runs import StartRun
 from legato.store import tables
 from legato.store.migrate import upgrade
 

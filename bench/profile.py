@@ -108,7 +108,7 @@ def handshake(word: str) -> None:
 async def target(store: str, phase: str, url: str, opts: argparse.Namespace) -> None:
     from bench import engine
     from legato.engine.worker import WorkerConfig
-    from legato.service.runs import StartRun
+    from legato.model.starts import StartRun
 
     async with engine.opened(url) as (app, p):
         app.start_engine(workers=1, config=WorkerConfig(concurrency=32))

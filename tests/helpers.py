@@ -6,10 +6,10 @@ import asyncio
 import time
 from typing import Any
 
+from legato.model.starts import StartRun
 from legato.model.states import RUN_TERMINAL
 from legato.runtime import Legato
 from legato.service.principal import Principal
-from legato.service.runs import StartRun
 
 ADMIN_KEY = "lg_test_admin_key_0123456789"
 

@@ -26,7 +26,7 @@ from legato.model.errors import InvalidInput
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
 from legato.model.schedules import parse_instant
-from legato.service.runs import StartRun
+from legato.model.starts import StartRun
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"], route_class=StrictJSONRoute)
 

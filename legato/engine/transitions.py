@@ -33,6 +33,7 @@ from legato.model.definition import WorkflowDefinition
 from legato.model.errors import InvalidInput, LegatoError, NotFound
 from legato.model.inputs import InputError, resolve_inputs
 from legato.model.records import ClaimedStep, RunState, StepResult
+from legato.model.starts import StartRun
 from legato.model.states import RunStatus, StepStatus
 from legato.store.database import Database, Tx
 from legato.store.limits import any_limits
@@ -66,21 +67,12 @@ SCHEDULE_RUNS_TOPIC = "schedule-runs"  # a run a schedule started has ended
 
 @dataclass(frozen=True)
 class RunRequest:
-    """A run a face asks for, before the engine resolved its workflow and inputs."""
+    """A run a face asks for in a namespace, before the engine resolved its workflow and
+    inputs."""
 
     namespace_id: int
     namespace: str
-    workflow: str
-    version: int | None = None
-    inputs: dict[str, Any] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
-    priority: int = 0
-    operation_type: str | None = None
-    requestor: str | None = None
-    external_id: str | None = None
-    idempotency_key: str | None = None
-    notify_url: str | None = None
-    start_at: float | None = None  # a delayed start: held QUEUED until then
+    start: StartRun
 
 
 @dataclass
@@ -278,8 +270,9 @@ class Transitions:
         return outcomes
 
     async def _admit(self, tx: Tx, req: RunRequest, scope: _StartScope) -> NewRun:
+        start = req.start
         row, definition, inputs = await self.resolve(
-            tx, req.namespace_id, req.workflow, req.version, req.inputs, scope.workflows
+            tx, req.namespace_id, start.workflow, start.version, dict(start.inputs), scope.workflows
         )
         await take_queue_room(tx, req.namespace_id, req.namespace, scope.queues)
         return NewRun(
@@ -288,14 +281,14 @@ class Transitions:
             definition=definition,
             workflow_version=row.version,
             inputs=inputs,
-            labels={**definition.labels, **req.labels},
-            priority=req.priority,
-            operation_type=req.operation_type,
-            requestor=req.requestor,
-            external_id=req.external_id,
-            idempotency_key=req.idempotency_key,
-            notify_url=req.notify_url,
-            start_at=req.start_at,
+            labels={**definition.labels, **start.labels},
+            priority=start.priority,
+            operation_type=start.operation_type,
+            requestor=start.requestor,
+            external_id=start.external_id,
+            idempotency_key=start.idempotency_key,
+            notify_url=start.notify_url,
+            start_at=start.start_at,
         )
 
     async def create_runs(

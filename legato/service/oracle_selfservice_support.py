@@ -10,9 +10,10 @@ from typing import Any
 
 from legato.model.errors import Conflict, InvalidInput, NotFound
 from legato.model.ids import MAX_ID, parse_id
+from legato.model.starts import StartRun
 from legato.model.states import StepStatus
 from legato.service.principal import Principal
-from legato.service.runs import RunService, StartRun
+from legato.service.runs import RunService
 from legato.service.status import MAX_BATCH
 from legato.service.views import step_view
 from legato.store import reads as reads_store

@@ -5,8 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from legato.engine.outbound import OutboundGuard
@@ -16,6 +15,7 @@ from legato.model.filters import RunFilter
 from legato.model.ids import MAX_ID
 from legato.model.json_values import json_problems
 from legato.model.reads import RunHead
+from legato.model.starts import StartRun
 from legato.model.states import RUN_TERMINAL, RunStatus, StepStatus
 from legato.model.times import iso
 from legato.service.batching import GroupCommit
@@ -37,26 +37,11 @@ from legato.store.errors import DuplicateKey
 from legato.store.run_graphs import DefinitionCache
 from legato.store.step_reports import read_progress
 
-__all__ = ["RunService", "StartRun"]
+__all__ = ["RunService"]
 
 MAX_PAGE_SIZE = 500
 #: What the store's ``runs.idempotency_key`` column holds.
 MAX_IDEMPOTENCY_KEY = 200
-
-
-@dataclass(frozen=True)
-class StartRun:
-    workflow: str
-    version: int | None = None
-    inputs: Mapping[str, Any] = field(default_factory=dict)
-    labels: Mapping[str, str] = field(default_factory=dict)
-    priority: int = 0
-    external_id: str | None = None
-    notify_url: str | None = None
-    operation_type: str | None = None
-    requestor: str | None = None
-    idempotency_key: str | None = None
-    start_at: float | None = None  # held QUEUED until then
 
 
 class RunService:
@@ -296,21 +281,7 @@ class RunService:
 
 
 def _run_request(p: Principal, req: StartRun) -> RunRequest:
-    return RunRequest(
-        namespace_id=p.namespace_id,
-        namespace=p.namespace,
-        workflow=req.workflow,
-        version=req.version,
-        inputs=dict(req.inputs),
-        labels=dict(req.labels),
-        priority=req.priority,
-        operation_type=req.operation_type,
-        requestor=req.requestor,
-        external_id=req.external_id,
-        idempotency_key=req.idempotency_key,
-        notify_url=req.notify_url,
-        start_at=req.start_at,
-    )
+    return RunRequest(p.namespace_id, p.namespace, req)
 
 
 def _check_texts(req: StartRun) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from helpers import admin, apply, sleep_until, start, steps_by_key, wait_for
 
+from legato.model.starts import StartRun
 from legato.runtime import Legato
 from legato.service.principal import Principal
-from legato.service.runs import StartRun
 from tests.conftest import FAST, ROOT
 
 

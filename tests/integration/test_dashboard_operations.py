@@ -13,8 +13,8 @@ from helpers import ADMIN_KEY, admin, apply, sleep_until
 
 from legato.asgi import create_app
 from legato.engine.delivery import DeliveryConfig
+from legato.model.starts import StartRun
 from legato.runtime import Legato
-from legato.service.runs import StartRun
 from legato.settings import Settings
 from tests.conftest import FAST, LOCAL_RECEIVERS
 

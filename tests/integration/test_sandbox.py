@@ -16,10 +16,10 @@ from legato.asgi import create_app
 from legato.engine.kinds.shell import INHERITED_VARIABLES
 from legato.engine.worker import WorkerConfig
 from legato.model.definition_loading import load_definition
+from legato.model.starts import StartRun
 from legato.model.states import RUN_TERMINAL
 from legato.runtime import Legato
 from legato.service.principal import Principal
-from legato.service.runs import StartRun
 from legato.store.workflows import insert_version
 from tests.conftest import ADMIN_KEY, FAST, SETTINGS
 

@@ -13,8 +13,8 @@ from helpers import admin, apply
 
 from legato.engine.scheduler import Scheduler
 from legato.model.errors import Conflict
+from legato.model.starts import StartRun
 from legato.runtime import Legato
-from legato.service.runs import StartRun
 from legato.settings import Settings
 from tests.conftest import LOCAL_RECEIVERS
 

@@ -7,8 +7,8 @@ import pytest
 from helpers import admin, apply
 
 from legato.model.errors import InvalidInput
+from legato.model.starts import StartRun
 from legato.runtime import Legato
-from legato.service.runs import StartRun
 
 ONE = """
 name: one

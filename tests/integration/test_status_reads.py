@@ -14,8 +14,8 @@ from legato.engine.transitions import Continuation
 from legato.engine.worker import WorkerConfig
 from legato.model.filters import RunFilter
 from legato.model.reads import RunRead, StepRecord
+from legato.model.starts import StartRun
 from legato.runtime import Legato
-from legato.service.runs import StartRun
 
 THREE = """
 name: three

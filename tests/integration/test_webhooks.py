@@ -21,8 +21,8 @@ from helpers import admin, apply, sleep_until, wait_for
 from legato.engine.delivery import DeliveryConfig
 from legato.engine.worker import WorkerConfig
 from legato.model.errors import NotFound
+from legato.model.starts import StartRun
 from legato.runtime import Legato
-from legato.service.runs import StartRun
 from legato.settings import Settings
 from legato.store.outbox import purge_settled
 from tests.conftest import LOCAL_RECEIVERS

@@ -43,8 +43,8 @@ from legato.model.errors import (
 )
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
+from legato.model.starts import StartRun
 from legato.model.states import RUN_TERMINAL, STEP_TERMINAL
-from legato.service.runs import StartRun
 
 
 async def order_doc(call: Call, run: dict[str, Any], action: str) -> Attr:

@@ -29,9 +29,9 @@ from legato.http.responses import JSONResponse
 from legato.model.errors import LegatoError, NotFound, QueueLimit
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
+from legato.model.starts import StartRun
 from legato.model.states import RUN_TERMINAL
 from legato.service.principal import Principal
-from legato.service.runs import StartRun
 from legato.service.services import Services
 
 __all__ = ["DEFAULT_MAX_QUEUED", "STATE_WORDS", "router"]

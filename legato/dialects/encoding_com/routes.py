@@ -26,8 +26,8 @@ from legato.http.xml import parse_xml
 from legato.model.errors import Conflict, LegatoError, NotFound, Unauthorized
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
+from legato.model.starts import StartRun
 from legato.service.principal import Principal
-from legato.service.runs import StartRun
 
 __all__ = ["STATE_WORDS", "STEP_WORDS", "WORKFLOW", "router"]
 

@@ -24,8 +24,8 @@ from legato.http.watch import etag, etag_matches, parse_etags
 from legato.model.errors import LegatoError, NotFound, TooManyAttempts
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
+from legato.model.starts import StartRun
 from legato.service.principal import Principal
-from legato.service.runs import StartRun
 from legato.service.services import Services
 from legato.service.status import parse_ref
 from legato.service.views import error_view, resource_view
