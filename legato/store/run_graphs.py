@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Float, bindparam, case, delete, insert, select, update
+from sqlalchemy import Float, Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legato.model.advance import Effects, RunGraph
@@ -166,15 +166,12 @@ async def load_graphs(
 async def insert_runs(conn: AsyncConnection, graphs: list[RunGraph]) -> None:
     """Insert new runs with all their steps and labels (one statement each) and give them
     their ids."""
-    result = await conn.execute(
-        insert(runs).returning(runs.c.id, sort_by_parameter_order=True),
-        [run_row(g.run) for g in graphs],
-    )
-    for graph, row in zip(graphs, result, strict=True):
-        graph.run.id = row.id
+    ids = await _insert_with_ids(conn, runs, [run_row(g.run) for g in graphs])
+    for graph, run_id in zip(graphs, ids, strict=True):
+        graph.run.id = run_id
         graph.run.dirty = False
         for step in graph.steps:
-            step.run_id = row.id
+            step.run_id = run_id
     await insert_steps(conn, [s for g in graphs for s in g.steps])
     labels = [
         {
@@ -191,18 +188,36 @@ async def insert_runs(conn: AsyncConnection, graphs: list[RunGraph]) -> None:
         await conn.execute(insert(run_labels), labels)
 
 
+async def _insert_with_ids(
+    conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]
+) -> list[int]:
+    """Insert ``rows`` with one statement and answer their ids in order. PostgreSQL returns
+    them; SQLite cannot return the ids of a many-row insert in order, so there the ids are
+    given: the transaction holds the database's only write lock, and the next ids are those
+    after the highest (the ones SQLite would pick itself)."""
+    if conn.dialect.name != "sqlite":
+        result = await conn.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        )
+        return [row.id for row in result]
+    if len(rows) == 1:
+        result = await conn.execute(insert(table).returning(table.c.id), rows[0])
+        return [result.scalar_one()]
+    highest = (await conn.execute(select(func.max(table.c.id)))).scalar_one() or 0
+    ids = list(range(highest + 1, highest + 1 + len(rows)))
+    await conn.execute(insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+    return ids
+
+
 async def insert_steps(conn: AsyncConnection, new: list[StepState]) -> None:
     """Insert steps and give them their ids; parents before their foreach items."""
     for layer in ([s for s in new if s.parent is None], [s for s in new if s.parent is not None]):
         todo = [s for s in layer if s.is_new]
         if not todo:
             continue
-        result = await conn.execute(
-            insert(steps).returning(steps.c.id, sort_by_parameter_order=True),
-            [step_row(s) for s in todo],
-        )
-        for step, row in zip(todo, result, strict=True):
-            step.id = row.id
+        ids = await _insert_with_ids(conn, steps, [step_row(s) for s in todo])
+        for step, step_id in zip(todo, ids, strict=True):
+            step.id = step_id
             step.parent_step_id = step.parent.id if step.parent else step.parent_step_id
             step.dirty = False
 
