@@ -42,6 +42,7 @@ async def claim_in(
     queued_runs: Collection[int] = (),
     events_into: list[dict[str, Any]] | None = None,
     namespaces: Sequence[str] = (),
+    counters_into: dict[int, int | None] | None = None,
 ) -> list[ClaimedStep]:
     """Claim inside an open transaction.
 
@@ -50,6 +51,8 @@ async def claim_in(
     started yet (new runs), and start as any claimed run does, within their namespace's
     limit. The started events then go to ``events_into`` for the caller's single insert.
     ``namespaces`` (when given) limits it to the runs of those namespaces.
+    ``counters_into`` gets the new change counter of each run the claim started or touched
+    (None for a run it put back in the queue).
     """
     now = time.time()
     limits = await namespace_limits(tx) if run_ids is None or queued_runs else {}
@@ -76,6 +79,8 @@ async def claim_in(
         back = await enforce_limits(tx, began, limits) if limits else set()
         if back:
             claimed = [c for c in claimed if c.run_id not in back]
+        if counters_into is not None:
+            counters_into.update({r.id: None if r.id in back else r.change_seq for r in marked})
         started = [r for r in began if r not in back]
     rows = _started_events(started, claimed, worker, now)
     if events_into is not None:

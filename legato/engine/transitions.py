@@ -35,6 +35,7 @@ from legato.model.inputs import InputError, resolve_inputs
 from legato.model.records import ClaimedStep, RunState, StepResult
 from legato.model.starts import StartRun
 from legato.model.states import RunStatus, StepStatus
+from legato.store.claims import mirror_claim
 from legato.store.database import Database, Tx
 from legato.store.limits import any_limits
 from legato.store.run_graphs import (
@@ -165,6 +166,22 @@ class Transitions:
         self._durations = _DurationBuffer()
         self._local: list[LocalWorker] = []
         self._graphs = GraphCache()
+
+    async def claim(
+        self, worker: str, limit: int, lease_seconds: float, namespaces: Sequence[str] = ()
+    ) -> list[ClaimedStep]:
+        """Claim up to ``limit`` ready steps for ``worker`` (of ``namespaces`` only, if
+        given); the graphs this process keeps take in what the claim wrote."""
+
+        async def tx_fn(tx: Tx) -> list[ClaimedStep]:
+            counters: dict[int, int | None] = {}
+            claimed = await claim_in(
+                tx, worker, limit, lease_seconds, namespaces=namespaces, counters_into=counters
+            )
+            tx.after_commit(lambda: self._graphs.claimed(claimed, counters, worker))
+            return claimed
+
+        return await self.db.write(tx_fn)
 
     def attach(self, worker: LocalWorker) -> None:
         self._local.append(worker)
@@ -361,10 +378,7 @@ class Transitions:
                 if step is None:
                     restarted.add(c.run_id)
                     continue
-                step.status, step.attempt = StepStatus.RUNNING, c.attempt
-                step.lease_owner = claim_for.worker
-                step.lease_expires_at, step.started_at = c.lease_expires_at, c.started_at
-                step.status_message, step.progress = "Running", None
+                mirror_claim(step, c, claim_for.worker)
 
         return take
 

@@ -18,7 +18,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from legato.engine.claims import claim
 from legato.engine.context import StepContext, StepReportSink
 from legato.engine.kinds import StepFailure, runner_for
 from legato.engine.kinds.python import set_thread_pool
@@ -118,8 +117,7 @@ class Worker:
                 ready.look()
                 try:
                     with CLAIM_SECONDS.time():
-                        claimed = await claim(
-                            self.db,
+                        claimed = await self.transitions.claim(
                             self.name,
                             free,
                             self.config.lease_seconds,

@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, text, update
 from sqlalchemy.engine import Row
 
-from legato.model.records import ClaimedStep
-from legato.model.states import RunStatus
+from legato.model.records import ClaimedStep, StepState
+from legato.model.states import RunStatus, StepStatus
 from legato.store.database import Tx
 from legato.store.tables import runs, steps
 
-__all__ = ["claim_ready_steps", "mark_runs_started"]
+__all__ = ["claim_ready_steps", "mark_runs_started", "mirror_claim"]
 
 
 _CLAIM_SQL = """
@@ -56,7 +56,9 @@ _touch_runs = (
         updated_at=bindparam("now"),
         change_seq=runs.c.change_seq + 1,
     )
-    .returning(runs.c.id, runs.c.started_at, runs.c.namespace_id, runs.c.parent_run_id)
+    .returning(
+        runs.c.id, runs.c.started_at, runs.c.namespace_id, runs.c.parent_run_id, runs.c.change_seq
+    )
 )
 
 
@@ -110,5 +112,12 @@ async def claim_ready_steps(
 
 async def mark_runs_started(tx: Tx, run_ids: Sequence[int], now: float) -> list[Row[Any]]:
     """QUEUED runs among ``run_ids`` become RUNNING; every one's change counter moves.
-    Answers (id, started_at, namespace_id, parent_run_id) of each."""
+    Answers (id, started_at, namespace_id, parent_run_id, change_seq) of each."""
     return list(await tx.conn.execute(_touch_runs, {"ids": list(run_ids), "now": now}))
+
+
+def mirror_claim(step: StepState, claimed: ClaimedStep, worker: str) -> None:
+    """What the claim statement wrote to ``step``, in its in-memory record."""
+    step.status, step.attempt, step.lease_owner = StepStatus.RUNNING, claimed.attempt, worker
+    step.lease_expires_at, step.started_at = claimed.lease_expires_at, claimed.started_at
+    step.status_message, step.progress = "Running", None

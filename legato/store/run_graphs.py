@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from legato.model.advance import Effects, RunGraph
 from legato.model.definition import WorkflowDefinition
 from legato.model.definition_loading import definition_from_data
-from legato.model.records import RunState, StepState, value_type
+from legato.model.records import ClaimedStep, RunState, StepState, value_type
 from legato.model.states import RUN_TERMINAL
+from legato.store.claims import mirror_claim
 from legato.store.outbox import enqueue as enqueue_webhooks
 from legato.store.stats import record_durations
 from legato.store.tables import (
@@ -80,6 +81,31 @@ class GraphCache:
     def take(self, run_id: int, change_seq: int) -> RunGraph | None:
         graph = self._graphs.pop(run_id, None)
         return graph if graph is not None and graph.run.change_seq == change_seq else None
+
+    def claimed(
+        self, steps: Iterable[ClaimedStep], counters: dict[int, int | None], worker: str
+    ) -> None:
+        """A claim for ``worker`` committed: ``counters`` holds the new change counter of
+        each run it touched (None: put back in the queue). A kept graph one change behind
+        takes in what the claim wrote; any other is dropped."""
+        by_run: dict[int, list[ClaimedStep]] = {}
+        for c in steps:
+            by_run.setdefault(c.run_id, []).append(c)
+        for run_id, counter in counters.items():
+            graph = self._graphs.get(run_id)
+            if graph is None:
+                continue
+            if counter is None or graph.run.change_seq != counter - 1:
+                del self._graphs[run_id]
+                continue
+            for c in by_run.get(run_id, []):
+                step = graph.by_id(c.id)
+                if step is None or step.lease_owner is not None:
+                    del self._graphs[run_id]
+                    break
+                mirror_claim(step, c, worker)
+            else:
+                graph.run.change_seq = counter
 
     def keep(self, graphs: Iterable[RunGraph]) -> None:
         for graph in graphs:

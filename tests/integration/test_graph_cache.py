@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from helpers import admin, apply, start
 from sqlalchemy import select
+from statements import counting
 
 from legato.engine.claims import claim
 from legato.engine.transitions import Continuation
@@ -114,3 +115,27 @@ async def test_a_rolled_back_transaction_leaves_no_graph_behind(legato: Legato) 
     assert await legato.transitions.complete([_done(a.id, a.attempt)], [a.run_id]) == 1
     steps = await _steps(legato, run["id"])
     assert {k: v[0] for k, v in steps.items()} == {"a": "SUCCEEDED", "b": "READY", "c": "PENDING"}
+
+
+async def test_a_claim_of_the_claim_loop_is_taken_into_the_kept_graph(legato: Legato) -> None:
+    await apply(legato, CHAIN)
+    run = await start(legato, "chain-of-three")  # its graph is kept from the start
+    [a] = await legato.transitions.claim("w1", 1, 30.0)
+    with counting(legato.db) as completed:
+        assert await legato.transitions.complete([_done(a.id, a.attempt)], [a.run_id]) == 1
+    assert not any(q.startswith("SELECT") and "FROM steps" in q for q in completed.sql), completed
+    steps = await _steps(legato, run["id"])
+    assert {k: v[0] for k, v in steps.items()} == {"a": "SUCCEEDED", "b": "READY", "c": "PENDING"}
+    # a claim by another process moves the run's counter past the kept graph: read afresh
+    other = Legato(legato.database_url, settings=SETTINGS)
+    await other.open()
+    try:
+        [b] = await other.transitions.claim("w2", 1, 30.0)
+    finally:
+        await other.close()
+    assert b.key == "b"
+    with counting(legato.db) as afresh:
+        await legato.transitions.complete([_done(b.id, b.attempt, "w2")], [b.run_id])
+    assert any(q.startswith("SELECT") and "FROM steps" in q for q in afresh.sql), afresh
+    steps = await _steps(legato, run["id"])
+    assert {k: v[0] for k, v in steps.items()} == {"a": "SUCCEEDED", "b": "SUCCEEDED", "c": "READY"}
