@@ -56,7 +56,6 @@ class Scheduler:
         self.transitions = transitions
         self.config = config or SchedulerConfig()
         self.clock = clock
-        self.passes = 0  # scheduler passes made (a figure for tests and benches)
 
     async def run(self, stop: asyncio.Event) -> None:
         async with (
@@ -67,9 +66,11 @@ class Scheduler:
                 changed.look()
                 ended.look()
                 try:
-                    await self.tick(stop=stop)
-                    async with self.db.read() as conn:
-                        wake_at, buffered = await next_wake(conn)
+                    wake_at, buffered = await self._next_wake()
+                    # a pass writes (it locks SQLite's database): only when something is due
+                    if buffered or (wake_at is not None and wake_at <= self.clock()):
+                        await self.tick(stop=stop)
+                        wake_at, buffered = await self._next_wake()
                     delay = self._delay(wake_at, buffered)
                 except Unavailable:
                     delay = 1.0
@@ -77,6 +78,10 @@ class Scheduler:
                     log.exception("scheduler pass failed")
                     delay = 1.0
                 await _first(stop, changed.woken, ended.woken, timeout=delay)
+
+    async def _next_wake(self) -> tuple[float | None, bool]:
+        async with self.db.read() as conn:
+            return await next_wake(conn)
 
     def _delay(self, wake_at: float | None, buffered: bool) -> float:
         if buffered:  # the previous run ended but its fire is another process's to start
@@ -90,7 +95,6 @@ class Scheduler:
 
     async def tick(self, now: float | None = None, stop: asyncio.Event | None = None) -> int:
         """Everything due at ``now``: answers how many runs were started or released."""
-        self.passes += 1
         done = 0
         while stop is None or not stop.is_set():
             n, more = await self.db.write(lambda tx: self._fire_batch(tx, now))

@@ -218,18 +218,7 @@ class Transitions:
         async def tx_fn(tx: Tx) -> tuple[int, list[ClaimedStep]]:
             if reports:  # logs and progress first, so they precede the step's end
                 await write_step_reports(tx, reports)
-            now = time.time()
-            fx = Effects()
-            graphs: dict[int, RunGraph] = {}
-            claimed: list[ClaimedStep] = []
-            restarted: set[int] = set()
-            take = self._taker(tx, fx, graphs, now, claim_for, claimed, restarted)
-            applied = await self._drain(
-                tx, graphs, fx, items, now, between=take, restarted=restarted
-            )
-            if len(claimed) < len(fx.ready_steps):
-                tx.wake(READY_TOPIC)  # work left for other workers (or a backoff to time)
-            return applied, claimed
+            return await self._drain(tx, {}, Effects(), items, time.time(), claim_for=claim_for)
 
         return await self.db.write(tx_fn)
 
@@ -320,18 +309,9 @@ class Transitions:
         now = time.time()
         graphs = await self._insert_runs(tx, news, now, fx)
         by_id = {g.run.id: g for g in graphs}
-        taker = self._local_taker() if local else None
-        if taker is None:
-            await self._drain(tx, by_id, fx, [], now)
-            return graphs
-        worker, continuation = taker
-        claimed: list[ClaimedStep] = []
-        restarted: set[int] = set()
-        take = self._taker(tx, fx, by_id, now, continuation, claimed, restarted)
-        await self._drain(tx, by_id, fx, [], now, between=take, restarted=restarted)
-        if len(claimed) < len(fx.ready_steps):
-            tx.wake(READY_TOPIC)
-        if claimed:
+        worker, continuation = (self._local_taker() if local else None) or (None, None)
+        _, claimed = await self._drain(tx, by_id, fx, [], now, claim_for=continuation)
+        if worker is not None and claimed:
             tx.after_commit(lambda: worker.take(claimed))
         return graphs
 
@@ -385,10 +365,8 @@ class Transitions:
     # -- the work list ------------------------------------------------------------------
 
     async def _process(self, tx: Tx, items: list[_Item]) -> int:
-        now = time.time()
-        fx = Effects()
-        graphs: dict[int, RunGraph] = {}
-        return await self._drain(tx, graphs, fx, items, now)
+        applied, _ = await self._drain(tx, {}, Effects(), items, time.time())
+        return applied
 
     async def _drain(
         self,
@@ -398,11 +376,11 @@ class Transitions:
         items: list[_Item],
         now: float,
         *,
-        between: Callable[[], Awaitable[None]] | None = None,
-        restarted: set[int] | None = None,
-    ) -> int:
-        """Apply ``items`` and all they lead to, write the result; once committed, the
-        graphs go to the cache, but for ``restarted`` (runs a claim started meanwhile)."""
+        claim_for: Continuation | None = None,
+    ) -> tuple[int, list[ClaimedStep]]:
+        """Apply ``items`` and all they lead to and write the result, ``claim_for`` taking
+        the steps it released; answers how many items applied and the steps claimed. Once
+        committed, the graphs go to the cache (but for runs a claim started meanwhile)."""
         applied = 0
         children_done = notices_done = cancels_done = 0
         while True:
@@ -436,11 +414,16 @@ class Transitions:
             if not items:
                 break
         fx.durations = self._durations.add_and_take_if_due(fx.durations)
-        await persist(tx.conn, graphs.values(), fx, now, between)
-        written = [g for g in graphs.values() if g.run.id not in (restarted or ())]
+        claimed: list[ClaimedStep] = []
+        restarted: set[int] = set()
+        take = self._taker(tx, fx, graphs, now, claim_for, claimed, restarted)
+        await persist(tx.conn, graphs.values(), fx, now, take)
+        written = [g for g in graphs.values() if g.run.id not in restarted]
         tx.after_commit(lambda: self._graphs.keep(written))
-        if (fx.ready and between is None) or (fx.finished_runs and any_limits(tx.shared)):
-            tx.wake(READY_TOPIC)  # (a run that ended may free a slot in a limited namespace)
+        # work left for other workers (or a backoff to time); a run that ended may free a
+        # slot in a limited namespace
+        if len(claimed) < len(fx.ready_steps) or (fx.finished_runs and any_limits(tx.shared)):
+            tx.wake(READY_TOPIC)
         if any(r.schedule_id is not None for r in fx.finished_runs):
             tx.wake(SCHEDULE_RUNS_TOPIC)  # a buffered fire may wait for it
         if any(g.run.held_until is not None for g in graphs.values()):
@@ -453,7 +436,7 @@ class Transitions:
             tx.wake(f"run:{g.run.id}")
             if g.run.parent_run_id is not None:  # its steps show in the parent's counts
                 tx.wake(f"run:{g.run.parent_run_id}")
-        return applied
+        return applied, claimed
 
     def _apply(self, graph: RunGraph, it: _Item, now: float, fx: Effects) -> bool:
         if it.kind == "result":
