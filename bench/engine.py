@@ -128,7 +128,8 @@ async def opened(url: str) -> AsyncIterator[tuple[Legato, Principal]]:
 
 
 async def wait_finished(app: Legato, p: Principal, run_id: int, timeout: float) -> str:
-    """The run's final status; woken by ``wait_for_change`` rather than by polling."""
+    """The run's final status; woken by ``wait_for_change`` rather than by polling, each
+    look reading the run's head (what a conditional poll reads before it answers 304)."""
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
@@ -136,11 +137,11 @@ async def wait_finished(app: Legato, p: Principal, run_id: int, timeout: float) 
             raise BenchError(f"run {run_id} did not finish within {timeout:.0f} s")
         waiter = asyncio.create_task(app.runs.wait_for_change(run_id, left))
         await asyncio.sleep(0)  # the waiter subscribes before the status is read
-        run = await app.runs.get(p, run_id)
-        if run["status"] in RUN_TERMINAL:
+        head = await app.runs.reads.head(p.namespace_id, run_id)
+        if head.status in RUN_TERMINAL:
             waiter.cancel()
             await asyncio.gather(waiter, return_exceptions=True)
-            return str(run["status"])
+            return str(head.status)
         await waiter
 
 

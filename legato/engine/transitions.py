@@ -302,7 +302,8 @@ class Transitions:
     ) -> list[RunGraph]:
         """Many runs in one go: a fixed handful of statements, however many runs. With
         ``local``, a worker of this process with free slots takes their first steps in the
-        same transaction."""
+        same transaction; the graphs answered show the runs as admitted until it commits
+        (then they take in the claim, for the next completion to use)."""
         if not news:
             return []
         fx = Effects()
@@ -324,9 +325,13 @@ class Transitions:
         claim_for: Continuation | None,
         claimed: list[ClaimedStep],
         restarted: set[int],
+        counters: dict[int, int | None],
     ) -> Callable[[], Awaitable[None]]:
         """Claims, for ``claim_for``, the due steps the transaction released (into
-        ``claimed``), once its runs and steps are written and before its events are."""
+        ``claimed``), once its runs and steps are written and before its events are. The
+        claims of runs it started are mirrored into their graphs only after the commit (the
+        answer to a start shows the run as admitted); ``counters`` gets their new change
+        counters for that."""
 
         async def take() -> None:
             due = [
@@ -345,12 +350,10 @@ class Transitions:
                 queued_runs=queued,
                 events_into=fx.raw_events,
                 namespaces=claim_for.namespaces,
+                counters_into=counters,
             )
             claimed.extend(taken)
-            # what the claim wrote, in the graphs the cache keeps; a run it started moved
-            # its counter in the database only: its graph is read afresh next time, and
-            # stays as admitted (the answer to a start shows the run queued)
-            restarted.update(queued)
+            # what the claim wrote, in the graphs the cache keeps
             for c in taken:
                 if c.run_id in queued:
                     continue
@@ -416,10 +419,19 @@ class Transitions:
         fx.durations = self._durations.add_and_take_if_due(fx.durations)
         claimed: list[ClaimedStep] = []
         restarted: set[int] = set()
-        take = self._taker(tx, fx, graphs, now, claim_for, claimed, restarted)
+        counters: dict[int, int | None] = {}
+        take = self._taker(tx, fx, graphs, now, claim_for, claimed, restarted, counters)
         await persist(tx.conn, graphs.values(), fx, now, take)
         written = [g for g in graphs.values() if g.run.id not in restarted]
-        tx.after_commit(lambda: self._graphs.keep(written))
+
+        def keep() -> None:
+            self._graphs.keep(written)
+            if counters and claim_for is not None:  # runs the claim started
+                self._graphs.claimed(
+                    [c for c in claimed if c.run_id in counters], counters, claim_for.worker
+                )
+
+        tx.after_commit(keep)
         # work left for other workers (or a backoff to time); a run that ended may free a
         # slot in a limited namespace
         if len(claimed) < len(fx.ready_steps) or (fx.finished_runs and any_limits(tx.shared)):

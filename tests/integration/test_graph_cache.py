@@ -9,7 +9,7 @@ from statements import counting
 
 from legato.engine.claims import claim
 from legato.engine.transitions import Continuation
-from legato.model.records import StepResult
+from legato.model.records import ClaimedStep, StepResult
 from legato.runtime import Legato
 from legato.store import tables
 from legato.store.leases import heartbeat
@@ -139,3 +139,55 @@ async def test_a_claim_of_the_claim_loop_is_taken_into_the_kept_graph(legato: Le
     assert any(q.startswith("SELECT") and "FROM steps" in q for q in afresh.sql), afresh
     steps = await _steps(legato, run["id"])
     assert {k: v[0] for k, v in steps.items()} == {"a": "SUCCEEDED", "b": "SUCCEEDED", "c": "READY"}
+
+
+async def _run_start(legato: Legato, run_id: int) -> tuple[str, float | None, list[str]]:
+    r, e = tables.runs.c, tables.events.c
+    async with legato.db.read() as conn:
+        status, started = (
+            await conn.execute(select(r.status, r.started_at).where(r.id == run_id))
+        ).one()
+        types = (
+            await conn.execute(select(e.type).where(e.run_id == run_id).order_by(e.id))
+        ).scalars()
+        return status, started, [t for t in types if t == "run.started"]
+
+
+async def test_a_run_the_claim_started_is_kept_started(legato: Legato) -> None:
+    """The kept graph of a queued run takes in that the claim started it: the next
+    completion neither starts it again nor moves its start time."""
+    await apply(legato, CHAIN)
+    run = await start(legato, "chain-of-three")  # kept QUEUED, as admitted
+    [a] = await legato.transitions.claim("w1", 1, 30.0)
+    await legato.transitions.complete([_done(a.id, a.attempt)], [a.run_id])
+    assert await _run_start(legato, run["id"]) == ("RUNNING", a.started_at, ["run.started"])
+
+
+async def test_a_run_taken_by_a_local_worker_is_kept_started(legato: Legato) -> None:
+    """The same for a run whose first step a worker of this process took in the starting
+    transaction: its graph is kept as the claim left it, and the next completion reads no
+    steps."""
+    await apply(legato, CHAIN)
+    taken: list[ClaimedStep] = []
+
+    class Local:
+        def continuation(self) -> Continuation | None:
+            return Continuation("w1", 4, 30.0)
+
+        def take(self, steps: list[ClaimedStep]) -> None:
+            taken.extend(steps)
+
+    local = Local()
+    legato.transitions.attach(local)
+    try:
+        run = await start(legato, "chain-of-three")
+    finally:
+        legato.transitions.detach(local)
+    assert run["status"] == "QUEUED"  # the answer shows the run as admitted
+    [a] = taken
+    with counting(legato.db) as completed:
+        await legato.transitions.complete([_done(a.id, a.attempt)], [a.run_id])
+    assert not any(q.startswith("SELECT") and "FROM steps" in q for q in completed.sql), completed
+    assert await _run_start(legato, run["id"]) == ("RUNNING", a.started_at, ["run.started"])
+    steps = await _steps(legato, run["id"])
+    assert {k: v[0] for k, v in steps.items()} == {"a": "SUCCEEDED", "b": "READY", "c": "PENDING"}
