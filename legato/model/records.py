@@ -7,7 +7,15 @@ from typing import Any
 
 from legato.model.states import check_run_transition, check_step_transition
 
-__all__ = ["ClaimedStep", "RunState", "StepResult", "StepState", "value_type"]
+__all__ = [
+    "RUN_SET_AT_START",
+    "STEP_SET_AT_START",
+    "ClaimedStep",
+    "RunState",
+    "StepResult",
+    "StepState",
+    "value_type",
+]
 
 
 def value_type(value: Any) -> str:
@@ -152,3 +160,44 @@ class ClaimedStep:
     lease_expires_at: float
     namespace_id: int
     started_at: float = 0.0
+
+
+#: What a run or step is given when it is created, and no transition changes afterwards.
+RUN_SET_AT_START = (
+    "id",
+    "uuid",
+    "namespace_id",
+    "workflow_id",
+    "workflow_name",
+    "workflow_version",
+    "inputs",
+    "vars",  # carried values: step reports write them, in the store
+    "labels",
+    "priority",
+    "operation_type",
+    "requestor",
+    "external_id",
+    "idempotency_key",
+    "notify_url",
+    "parent_run_id",
+    "parent_step_id",
+    "created_at",
+    "schedule_id",
+    "fire_time",
+)
+STEP_SET_AT_START = (
+    "id",
+    "run_id",
+    "key",
+    "created_at",
+    "parent_step_id",
+    "name",
+    "kind",
+    "type_label",
+    "rank",
+    "needs",
+    "max_attempts",
+    "priority",
+    "timeout_s",
+    "item",
+)

@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from legato.model.advance import Effects, RunGraph
 from legato.model.definition import WorkflowDefinition
 from legato.model.definition_loading import definition_from_data
-from legato.model.records import ClaimedStep, RunState, StepState, value_type
+from legato.model.records import (
+    RUN_SET_AT_START,
+    STEP_SET_AT_START,
+    ClaimedStep,
+    RunState,
+    StepState,
+    value_type,
+)
 from legato.model.states import RUN_TERMINAL
 from legato.store.claims import mirror_claim
 from legato.store.outbox import enqueue as enqueue_webhooks
@@ -43,8 +50,9 @@ __all__ = [
 
 _RUN_FIELDS = [f.name for f in fields(RunState) if f.name != "dirty"]
 _STEP_FIELDS = [f.name for f in fields(StepState) if f.name not in ("dirty", "parent")]
-_RUN_MUTABLE = [n for n in _RUN_FIELDS if n not in ("id", "uuid", "namespace_id", "workflow_id")]
-_STEP_MUTABLE = [n for n in _STEP_FIELDS if n not in ("id", "run_id", "key", "created_at")]
+# updates leave what never changes after creation (and the indexes over it) alone
+_RUN_MUTABLE = [n for n in _RUN_FIELDS if n not in RUN_SET_AT_START]
+_STEP_MUTABLE = [n for n in _STEP_FIELDS if n not in STEP_SET_AT_START]
 
 _update_runs = (
     update(runs)

@@ -96,6 +96,10 @@ class InlineConnection:
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> InlineCursor:
         return await self.cursor().execute(sql, parameters)
 
+    def begin(self, statement: str) -> None:
+        """Open a transaction (``BEGIN`` or ``BEGIN IMMEDIATE``), at once."""
+        self._conn.execute(statement)
+
     async def commit(self) -> None:
         self._conn.commit()
 

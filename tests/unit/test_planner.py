@@ -4,13 +4,15 @@ change the rules every face relies on are checked."""
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from legato.model.records import RunState, StepState
+from legato.model.records import RUN_SET_AT_START, STEP_SET_AT_START, RunState, StepState
 from legato.model.states import (
     RUN_TERMINAL,
     STEP_TERMINAL,
@@ -174,10 +176,12 @@ class Rules:
         self.status: dict[int, str] = {}  # by id(step or run): the status last seen
         self.finished_steps = 0
         self.percent = 0.0
+        self.created: dict[int, tuple[Any, ...]] = {}  # by id(step or run): what it was given
 
     def check(self, retried: bool) -> None:
         sim = self.sim
         self._every_change_is_in_the_table()
+        self._what_is_set_at_start_stays()
         top = sim.top()
         # a run has ended exactly when every one of its steps has
         top_ended = all(s.status in STEP_TERMINAL for s in top)
@@ -216,6 +220,19 @@ class Rules:
             assert sim.run.finished_steps >= self.finished_steps
             assert percent >= self.percent, (self.percent, percent)
         self.finished_steps, self.percent = sim.run.finished_steps, percent
+
+    def _what_is_set_at_start_stays(self) -> None:
+        """Updates leave these columns alone (the store writes only the others), so no
+        transition may change them once the run or step exists."""
+        sim = self.sim
+        things: list[tuple[StepState | RunState, tuple[str, ...]]] = [
+            (sim.run, RUN_SET_AT_START),
+            *((s, STEP_SET_AT_START) for s in sim.graph.steps),
+        ]
+        for thing, names in things:
+            given = tuple(copy.deepcopy(getattr(thing, n)) for n in names)
+            first = self.created.setdefault(id(thing), given)
+            assert given == first, (getattr(thing, "key", "run"), names, first, given)
 
     def _every_change_is_in_the_table(self) -> None:
         """Each recorded move is allowed by the state table, starts where the last one of the
