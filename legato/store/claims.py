@@ -14,12 +14,12 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, text, update
 from sqlalchemy.engine import Row
 
-from legato.model.records import ClaimedStep, StepState
+from legato.model.records import ClaimedStep, RunState, StepState
 from legato.model.states import RunStatus, StepStatus
 from legato.store.database import Tx
 from legato.store.tables import runs, steps
 
-__all__ = ["claim_ready_steps", "mark_runs_started", "mirror_claim"]
+__all__ = ["claim_ready_steps", "mark_runs_started", "mirror_claim", "mirror_run_start"]
 
 
 _CLAIM_SQL = """
@@ -121,3 +121,12 @@ def mirror_claim(step: StepState, claimed: ClaimedStep, worker: str) -> None:
     step.status, step.attempt, step.lease_owner = StepStatus.RUNNING, claimed.attempt, worker
     step.lease_expires_at, step.started_at = claimed.lease_expires_at, claimed.started_at
     step.status_message, step.progress = "Running", None
+
+
+def mirror_run_start(run: RunState, now: float, change_seq: int) -> None:
+    """What ``mark_runs_started`` wrote to ``run``, in its in-memory record."""
+    if run.status == RunStatus.QUEUED:
+        run.status, run.status_message = RunStatus.RUNNING, "Running"
+    if run.started_at is None:
+        run.started_at = now
+    run.updated_at, run.change_seq = now, change_seq

@@ -23,7 +23,7 @@ from legato.model.records import (
     value_type,
 )
 from legato.model.states import RUN_TERMINAL
-from legato.store.claims import mirror_claim
+from legato.store.claims import mirror_claim, mirror_run_start
 from legato.store.outbox import enqueue as enqueue_webhooks
 from legato.store.stats import record_durations
 from legato.store.tables import (
@@ -77,14 +77,19 @@ _update_steps = (
 
 class GraphCache:
     """The run graphs this process wrote last, by run id, each valid while its run's change
-    counter is the one it was written with: every write to a run's steps moves the counter
-    (``persist``, the claim, step reports, the limits), so a graph whose counter still
-    matches the row just locked holds what the database holds, and its steps need not be
-    read again. Graphs go in only once their transaction committed, and out when taken."""
+    counter is the one it was written with: every write to a run or its steps moves the
+    counter (``persist``, the claim, step reports, the limits), so a graph whose counter
+    still matches the row just locked holds what the database holds, run and steps, and
+    neither is read again. Graphs go in only once their transaction committed, and out when
+    taken."""
 
     def __init__(self, size: int = 20_000) -> None:
         self._size = size
         self._graphs: OrderedDict[int, RunGraph] = OrderedDict()
+
+    def holds(self, run_ids: Iterable[int]) -> bool:
+        """Whether a graph of any of ``run_ids`` is kept."""
+        return any(r in self._graphs for r in run_ids)
 
     def take(self, run_id: int, change_seq: int) -> RunGraph | None:
         graph = self._graphs.pop(run_id, None)
@@ -95,7 +100,8 @@ class GraphCache:
     ) -> None:
         """A claim for ``worker`` committed: ``counters`` holds the new change counter of
         each run it touched (None: put back in the queue). A kept graph one change behind
-        takes in what the claim wrote; any other is dropped."""
+        takes in what the claim wrote (its steps and its run's start); any other is
+        dropped."""
         by_run: dict[int, list[ClaimedStep]] = {}
         for c in steps:
             by_run.setdefault(c.run_id, []).append(c)
@@ -103,17 +109,18 @@ class GraphCache:
             graph = self._graphs.get(run_id)
             if graph is None:
                 continue
-            if counter is None or graph.run.change_seq != counter - 1:
+            taken = by_run.get(run_id, [])
+            if counter is None or graph.run.change_seq != counter - 1 or not taken:
                 del self._graphs[run_id]
                 continue
-            for c in by_run.get(run_id, []):
+            for c in taken:
                 step = graph.by_id(c.id)
                 if step is None or step.lease_owner is not None:
                     del self._graphs[run_id]
                     break
                 mirror_claim(step, c, worker)
             else:
-                graph.run.change_seq = counter
+                mirror_run_start(graph.run, taken[0].started_at, counter)
 
     def keep(self, graphs: Iterable[RunGraph]) -> None:
         for graph in graphs:
@@ -172,29 +179,51 @@ async def load_graphs(
     ids = sorted(set(run_ids))
     if not ids:
         return {}
+    postgresql = conn.dialect.name == "postgresql"
+    graphs: dict[int, RunGraph] = {}
+    missing = ids
+    if cache is not None and cache.holds(ids):
+        # the counters alone (locked, on PostgreSQL): a kept graph whose counter holds is
+        # what the database holds
+        query = _COUNTER_OF_ONE if len(ids) == 1 else _COUNTERS.where(runs.c.id.in_(ids))
+        if lock and postgresql:
+            query = query.with_for_update()
+        params = {"id": ids[0]} if len(ids) == 1 else {}
+        missing = []
+        for run_id, change_seq in (await conn.execute(query, params)).all():
+            kept = cache.take(run_id, change_seq)
+            if kept is None:
+                missing.append(run_id)
+            else:
+                graphs[run_id] = kept
+    if not missing:
+        return graphs
     # one run (the usual case) by equality: an IN list is compiled again on every call
-    query = select(runs).where(runs.c.id == ids[0] if len(ids) == 1 else runs.c.id.in_(ids))
-    query = query.order_by(runs.c.id)
-    if lock and conn.dialect.name == "postgresql":
+    query = _RUN_OF_ONE if len(missing) == 1 else _RUNS.where(runs.c.id.in_(missing))
+    if lock and postgresql:
         query = query.with_for_update()  # serialises advancement of one run across workers
+    params = {"id": missing[0]} if len(missing) == 1 else {}
     run_states = [
-        RunState(**{n: row._mapping[n] for n in _RUN_FIELDS}) for row in await conn.execute(query)
+        RunState(**{n: row._mapping[n] for n in _RUN_FIELDS})
+        for row in await conn.execute(query, params)
     ]
     defs = await definitions.get_many(conn, {r.workflow_id for r in run_states})
-    graphs: dict[int, RunGraph] = {}
-    missing: list[int] = []
     for run in run_states:
-        kept = cache.take(run.id, run.change_seq) if cache is not None else None
-        graphs[run.id] = RunGraph(run, defs[run.workflow_id], kept.steps if kept else [])
-        if kept is None:
-            missing.append(run.id)
-    if missing:
-        which = steps.c.run_id == missing[0] if len(missing) == 1 else steps.c.run_id.in_(missing)
+        graphs[run.id] = RunGraph(run, defs[run.workflow_id], [])
+    read = [r.id for r in run_states]
+    if read:
+        which = steps.c.run_id == read[0] if len(read) == 1 else steps.c.run_id.in_(read)
         rows = await conn.execute(select(steps).where(which).order_by(steps.c.id))
         for row in rows:
             m = row._mapping
             graphs[m["run_id"]].steps.append(StepState(**{n: m[n] for n in _STEP_FIELDS}))
     return graphs
+
+
+_RUNS = select(runs).order_by(runs.c.id)
+_RUN_OF_ONE = _RUNS.where(runs.c.id == bindparam("id"))
+_COUNTERS = select(runs.c.id, runs.c.change_seq).order_by(runs.c.id)
+_COUNTER_OF_ONE = _COUNTERS.where(runs.c.id == bindparam("id"))
 
 
 async def insert_runs(conn: AsyncConnection, graphs: list[RunGraph]) -> None:
