@@ -421,7 +421,7 @@ class Transitions:
         restarted: set[int] = set()
         counters: dict[int, int | None] = {}
         take = self._taker(tx, fx, graphs, now, claim_for, claimed, restarted, counters)
-        await persist(tx.conn, graphs.values(), fx, now, take)
+        await persist(tx, graphs.values(), fx, now, take)
         written = [g for g in graphs.values() if g.run.id not in restarted]
 
         def keep() -> None:

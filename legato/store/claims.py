@@ -8,11 +8,13 @@ may take, and what a claim means for its runs, is the engine's (``engine/claims.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, text, update
 from sqlalchemy.engine import Row
+from sqlalchemy.sql.selectable import TextualSelect
 
 from legato.model.records import ClaimedStep, RunState, StepState
 from legato.model.states import RunStatus, StepStatus
@@ -33,7 +35,7 @@ _CLAIM_SQL = """
            (SELECT namespace_id FROM runs WHERE runs.id = steps.run_id) AS namespace_id"""
 # PostgreSQL skips rows another worker is claiming; SQLite already holds the write lock.
 _LOCK = {"sqlite": "", "postgresql": "FOR UPDATE SKIP LOCKED"}
-_ONLY_RUNS = "AND run_id IN ({ids})"
+_ONLY_RUNS = {"": "", "one": "AND run_id = :run_id", "many": "AND run_id IN :run_ids"}
 # A worker bound to namespaces takes only their steps (runs found by ix_runs_ns_status_created).
 _BOUND = (
     "AND run_id IN (SELECT runs.id FROM runs JOIN namespaces ON namespaces.id = runs.namespace_id"
@@ -42,6 +44,25 @@ _BOUND = (
 _NOT_FULL = (
     "AND run_id NOT IN (SELECT id FROM runs WHERE status = 'QUEUED' AND namespace_id IN ({ids}))"
 )
+
+
+@functools.cache
+def _claim_statement(
+    dialect: str, only: str, skip_queued_of: tuple[int, ...], bound: bool
+) -> TextualSelect:
+    """The claim for these options, built once: the few kinds a process sends are compiled
+    once and kept (``only``: "", "one" or "many" runs)."""
+    full = _NOT_FULL.format(ids=", ".join(map(str, skip_queued_of))) if skip_queued_of else ""
+    sql = _CLAIM_SQL.format(
+        lock=_LOCK[dialect], only=_ONLY_RUNS[only], full=full, bound=_BOUND if bound else ""
+    )
+    stmt = text(sql).columns(args=steps.c.args.type, item=steps.c.item.type)
+    if only == "many":
+        stmt = stmt.bindparams(bindparam("run_ids", expanding=True))
+    if bound:
+        stmt = stmt.bindparams(bindparam("namespaces", expanding=True))
+    return stmt
+
 
 # One statement moves queued runs to RUNNING and bumps every touched run's change counter.
 _touch_runs = (
@@ -76,19 +97,17 @@ async def claim_ready_steps(
     """Up to ``limit`` READY steps that are due, highest priority first, moved to RUNNING
     under ``worker``'s lease: of ``run_ids`` only (when given), of ``namespaces`` only (when
     given), never of a QUEUED run of a namespace in ``skip_queued_of``."""
-    only = _ONLY_RUNS.format(ids=", ".join(str(int(r)) for r in run_ids)) if run_ids else ""
-    full = (
-        _NOT_FULL.format(ids=", ".join(str(int(n)) for n in skip_queued_of))
-        if skip_queued_of
-        else ""
-    )
-    bound = _BOUND if namespaces else ""
-    sql = _CLAIM_SQL.format(lock=_LOCK[tx.conn.dialect.name], only=only, full=full, bound=bound)
-    stmt = text(sql).columns(args=steps.c.args.type, item=steps.c.item.type)
     params: dict[str, Any] = {"worker": worker, "expires": expires, "now": now, "limit": limit}
+    only = ""
+    if run_ids and len(run_ids) == 1:
+        only, params["run_id"] = "one", int(run_ids[0])
+    elif run_ids:
+        only, params["run_ids"] = "many", [int(r) for r in run_ids]
     if namespaces:
-        stmt = stmt.bindparams(bindparam("namespaces", expanding=True))
         params["namespaces"] = list(namespaces)
+    stmt = _claim_statement(
+        tx.conn.dialect.name, only, tuple(int(n) for n in skip_queued_of), bool(namespaces)
+    )
     rows = (await tx.conn.execute(stmt, params)).all()
     return [
         ClaimedStep(

@@ -16,7 +16,7 @@ import secrets
 import time
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,10 @@ def matches(pattern: str, event_type: str) -> bool:
     return fnmatch.fnmatchcase(event_type, pattern)
 
 
+#: What webhooks need of a run, fixed for its life: namespace id, workflow, notify_url.
+RunFacts = tuple[int, str, str | None]
+
+
 @dataclass
 class _StoreState:
     """What one store's outbox remembers in this process."""
@@ -77,7 +81,7 @@ class _StoreState:
     subscriptions: dict[int, list[Subscription]] = field(default_factory=dict)
     loaded_at: float = -1e9
     # run id -> (namespace id, workflow, notify_url): fixed for the life of a run
-    runs: dict[int, tuple[int, str, str | None]] = field(default_factory=dict)
+    runs: dict[int, RunFacts] = field(default_factory=dict)
     secrets: dict[int, str] = field(default_factory=dict)  # committed namespace secrets
     last_enqueue: float = -1e9
 
@@ -106,7 +110,7 @@ class _StoreState:
         self.subscriptions, self.loaded_at = by_ns, now
         return by_ns
 
-    def remember(self, run_id: int, info: tuple[int, str, str | None]) -> None:
+    def remember(self, run_id: int, info: RunFacts) -> None:
         if len(self.runs) >= _RUN_MEMORY:
             del self.runs[next(iter(self.runs))]
         self.runs[run_id] = info
@@ -122,6 +126,13 @@ def _state(engine: Engine) -> _StoreState:
     return state
 
 
+def remember_runs(conn: AsyncConnection, facts: Mapping[int, RunFacts]) -> None:
+    """Keep the facts of committed runs, so that their later events need no look-up."""
+    state = _state(conn.sync_engine)
+    for run_id, info in facts.items():
+        state.remember(run_id, info)
+
+
 def watch(db: Database) -> None:
     """Reload this store's subscriptions as soon as they change (on PostgreSQL also when
     another process changed them), not only after the cache's few seconds."""
@@ -135,23 +146,26 @@ def recently_enqueued(db: Database, within: float = 2.0) -> bool:
     return time.monotonic() - _state(db.writer.sync_engine).last_enqueue < within
 
 
-async def enqueue(conn: AsyncConnection, event_rows: Sequence[dict[str, Any]]) -> None:
+async def enqueue(
+    conn: AsyncConnection,
+    event_rows: Sequence[dict[str, Any]],
+    known: Mapping[int, RunFacts] | None = None,
+) -> None:
     """Queue the webhook deliveries of ``event_rows`` (about to be inserted into ``events``)
-    in the caller's transaction."""
+    in the caller's transaction. ``known`` holds the facts of runs the transaction itself
+    holds (read or created in it), which need no look-up."""
     if not event_rows:
         return
     state = _state(conn.sync_engine)
     subs = await state.load(conn)
     run_ids = {e["run_id"] for e in event_rows}
-    # a new run (run.queued) is always looked up: SQLite may reuse a deleted run's id
+    known = known or {}
+    # a new run (run.queued) is looked up unless the transaction knows it: SQLite may reuse
+    # a deleted run's id, so what this process remembers of that id may be another run's
     fresh = {e["run_id"] for e in event_rows if e["type"] == "run.queued"}
-    unknown = {r for r in run_ids if r in fresh or r not in state.runs}
+    facts = {r: known.get(r) or (None if r in fresh else state.runs.get(r)) for r in run_ids}
     # runs known to have no notify_url, in a namespace without subscriptions, cost nothing
-    wanted = sorted(
-        r
-        for r in run_ids
-        if r in unknown or state.runs[r][2] is not None or state.runs[r][0] in subs
-    )
+    wanted = sorted(r for r, f in facts.items() if f is None or f[2] is not None or f[0] in subs)
     if not wanted:
         return
     info = {

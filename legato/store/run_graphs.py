@@ -4,7 +4,7 @@ what the planner changed, with the events, values, errors and statistics it prod
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -24,6 +24,8 @@ from legato.model.records import (
 )
 from legato.model.states import RUN_TERMINAL
 from legato.store.claims import mirror_claim, mirror_run_start
+from legato.store.database import Tx
+from legato.store.outbox import RunFacts, remember_runs
 from legato.store.outbox import enqueue as enqueue_webhooks
 from legato.store.stats import record_durations
 from legato.store.tables import (
@@ -286,7 +288,7 @@ async def insert_steps(conn: AsyncConnection, new: list[StepState]) -> None:
 
 
 async def persist(
-    conn: AsyncConnection,
+    tx: Tx,
     graphs: Iterable[RunGraph],
     fx: Effects,
     now: float,
@@ -294,6 +296,7 @@ async def persist(
 ) -> None:
     """Write every dirty run and step, then (after ``before_effects``, which may add raw
     event rows) the events, values, errors and duration statistics."""
+    conn = tx.conn
     graphs = list(graphs)
     removed = {s.run_id for s in fx.removed_steps}
     for g in graphs:  # a change to its steps is a change of the run (its counter moves)
@@ -326,16 +329,26 @@ async def persist(
             s.dirty = False
     if before_effects is not None:
         await before_effects()
-    await write_effects(conn, fx)
+    # what webhooks need of these runs, known here, and to the process once committed
+    known = {g.run.id: (g.run.namespace_id, g.run.workflow_name, g.run.notify_url) for g in graphs}
+    await write_effects(conn, fx, known)
+    tx.after_commit(lambda: remember_runs(conn, known))
 
 
-async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Record events, and queue their webhooks in the same transaction (the outbox)."""
-    await enqueue_webhooks(conn, rows)
+async def insert_events(
+    conn: AsyncConnection,
+    rows: list[dict[str, Any]],
+    known: Mapping[int, RunFacts] | None = None,
+) -> None:
+    """Record events, and queue their webhooks in the same transaction (the outbox);
+    ``known``: the facts of runs the transaction holds."""
+    await enqueue_webhooks(conn, rows, known)
     await conn.execute(insert(events), rows)
 
 
-async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
+async def write_effects(
+    conn: AsyncConnection, fx: Effects, known: Mapping[int, RunFacts] | None = None
+) -> None:
     if fx.events or fx.raw_events:
         rows = (
             [
@@ -353,7 +366,7 @@ async def write_effects(conn: AsyncConnection, fx: Effects) -> None:
             ]
             + fx.raw_events  # the continuation's claims come after what released them
         )
-        await insert_events(conn, rows)
+        await insert_events(conn, rows, known)
         fx.events.clear()
         fx.raw_events.clear()
     if fx.values:
