@@ -3,6 +3,7 @@ what the planner changed, with the events, values, errors and statistics it prod
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import fields
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Float, Table, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Insert, Select
 
 from legato.model.advance import Effects, RunGraph
 from legato.model.definition import WorkflowDefinition
@@ -260,18 +262,27 @@ async def _insert_with_ids(
     them; SQLite cannot return the ids of a many-row insert in order, so there the ids are
     given: the transaction holds the database's only write lock, and the next ids are those
     after the highest (the ones SQLite would pick itself)."""
+    plain, returning, in_order, highest_id = _inserts(table)
     if conn.dialect.name != "sqlite":
-        result = await conn.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-        )
-        return [row.id for row in result]
+        return [row.id for row in await conn.execute(in_order, rows)]
     if len(rows) == 1:
-        result = await conn.execute(insert(table).returning(table.c.id), rows[0])
-        return [result.scalar_one()]
-    highest = (await conn.execute(select(func.max(table.c.id)))).scalar_one() or 0
+        return [(await conn.execute(returning, rows[0])).scalar_one()]
+    highest = (await conn.execute(highest_id)).scalar_one() or 0
     ids = list(range(highest + 1, highest + 1 + len(rows)))
-    await conn.execute(insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+    await conn.execute(plain, [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
     return ids
+
+
+@functools.cache
+def _inserts(table: Table) -> tuple[Insert, Insert, Insert, Select[tuple[Any]]]:
+    """The insert statements of ``table``, built once: plain, returning the id, returning
+    the ids in the order of the rows; and the highest id."""
+    return (
+        insert(table),
+        insert(table).returning(table.c.id),
+        insert(table).returning(table.c.id, sort_by_parameter_order=True),
+        select(func.max(table.c.id)),
+    )
 
 
 async def insert_steps(conn: AsyncConnection, new: list[StepState]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -31,7 +31,10 @@ async def find_namespace(conn: AsyncConnection, name: str) -> Row[Any] | None:
 
 
 async def namespace_by_id(conn: AsyncConnection, namespace_id: int) -> Row[Any] | None:
-    return (await conn.execute(select(namespaces).where(namespaces.c.id == namespace_id))).first()
+    return (await conn.execute(_BY_ID, {"id": namespace_id})).first()
+
+
+_BY_ID = select(namespaces).where(namespaces.c.id == bindparam("id"))
 
 
 async def list_namespaces(conn: AsyncConnection) -> list[Row[Any]]:

@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,14 +19,19 @@ __all__ = ["find_workflow", "insert_version", "list_latest"]
 async def find_workflow(
     conn: AsyncConnection, namespace_id: int, name: str, version: int | None = None
 ) -> Row[Any] | None:
-    query = select(workflows).where(
-        workflows.c.namespace_id == namespace_id, workflows.c.name == name
-    )
-    if version is not None:
-        query = query.where(workflows.c.version == version)
-    else:
-        query = query.order_by(workflows.c.version.desc()).limit(1)
-    return (await conn.execute(query)).first()
+    """The version asked for, or the latest."""
+    params: dict[str, Any] = {"namespace_id": namespace_id, "name": name}
+    if version is None:
+        return (await conn.execute(_LATEST, params)).first()
+    return (await conn.execute(_VERSION, {**params, "version": version})).first()
+
+
+_NAMED = select(workflows).where(
+    workflows.c.namespace_id == bindparam("namespace_id"), workflows.c.name == bindparam("name")
+)
+# built once: each start looks one up, and building the statement cost more than running it
+_LATEST = _NAMED.order_by(workflows.c.version.desc()).limit(1)
+_VERSION = _NAMED.where(workflows.c.version == bindparam("version"))
 
 
 async def list_latest(conn: AsyncConnection, namespace_id: int) -> list[Row[Any]]:
