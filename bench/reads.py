@@ -2,6 +2,7 @@
 
     python bench/reads.py [--runs 1000000] [--stores sqlite,postgresql] [--seconds 10]
                           [--connections 64] [--watchers 1000] [--json FILE]
+                          [--only run,conditional,list,dialects,watchers,api] [--reuse DIR]
 
 Each store gets a fresh database filled with ``--runs`` runs (the bulk fill of
 ``bench/lists.py``), then a real ``legato serve`` (API and a worker with 32 slots) on a free
@@ -19,6 +20,13 @@ server (the framework's own ceiling here), and the table gives each rate as a fr
   watcher's news (p50/p99, measured by a Python client, so it includes the approval's own
   request and that client's time), and the server's memory per watcher;
 - ``legato api`` with one server process and with one per core, on the same database.
+
+``--only`` measures a part of these (``GET /healthz`` is always measured, as the yardstick):
+``run`` (the run read), ``conditional`` (the same with ``If-None-Match``), ``list``,
+``dialects``, ``watchers``, ``api`` (``legato api`` processes). ``--reuse DIR`` keeps the
+filled databases (the SQLite file in ``DIR``, the PostgreSQL database ``--pg-database``) and
+takes them again on the next call with the same ``--runs``, instead of filling anew; a reused
+store also holds the runs earlier calls started.
 """
 
 from __future__ import annotations
@@ -432,6 +440,9 @@ async def watch_once(
 # -- one store -------------------------------------------------------------------------
 
 
+PARTS = ("run", "conditional", "list", "dialects", "watchers", "api")
+
+
 def measure(name: str, url: str, opts: Any, workdir: Path) -> StoreResult:
     result = StoreResult(name, opts.runs)
     port = free_port()
@@ -456,15 +467,21 @@ def measure(name: str, url: str, opts: Any, workdir: Path) -> StoreResult:
             time.sleep(0.2)
         tags = {i: client.get(f"/api/v1/runs/{i}").headers["etag"] for i in ids}
         healthz = wrk(base, [("GET", "/healthz", {}, "")], opts)
-        plan: list[tuple[str, list[Any]]] = [
-            ("GET /api/v1/runs/{id}", [get(f"/api/v1/runs/{i}") for i in ids]),
-            (
-                "… with If-None-Match (304)",
-                [get(f"/api/v1/runs/{i}", {"If-None-Match": tags[i]}) for i in ids],
-            ),
-            ("GET /api/v1/runs?status=FAILED", [get("/api/v1/runs?status=FAILED&page_size=50")]),
-        ]
-        plan += list(dialect_requests(client, ids).items())
+        plan: list[tuple[str, list[Any]]] = []
+        if "run" in opts.only:
+            plan.append(("GET /api/v1/runs/{id}", [get(f"/api/v1/runs/{i}") for i in ids]))
+        if "conditional" in opts.only:
+            plan.append(
+                (
+                    "… with If-None-Match (304)",
+                    [get(f"/api/v1/runs/{i}", {"If-None-Match": tags[i]}) for i in ids],
+                )
+            )
+        if "list" in opts.only:
+            page = get("/api/v1/runs?status=FAILED&page_size=50")
+            plan.append(("GET /api/v1/runs?status=FAILED", [page]))
+        if "dialects" in opts.only:
+            plan += list(dialect_requests(client, ids).items())
         healthz.name, healthz.of_healthz = "GET /healthz", 1.0
         result.figures.append(healthz)
         for label, requests in plan:
@@ -476,15 +493,16 @@ def measure(name: str, url: str, opts: Any, workdir: Path) -> StoreResult:
             figure.name = label
             figure.of_healthz = round(figure.rate / healthz.rate, 2) if healthz.rate else None
             result.figures.append(figure)
-        say(f"  {name}: {opts.watchers} watchers")
-        result.watchers = asyncio.run(watchers(base, proc.pid, opts.watchers))
+        if "watchers" in opts.only:
+            say(f"  {name}: {opts.watchers} watchers")
+            result.watchers = asyncio.run(watchers(base, proc.pid, opts.watchers))
         stream.stop.set()
         stream.join()
         result.watchers["runs started meanwhile"] = stream.started
         result.watchers["starts that failed"] = stream.failed
         client.close()
         processes = os.cpu_count() or 2
-        for count in (1, processes):
+        for count in (1, processes) if "api" in opts.only else ():
             api_port = free_port()
             args = ["api"] + (["--workers", str(count)] if count > 1 else [])
             with server(args, url, api_port, workdir):
@@ -498,11 +516,21 @@ def measure(name: str, url: str, opts: Any, workdir: Path) -> StoreResult:
 
 
 def fresh(name: str, opts: Any, workdir: Path) -> str:
+    """The store's URL, filled with ``--runs`` runs (or as a previous call left it, with
+    ``--reuse``)."""
+    lists.PG_DATABASE = opts.pg_database
+    filled = workdir / f"{name}-{opts.runs}.filled"
     if name == "sqlite":
-        url = f"sqlite:///{workdir / 'legato-bench-reads.db'}"
+        url = f"sqlite:///{workdir / f'legato-bench-reads-{opts.runs}.db'}"
+    else:
+        url = f"{opts.pg_url}/{opts.pg_database}"
+    if opts.reuse and filled.exists():
+        say(f"{name}: reusing the store filled with {opts.runs:,} runs")
+        return url
+    if name == "sqlite":
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
         lists.upgrade(url)
     else:
-        lists.PG_DATABASE = PG_DATABASE
         url = lists.fresh_postgresql(opts.pg_url)
     catalog = asyncio.run(lists.make_catalog(url))
     say(f"{name}: filling {opts.runs:,} runs")
@@ -510,6 +538,7 @@ def fresh(name: str, opts: Any, workdir: Path) -> str:
         lists.fill_sqlite(url.removeprefix("sqlite:///"), opts.runs, catalog)
     else:
         asyncio.run(lists.fill_postgresql(url, opts.runs, catalog))
+    filled.touch()
     return url
 
 
@@ -551,19 +580,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--pg-url", default=lists.PG_BASE)
+    parser.add_argument("--pg-database", default=PG_DATABASE)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", default=",".join(PARTS), help=f"of {', '.join(PARTS)}")
+    parser.add_argument("--reuse", type=Path, metavar="DIR", help="keep and reuse the stores")
     opts = parser.parse_args(argv)
+    opts.only = {part.strip() for part in opts.only.split(",") if part.strip()}
+    if opts.only - set(PARTS):
+        parser.error(f"--only takes {', '.join(PARTS)}")
     results = []
     say(f"load average {load_average():.2f} at the start")
-    with tempfile.TemporaryDirectory(prefix="legato-bench-reads-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if opts.reuse:
+            opts.reuse.mkdir(parents=True, exist_ok=True)
+            workdir = opts.reuse
+        else:
+            workdir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="legato-bench-reads-"))
+            )
         for name in opts.stores.split(","):
             try:
-                url = fresh(name, opts, Path(tmp))
-                results.append(measure(name, url, opts, Path(tmp)))
+                url = fresh(name, opts, workdir)
+                results.append(measure(name, url, opts, workdir))
             except Exception as exc:  # reported in the table; the other store still runs
                 results.append(StoreResult(name, opts.runs, skipped=f"{type(exc).__name__}: {exc}"))
             finally:
-                if name == "postgresql":
+                if name == "postgresql" and not opts.reuse:
                     with contextlib.suppress(Exception):
                         asyncio.run(lists.recreate_pg(opts.pg_url, drop_only=True))
     print(table(results))
