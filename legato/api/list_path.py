@@ -3,8 +3,9 @@
 Dashboards and pollers list runs as often as they read one; for a query the route would take
 as it is (only its common parameters, each plainly valid), :func:`list_answer` reads the same
 filter with the same functions and answers what the route answers. Anything else (another
-parameter, a repeated one, an empty or out-of-range value) answers None, and the route takes
-the request: its own validation then answers it exactly as before.
+parameter, a repeated one, an empty or out-of-range value, a credential other than an API key)
+answers None, and the route takes the request: its own validation then answers it exactly as
+before.
 """
 
 from __future__ import annotations
@@ -56,6 +57,19 @@ def _query(scope: Scope) -> dict[str, Any] | None:
     return out
 
 
+def _api_key(request: Request) -> bool:
+    """Whether the request presents an API key and nothing else: the one credential whose
+    check has no side effect (a failed password or token counts towards a lockout, and the
+    route, which answers whatever this does not, would count it a second time)."""
+    scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
+    value = value.strip()
+    return (
+        scheme.lower() == "bearer"
+        and value.startswith("lg_")
+        and "identifier" not in request.headers
+    )
+
+
 async def list_answer(scope: Scope) -> Response | None:
     """The route's answer to the list request in ``scope``, or None to leave it to the route
     (which must then answer it; so must it when this raises)."""
@@ -63,6 +77,8 @@ async def list_answer(scope: Scope) -> Response | None:
     if params is None:
         return None
     request = Request(scope)
+    if not _api_key(request):
+        return None
     services = scope["app"].state.legato
     caller = await authenticate(request, services.tenancy)
     flt = run_filter(
