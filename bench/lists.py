@@ -449,6 +449,14 @@ class Recorder:
         engines = {id(app.db.reader): app.db.reader, id(app.db.writer): app.db.writer}
         for engine in engines.values():
             event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+        rows = app.db.rows  # the lists' raw reads, which bypass SQLAlchemy
+
+        async def seen_rows(query: Any, *params: Any) -> Any:
+            sql = query.sqlite if app.db.is_sqlite else query.postgresql
+            self._seen(None, None, sql, params)
+            return await rows(query, *params)
+
+        app.db.rows = seen_rows  # type: ignore[method-assign]
 
     def _seen(self, conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
         if statement.lstrip().upper().startswith("SELECT") and FROM_RUNS.search(statement):

@@ -2,6 +2,7 @@
 
     python bench/reads.py [--runs 1000000] [--stores sqlite,postgresql] [--seconds 10]
                           [--connections 64] [--watchers 1000] [--json FILE]
+                          [--only run,conditional,list,dialects,watchers,api] [--reuse DIR]
 
 Each store gets a fresh database filled with ``--runs`` runs (the bulk fill of
 ``bench/lists.py``), then a real ``legato serve`` (API and a worker with 32 slots) on a free
@@ -16,9 +17,21 @@ server (the framework's own ceiling here), and the table gives each rate as a fr
 - ``GET /api/v1/runs?status=FAILED`` (a page of 50);
 - ``--watchers`` long-polls (``?wait=60s`` with ``If-None-Match``) and as many Server-Sent Event
   streams on one run waiting for approval: the delay from sending the approval to each
-  watcher's news (p50/p99, measured by a Python client, so it includes the approval's own
-  request and that client's time), and the server's memory per watcher;
+  watcher's news (p50/p99), and the server's memory per watcher. The watchers are light
+  clients (raw HTTP/1.1 on asyncio streams, ``bench/watch_clients.py``) spread over
+  ``--watcher-processes`` processes (default: one per core): a full Python HTTP client
+  reading a thousand answers at once on the server's own cores measured itself more than
+  the server (before this, with httpx in one process: p99 554 ms SQLite, 754 ms PostgreSQL
+  for long-polls). The delay still includes the approval's own request (sent with httpx)
+  and the clients' reading, on the same cores as the server;
 - ``legato api`` with one server process and with one per core, on the same database.
+
+``--only`` measures a part of these (``GET /healthz`` is always measured, as the yardstick):
+``run`` (the run read), ``conditional`` (the same with ``If-None-Match``), ``list``,
+``dialects``, ``watchers``, ``api`` (``legato api`` processes). ``--reuse DIR`` keeps the
+filled databases (the SQLite file in ``DIR``, the PostgreSQL database ``--pg-database``) and
+takes them again on the next call with the same ``--runs``, instead of filling anew; a reused
+store also holds the runs earlier calls started.
 """
 
 from __future__ import annotations
@@ -28,6 +41,7 @@ import asyncio
 import contextlib
 import json
 import os
+import queue
 import shutil
 import socket
 import statistics
@@ -48,7 +62,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 
-from bench import lists  # noqa: E402
+from bench import lists, watch_clients  # noqa: E402
 from bench.common import load_average, say  # noqa: E402
 
 ADMIN_KEY = lists.ADMIN_KEY
@@ -353,34 +367,24 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-async def watchers(base: str, pid: int, n: int) -> dict[str, Any]:
-    """``n`` long-polls, then ``n`` SSE streams, on one run each; then the run changes. The
-    watchers are spread over clients of 50 connections each (one client's pool slows down
-    with many connections, which would measure the client rather than the server), fresh
-    for each kind (no connection left idle long enough for the server to close it)."""
+async def watchers(base: str, pid: int, n: int, processes: int) -> dict[str, Any]:
+    """``n`` long-polls, then ``n`` SSE streams, on one run each; then the run changes."""
     out: dict[str, Any] = {}
     for kind in ("long-poll", "sse"):
-        clients = [
-            httpx.AsyncClient(base_url=base, headers=auth(), timeout=90)
-            for _ in range(max(1, -(-n // WATCHERS_PER_CLIENT)))
-        ]
-        try:
-            out[kind] = await watch_once(clients, pid, n, kind)
-        except (httpx.HTTPError, AssertionError, TimeoutError) as exc:
-            out[kind] = f"not measured: {type(exc).__name__}: {exc}"
-        finally:
-            for client in clients:
-                await client.aclose()
+        async with httpx.AsyncClient(base_url=base, headers=auth(), timeout=90) as client:
+            try:
+                out[kind] = await watch_once(client, pid, n, kind, processes)
+            except (httpx.HTTPError, AssertionError, TimeoutError, queue.Empty) as exc:
+                out[kind] = f"not measured: {type(exc).__name__}: {exc}"
     return out
 
 
-WATCHERS_PER_CLIENT = 50
-
-
 async def watch_once(
-    clients: list[httpx.AsyncClient], pid: int, n: int, kind: str
+    c: httpx.AsyncClient, pid: int, n: int, kind: str, processes: int
 ) -> dict[str, Any]:
-    c = clients[0]
+    """The watchers are light clients (``bench/watch_clients.py``) in ``processes``
+    processes, so that reading a thousand answers at once measures the server rather than a
+    Python HTTP client sharing its cores."""
     run = (await c.post("/api/v1/runs", json={"workflow": "bench-gate"})).json()
     path = f"/api/v1/runs/{run['id']}"
     deadline = time.monotonic() + 30
@@ -390,39 +394,31 @@ async def watch_once(
         await asyncio.sleep(0.05)
     tag = (await c.get(path)).headers["etag"]
     seen = tag.split(".")[1]  # W/"id.version.json": the version the watchers have seen
+    host, port = c.base_url.host, c.base_url.port or 80
+    target, header = (
+        (f"{path}?wait=60s", f"If-None-Match: {tag}")
+        if kind == "long-poll"
+        else (f"{path}/watch", f"Last-Event-ID: {seen}")
+    )
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {ADMIN_KEY}\r\n{header}\r\n\r\n"
+    ).encode()
     before = rss_kb(pid)
-    arrived: list[float] = []
-    opened: list[int] = []
-
-    async def poll(c: httpx.AsyncClient) -> None:
-        opened.append(1)
-        r = await c.get(path, params={"wait": "60s"}, headers={"If-None-Match": tag})
-        assert r.status_code == 200, r.status_code
-        arrived.append(time.monotonic())
-
-    async def sse(c: httpx.AsyncClient) -> None:
-        async with c.stream("GET", f"{path}/watch", headers={"Last-Event-ID": seen}) as r:
-            opened.append(1)
-            async for line in r.aiter_lines():
-                if line.startswith("event: run"):
-                    arrived.append(time.monotonic())
-                    return
-
-    watch = poll if kind == "long-poll" else sse
-    tasks = [asyncio.create_task(watch(clients[i % len(clients)])) for i in range(n)]
-    while len(opened) < n:
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(2.0)  # every request is waiting in the server by now
-    during = rss_kb(pid)
-    # from the moment the approval is sent: its commit wakes the watchers, who may well hear
-    # of it before the sender has its own answer
-    changed = time.monotonic()
-    signal = await c.post(f"{path}/steps/gate/signal", json={"ok": True})
-    assert signal.status_code == 200, signal.text
-    await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    with watch_clients.watchers(host, port, request, kind, n, processes) as waiting:
+        await asyncio.sleep(2.0)  # every request is waiting in the server by now
+        during = rss_kb(pid)
+        # from the moment the approval is sent: its commit wakes the watchers, who may well
+        # hear of it before the sender has its own answer
+        changed = time.monotonic()
+        signal = await c.post(f"{path}/steps/gate/signal", json={"ok": True})
+        assert signal.status_code == 200, signal.text
+        arrived = await asyncio.to_thread(waiting.arrivals)
+    assert len(arrived) == n, f"{len(arrived)} of {n} watchers had news"
     delays = sorted((t - changed) * 1000 for t in arrived)
     return {
         "watchers": n,
+        "first_ms": round(delays[0], 1),
         "p50_ms": round(statistics.median(delays), 1),
         "p99_ms": round(delays[int(0.99 * (len(delays) - 1))], 1),
         "kb_per_watcher": round((during - before) / n, 1),
@@ -430,6 +426,9 @@ async def watch_once(
 
 
 # -- one store -------------------------------------------------------------------------
+
+
+PARTS = ("run", "conditional", "list", "dialects", "watchers", "api")
 
 
 def measure(name: str, url: str, opts: Any, workdir: Path) -> StoreResult:
@@ -456,15 +455,21 @@ def measure(name: str, url: str, opts: Any, workdir: Path) -> StoreResult:
             time.sleep(0.2)
         tags = {i: client.get(f"/api/v1/runs/{i}").headers["etag"] for i in ids}
         healthz = wrk(base, [("GET", "/healthz", {}, "")], opts)
-        plan: list[tuple[str, list[Any]]] = [
-            ("GET /api/v1/runs/{id}", [get(f"/api/v1/runs/{i}") for i in ids]),
-            (
-                "… with If-None-Match (304)",
-                [get(f"/api/v1/runs/{i}", {"If-None-Match": tags[i]}) for i in ids],
-            ),
-            ("GET /api/v1/runs?status=FAILED", [get("/api/v1/runs?status=FAILED&page_size=50")]),
-        ]
-        plan += list(dialect_requests(client, ids).items())
+        plan: list[tuple[str, list[Any]]] = []
+        if "run" in opts.only:
+            plan.append(("GET /api/v1/runs/{id}", [get(f"/api/v1/runs/{i}") for i in ids]))
+        if "conditional" in opts.only:
+            plan.append(
+                (
+                    "… with If-None-Match (304)",
+                    [get(f"/api/v1/runs/{i}", {"If-None-Match": tags[i]}) for i in ids],
+                )
+            )
+        if "list" in opts.only:
+            page = get("/api/v1/runs?status=FAILED&page_size=50")
+            plan.append(("GET /api/v1/runs?status=FAILED", [page]))
+        if "dialects" in opts.only:
+            plan += list(dialect_requests(client, ids).items())
         healthz.name, healthz.of_healthz = "GET /healthz", 1.0
         result.figures.append(healthz)
         for label, requests in plan:
@@ -476,15 +481,18 @@ def measure(name: str, url: str, opts: Any, workdir: Path) -> StoreResult:
             figure.name = label
             figure.of_healthz = round(figure.rate / healthz.rate, 2) if healthz.rate else None
             result.figures.append(figure)
-        say(f"  {name}: {opts.watchers} watchers")
-        result.watchers = asyncio.run(watchers(base, proc.pid, opts.watchers))
+        if "watchers" in opts.only:
+            say(f"  {name}: {opts.watchers} watchers")
+            result.watchers = asyncio.run(
+                watchers(base, proc.pid, opts.watchers, opts.watcher_processes)
+            )
         stream.stop.set()
         stream.join()
         result.watchers["runs started meanwhile"] = stream.started
         result.watchers["starts that failed"] = stream.failed
         client.close()
         processes = os.cpu_count() or 2
-        for count in (1, processes):
+        for count in (1, processes) if "api" in opts.only else ():
             api_port = free_port()
             args = ["api"] + (["--workers", str(count)] if count > 1 else [])
             with server(args, url, api_port, workdir):
@@ -498,11 +506,21 @@ def measure(name: str, url: str, opts: Any, workdir: Path) -> StoreResult:
 
 
 def fresh(name: str, opts: Any, workdir: Path) -> str:
+    """The store's URL, filled with ``--runs`` runs (or as a previous call left it, with
+    ``--reuse``)."""
+    lists.PG_DATABASE = opts.pg_database
+    filled = workdir / f"{name}-{opts.runs}.filled"
     if name == "sqlite":
-        url = f"sqlite:///{workdir / 'legato-bench-reads.db'}"
+        url = f"sqlite:///{workdir / f'legato-bench-reads-{opts.runs}.db'}"
+    else:
+        url = f"{opts.pg_url}/{opts.pg_database}"
+    if opts.reuse and filled.exists():
+        say(f"{name}: reusing the store filled with {opts.runs:,} runs")
+        return url
+    if name == "sqlite":
+        Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
         lists.upgrade(url)
     else:
-        lists.PG_DATABASE = PG_DATABASE
         url = lists.fresh_postgresql(opts.pg_url)
     catalog = asyncio.run(lists.make_catalog(url))
     say(f"{name}: filling {opts.runs:,} runs")
@@ -510,6 +528,7 @@ def fresh(name: str, opts: Any, workdir: Path) -> str:
         lists.fill_sqlite(url.removeprefix("sqlite:///"), opts.runs, catalog)
     else:
         asyncio.run(lists.fill_postgresql(url, opts.runs, catalog))
+    filled.touch()
     return url
 
 
@@ -537,7 +556,7 @@ def table(results: Sequence[StoreResult]) -> str:
             elif isinstance(w, dict):
                 lines.append(
                     f"{res.store:<11} {w['watchers']:,} {kind} watchers: news after a change "
-                    f"p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms; "
+                    f"first {w['first_ms']} ms, p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms; "
                     f"{w['kb_per_watcher']} kB of server memory each"
                 )
     return "\n".join(lines)
@@ -550,20 +569,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--watchers", type=int, default=1000)
+    parser.add_argument("--watcher-processes", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--pg-url", default=lists.PG_BASE)
+    parser.add_argument("--pg-database", default=PG_DATABASE)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", default=",".join(PARTS), help=f"of {', '.join(PARTS)}")
+    parser.add_argument("--reuse", type=Path, metavar="DIR", help="keep and reuse the stores")
     opts = parser.parse_args(argv)
+    opts.only = {part.strip() for part in opts.only.split(",") if part.strip()}
+    if opts.only - set(PARTS):
+        parser.error(f"--only takes {', '.join(PARTS)}")
     results = []
     say(f"load average {load_average():.2f} at the start")
-    with tempfile.TemporaryDirectory(prefix="legato-bench-reads-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if opts.reuse:
+            opts.reuse.mkdir(parents=True, exist_ok=True)
+            workdir = opts.reuse
+        else:
+            workdir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="legato-bench-reads-"))
+            )
         for name in opts.stores.split(","):
             try:
-                url = fresh(name, opts, Path(tmp))
-                results.append(measure(name, url, opts, Path(tmp)))
+                url = fresh(name, opts, workdir)
+                results.append(measure(name, url, opts, workdir))
             except Exception as exc:  # reported in the table; the other store still runs
                 results.append(StoreResult(name, opts.runs, skipped=f"{type(exc).__name__}: {exc}"))
             finally:
-                if name == "postgresql":
+                if name == "postgresql" and not opts.reuse:
                     with contextlib.suppress(Exception):
                         asyncio.run(lists.recreate_pg(opts.pg_url, drop_only=True))
     print(table(results))

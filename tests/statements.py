@@ -1,5 +1,5 @@
 """Counting the SQL statements a piece of work sends, on either store: through SQLAlchemy
-(every engine of the database) and through the point reads that bypass it."""
+(every engine of the database) and through the point and row reads that bypass it."""
 
 from __future__ import annotations
 
@@ -45,10 +45,18 @@ def counting(db: Database) -> Iterator[Statements]:
         seen.sql.append("point: " + " ".join(query.sqlite.split()))
         return await point(query, *params)
 
+    rows = db.rows
+
+    async def counted_rows(query: Any, *params: Any) -> Any:
+        seen.sql.append("rows: " + " ".join(query.sqlite.split()))
+        return await rows(query, *params)
+
     db.point = counted_point  # type: ignore[method-assign]
+    db.rows = counted_rows  # type: ignore[method-assign]
     try:
         yield seen
     finally:
         del db.point
+        del db.rows
         for engine in engines:
             event.remove(engine, "before_cursor_execute", on_execute)

@@ -6,7 +6,7 @@ below does what the routes do — the same authentication, negotiation and
 :meth:`StatusQuery.answer` — minus FastAPI's per-request machinery, which costs more than the
 read itself. Anything else (another path, a query string such as ``wait=``, any error, the
 database being out of reach) goes to the regular routes, which answer it as before: this is only
-a shortcut to the same answer.
+a shortcut to the same answer. The list of runs takes the same shortcut (``list_path``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from legato.api.deps import parse_run_ref
+from legato.api.list_path import LIST_PATH, list_answer
 from legato.api.status import StatusQuery, run_resource, step_resource, steps_resource
 from legato.http.auth import authenticate
 from legato.http.watch import parse_etags
@@ -32,13 +33,14 @@ class StatusFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or scope.get("query_string"):
+        if scope["type"] != "http" or scope["method"] != "GET":
             return await self.app(scope, receive, send)
-        found = _PATH.match(scope["path"])
-        if found is None:
+        listing = scope["path"] == LIST_PATH
+        found = None if listing or scope.get("query_string") else _PATH.match(scope["path"])
+        if found is None and not listing:
             return await self.app(scope, receive, send)
         try:
-            response = await self._answer(scope, found)
+            response = await (list_answer(scope) if found is None else self._answer(scope, found))
         except Exception:  # nothing was sent yet: the regular route answers it, problem and all
             response = None
         if response is None:

@@ -20,13 +20,16 @@ from legato.api.status import (
     step_resource,
     steps_resource,
 )
-from legato.http.responses import JSONResponse, NDJSONStream
+from legato.http.responses import JSONResponse, NDJSONStream, render_json
 from legato.http.strict_json import StrictJSONRoute
 from legato.model.errors import InvalidInput
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
 from legato.model.schedules import parse_instant
 from legato.model.starts import StartRun
+from legato.model.states import RunStatus
+from legato.service.principal import Principal
+from legato.service.services import Services
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"], route_class=StrictJSONRoute)
 
@@ -129,7 +132,7 @@ def _moment(name: str, text: str | None) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-@router.get("")
+@router.get("", response_class=JSONResponse)
 async def list_runs(
     caller: Caller,
     services: ServicesDep,
@@ -144,10 +147,37 @@ async def list_runs(
     fire_time: Annotated[str | None, Query(description="with schedule: " + _TIME)] = None,
     page_size: int | None = Query(None, ge=1, le=500),
     page_token: str | None = None,
-) -> JSONResponse:
-    statuses = [s.strip().upper() for item in status for s in item.split(",") if s.strip()]
-    from legato.model.states import RunStatus
+) -> Response:
+    flt = run_filter(
+        caller.namespace_id,
+        status,
+        workflow=workflow,
+        requestor=requestor,
+        label=label,
+        created_after=created_after,
+        created_before=created_before,
+        parent=parent,
+        schedule=schedule,
+        fire_time=fire_time,
+    )
+    return await list_response(services, caller, flt, page_size, page_token)
 
+
+def run_filter(
+    namespace_id: int,
+    status: list[str],
+    *,
+    workflow: str | None = None,
+    requestor: str | None = None,
+    label: list[str] | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+    parent: int | None = None,
+    schedule: int | None = None,
+    fire_time: str | None = None,
+) -> RunFilter:
+    """The filter of ``GET /api/v1/runs`` from its (validated) query parameters."""
+    statuses = [s.strip().upper() for item in status for s in item.split(",") if s.strip()]
     for s in statuses:
         if s not in RunStatus.__members__:
             raise InvalidInput(
@@ -156,19 +186,30 @@ async def list_runs(
                     {"path": "status", "message": f"one of {', '.join(RunStatus.__members__)}"}
                 ],
             )
-    flt = RunFilter(
-        namespace_id=caller.namespace_id,
+    return RunFilter(
+        namespace_id=namespace_id,
         statuses=statuses,
         workflow=workflow,
         requestor=requestor,
-        labels=_labels(label),
+        labels=_labels(label or []),
         parent_run_id=parent,
         created_after=_moment("created_after", created_after),
         created_before=_moment("created_before", created_before),
         schedule_id=schedule,
         fire_time=_moment("fire_time", fire_time),
     )
-    return JSONResponse(await services.runs.list_runs(caller, flt, page_size, page_token))
+
+
+async def list_response(
+    services: Services,
+    caller: Principal,
+    flt: RunFilter,
+    page_size: int | None,
+    page_token: str | None,
+) -> Response:
+    """The page, as a JSON answer."""
+    body = await services.runs.list_page(caller, flt, page_size, page_token, render_json)
+    return Response(body, media_type=JSONResponse.media_type)
 
 
 @router.get("/{run_id}", responses=AS_XML_OR_TEXT)

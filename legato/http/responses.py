@@ -10,7 +10,17 @@ import orjson
 from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.responses import StreamingResponse
 
-__all__ = ["JSONResponse", "NDJSONStream", "ProblemResponse"]
+__all__ = ["JSONResponse", "NDJSONStream", "ProblemResponse", "render_json"]
+
+
+def render_json(content: Any) -> bytes:
+    """JSON as every JSON answer writes it."""
+    try:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        # what orjson cannot write (a lone surrogate echoed in a message, an integer
+        # past 64 bits) is still answered, escaped by the standard encoder
+        return json.dumps(content, default=str, separators=(",", ":")).encode()
 
 
 class JSONResponse(StarletteJSONResponse):
@@ -19,12 +29,7 @@ class JSONResponse(StarletteJSONResponse):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
-        except TypeError:
-            # what orjson cannot write (a lone surrogate echoed in a message, an integer
-            # past 64 bits) is still answered, escaped by the standard encoder
-            return json.dumps(content, default=str, separators=(",", ":")).encode()
+        return render_json(content)
 
 
 class ProblemResponse(JSONResponse):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from legato.engine.outbound import OutboundGuard
@@ -21,6 +21,7 @@ from legato.model.times import iso
 from legato.service.batching import GroupCommit
 from legato.service.principal import Principal
 from legato.service.reads import RunReads
+from legato.service.run_lists import Page, SummaryBodies
 from legato.service.status import StatusService
 from legato.service.views import (
     event_view,
@@ -31,6 +32,7 @@ from legato.service.views import (
 )
 from legato.service.webhooks import check_destination
 from legato.store import reads as reader
+from legato.store import run_lists
 from legato.store import runs as run_store
 from legato.store.database import Database, Tx
 from legato.store.errors import DuplicateKey
@@ -60,6 +62,7 @@ class RunService:
         self.transitions = transitions
         self.definitions = definitions
         self.outbound = outbound or OutboundGuard()
+        self.summaries = SummaryBodies()
         self._starts: GroupCommit[tuple[Principal, StartRun], dict[str, Any]] = GroupCommit(
             self._start_batch
         )
@@ -160,6 +163,23 @@ class RunService:
     async def list_runs(
         self, p: Principal, flt: RunFilter, page_size: int | None, page_token: str | None
     ) -> dict[str, Any]:
+        """``{"runs": [...], "next_page_token": ...}``: newest first, keyset-paged."""
+        return (await self._page(flt, page_size, page_token)).native(p.namespace)
+
+    async def list_page(
+        self,
+        p: Principal,
+        flt: RunFilter,
+        page_size: int | None,
+        page_token: str | None,
+        encode: Callable[[Any], bytes],
+    ) -> bytes:
+        """:meth:`list_runs` as ``encode`` writes it (it must write what ``orjson.dumps``
+        writes when that can), re-rendering only the runs that changed since last shown."""
+        page = await self._page(flt, page_size, page_token)
+        return self.summaries.render(page, p.namespace, encode)
+
+    async def _page(self, flt: RunFilter, page_size: int | None, page_token: str | None) -> Page:
         size = page_size or 50
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise InvalidInput(
@@ -167,12 +187,11 @@ class RunService:
                 errors=[{"path": "page_size", "message": "out of range"}],
             )
         after = _decode_token(page_token) if page_token else None
-        async with self.db.read() as conn:
-            rows = await run_store.list_runs(conn, flt, limit=size + 1, after=after)
-        more = len(rows) > size
-        rows = rows[:size]
-        token = _encode_token(rows[-1].created_at, rows[-1].id) if more else None
-        return {"runs": [run_view(r, p.namespace) for r in rows], "next_page_token": token}
+        rows = await run_lists.list_rows(self.db, flt, limit=size + 1, after=after)
+        if len(rows) <= size:
+            return Page(rows, None)
+        last = rows[size - 1]
+        return Page(rows[:size], _encode_token(run_lists.created_at(last), last[run_lists.ID]))
 
     async def events(self, p: Principal, ref: int | str) -> list[dict[str, Any]]:
         return [event_view(e) for e in await self.reads.events(await self._head(p, ref))]

@@ -28,6 +28,7 @@ from legato.model.reads import (
     StepRecord,
     ValueRecord,
 )
+from legato.service.flights import Flights
 from legato.service.principal import Principal
 from legato.service.reads import RunReads, parse_ref
 from legato.service.views import (
@@ -86,6 +87,7 @@ class StatusService:
     def __init__(self, db: Database, reads: RunReads) -> None:
         self.db = db
         self.reads = reads
+        self._renders: Flights[bytes] = Flights()
 
     # -- resources -----------------------------------------------------------------------
 
@@ -223,9 +225,14 @@ class StatusService:
         kept = self.reads.remembered(snap.head, key)
         if kept is not None and (snap.finished or time.monotonic() - kept[0] < FRESH_SECONDS):
             return kept[1]  # type: ignore[no-any-return]
-        content = encode(await snap.body())
-        self.reads.remember(snap.head, key, (time.monotonic(), content))
-        return content
+
+        async def render() -> bytes:
+            content = encode(await snap.body())
+            self.reads.remember(snap.head, key, (time.monotonic(), content))
+            return content
+
+        # the watchers one commit wakes ask at once: they share one render of the version
+        return await self._renders.run((snap.run_id, snap.change_seq, key), render)
 
     # -- many runs -------------------------------------------------------------------------
 
@@ -268,7 +275,8 @@ class StatusService:
         deadline = time.monotonic() + timeout
         async with self.db.watching(f"run:{snap.run_id}") as changes:
             while True:
-                snap = await load(changes.look())
+                # woken or looking again (RECHECK_SECONDS): a read begun since is shared
+                snap = await load(changes.look() or time.monotonic())
                 left = deadline - time.monotonic()
                 if not unchanged(snap) or left <= 0:
                     return snap
@@ -284,7 +292,8 @@ class StatusService:
         async with self.db.watching(f"run:{run_id}") as changes:
             while True:
                 try:
-                    snap = await self.snapshot(p, run_id, resource, since=changes.look())
+                    since = changes.look() or time.monotonic()
+                    snap = await self.snapshot(p, run_id, resource, since=since)
                 except NotFound:
                     return
                 if last is None or snap.change_seq > last:

@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -28,7 +28,7 @@ from legato.model.errors import InvalidInput, Unavailable
 from legato.store.errors import DuplicateKey
 from legato.store.sqlite_inline import inline_connector
 
-__all__ = ["Database", "PointQuery", "Tx", "Watch", "normalize_url"]
+__all__ = ["Database", "PointQuery", "Tx", "Watch", "decode_json", "normalize_url"]
 
 log = logging.getLogger("legato.store")
 T = TypeVar("T")
@@ -63,6 +63,10 @@ def _loads(value: Any) -> Any:
     if isinstance(value, int | float):
         return value
     return orjson.loads(value)
+
+
+#: A JSON column's value as a raw read gives it (text), as SQLAlchemy would have decoded it.
+decode_json = _loads
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,19 @@ class Database:
         cannot be reached."""
         try:
             return await self._point(query, params)
+        except Exception as exc:
+            if _unreachable(exc):
+                raise _unavailable(exc) from exc
+            raise
+
+    async def rows(self, query: PointQuery, *params: Any) -> list[Sequence[Any]]:
+        """Every row of a hot read, the way :meth:`point` reads one (JSON columns as text)."""
+        try:
+            if self.is_sqlite:
+                conn = self._point_sqlite or self._open_point_sqlite()
+                return conn.execute(query.sqlite, params).fetchall()
+            pool = self._point_pool or await self._open_point_pool()
+            return list(await pool.fetch(query.postgresql, *params))
         except Exception as exc:
             if _unreachable(exc):
                 raise _unavailable(exc) from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, desc, func, select, tuple_
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
@@ -19,7 +19,6 @@ __all__ = [
     "delete_run",
     "find_run",
     "find_run_by_key",
-    "list_runs",
     "run_steps",
 ]
 
@@ -105,31 +104,6 @@ def _has_label(key: str, value: str) -> Any:
         )
         .exists()
     )
-
-
-async def list_runs(
-    conn: AsyncConnection, flt: RunFilter, *, limit: int, after: tuple[float, int] | None
-) -> list[RunSummary]:
-    """Newest first, keyset-paginated on (created_at, id)."""
-    query = filtered(select(*LIST_COLUMNS), flt, labels=False)
-    labels = sorted((flt.labels or {}).items())
-    if labels:
-        # Walk the first label's index entries newest first; the rest are checked per run.
-        (key, value), others = labels[0], labels[1:]
-        first = run_labels.alias("first_label")
-        query = query.join(first, first.c.run_id == runs.c.id).where(
-            first.c.namespace_id == flt.namespace_id, first.c.key == key, first.c.value == value
-        )
-        for other_key, other_value in others:
-            query = query.where(_has_label(other_key, other_value))
-        order = (first.c.created_at, first.c.run_id)
-    else:
-        order = (runs.c.created_at, runs.c.id)
-    if after is not None:
-        # a row value, so both stores use the token as the index bound, not as a filter
-        query = query.where(tuple_(*order) < tuple_(*after))
-    query = query.order_by(desc(order[0]), desc(order[1])).limit(limit)
-    return [RunSummary(*row) for row in await conn.execute(query)]
 
 
 async def count_queued(conn: AsyncConnection, namespace_id: int) -> int:
