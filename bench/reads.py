@@ -2,6 +2,7 @@
 
     python bench/reads.py [--runs 1000000] [--stores sqlite,postgresql] [--seconds 10]
                           [--connections 64] [--watchers 1000] [--json FILE]
+                          [--only WORDS]
 
 Each store gets a fresh database filled with ``--runs`` runs (the bulk fill of
 ``bench/lists.py``), then a real ``legato serve`` (API and a worker with 32 slots) on a free
@@ -19,6 +20,10 @@ server (the framework's own ceiling here), and the table gives each rate as a fr
   watcher's news (p50/p99, measured by a Python client, so it includes the approval's own
   request and that client's time), and the server's memory per watcher;
 - ``legato api`` with one server process and with one per core, on the same database.
+
+``--only`` measures only the parts whose label holds one of its comma-separated words
+(case-insensitive; ``watchers`` and ``legato api`` name the last two parts), e.g.
+``--only aspera,encoding``; ``GET /healthz`` is always measured, as the yardstick.
 """
 
 from __future__ import annotations
@@ -429,6 +434,14 @@ async def watch_once(
     }
 
 
+def wanted(label: str, opts: Any) -> bool:
+    """Whether ``--only`` (if given) asks for the part named ``label``."""
+    if not opts.only:
+        return True
+    words = [w.strip().lower() for w in opts.only.split(",") if w.strip()]
+    return any(w in label.lower() for w in words)
+
+
 # -- one store -------------------------------------------------------------------------
 
 
@@ -468,6 +481,8 @@ def measure(name: str, url: str, opts: Any, workdir: Path) -> StoreResult:
         healthz.name, healthz.of_healthz = "GET /healthz", 1.0
         result.figures.append(healthz)
         for label, requests in plan:
+            if not wanted(label, opts):
+                continue
             if requests and isinstance(requests[0], str):
                 result.figures.append(Figure(label, note=requests[0]))
                 continue
@@ -476,15 +491,16 @@ def measure(name: str, url: str, opts: Any, workdir: Path) -> StoreResult:
             figure.name = label
             figure.of_healthz = round(figure.rate / healthz.rate, 2) if healthz.rate else None
             result.figures.append(figure)
-        say(f"  {name}: {opts.watchers} watchers")
-        result.watchers = asyncio.run(watchers(base, proc.pid, opts.watchers))
+        if wanted("watchers", opts):
+            say(f"  {name}: {opts.watchers} watchers")
+            result.watchers = asyncio.run(watchers(base, proc.pid, opts.watchers))
         stream.stop.set()
         stream.join()
         result.watchers["runs started meanwhile"] = stream.started
         result.watchers["starts that failed"] = stream.failed
         client.close()
         processes = os.cpu_count() or 2
-        for count in (1, processes):
+        for count in (1, processes) if wanted("legato api", opts) else ():
             api_port = free_port()
             args = ["api"] + (["--workers", str(count)] if count > 1 else [])
             with server(args, url, api_port, workdir):
@@ -552,6 +568,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--pg-url", default=lists.PG_BASE)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--only", help="comma-separated words: measure only the parts whose label holds one"
+    )
     opts = parser.parse_args(argv)
     results = []
     say(f"load average {load_average():.2f} at the start")

@@ -26,6 +26,7 @@ from legato.model.reads import (
     ReadFacts,
     ResourceRecord,
     RunHead,
+    RunOrigin,
     RunRead,
     StepRecord,
     ValueRecord,
@@ -108,6 +109,26 @@ class RunReads:
     async def _shared_head(self, namespace_id: int, ref: int | str, since: float) -> RunHead:
         return await self._head_reads.run(
             (namespace_id, ref), lambda: self.head(namespace_id, ref), begun_after=since
+        )
+
+    async def head_of_step(self, namespace_id: int, step_id: int) -> RunHead:
+        """The head of the run that step ``step_id`` (of any level) belongs to, read now;
+        NotFound for a step of no run of the namespace."""
+        head = None
+        if 0 < step_id <= MAX_ID:
+            head = await reader.head_of_step_now(self.db, namespace_id, step_id)
+        if head is None:
+            raise NotFound(f"step {step_id} does not exist", code="step_not_found")
+        return head
+
+    async def origin(
+        self, namespace_id: int, ref: int | str, *, by_external_id: bool = False
+    ) -> RunOrigin | None:
+        """A run by id (or external id) with what it was started for, read now."""
+        if not by_external_id and not (isinstance(ref, int) and 0 < ref <= MAX_ID):
+            return None
+        return await reader.run_origin_now(
+            self.db, namespace_id, ref, by_external_id=by_external_id
         )
 
     async def find(self, namespace_id: int, refs: Sequence[int | str]) -> dict[int | str, RunHead]:

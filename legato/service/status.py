@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from legato.model.errors import InvalidInput, NotFound
 from legato.model.ids import MAX_ID
@@ -42,6 +42,7 @@ from legato.store.database import Database
 
 __all__ = ["MAX_BATCH", "Snapshot", "StatusService", "parse_ref"]
 
+T = TypeVar("T")
 MAX_BATCH = 100
 #: How long a running run's rendered body is reused (many watchers of one change share it).
 FRESH_SECONDS = 0.1
@@ -216,16 +217,26 @@ class StatusService:
         self, snap: Snapshot, form: Hashable, encode: Callable[[Any], bytes]
     ) -> bytes:
         """The snapshot's body as ``encode`` makes it (``form`` names the encoding), kept
-        while the run stays at this version: for good once it has finished, else for
-        :data:`FRESH_SECONDS`, since a running run's body also tells time (time left,
-        elapsed, waiting until)."""
-        key = (snap.key, form)
-        kept = self.reads.remembered(snap.head, key)
-        if kept is not None and (snap.finished or time.monotonic() - kept[0] < FRESH_SECONDS):
+        as :meth:`kept` keeps answers."""
+
+        async def build() -> bytes:
+            return encode(await snap.body())
+
+        return await self.kept(snap.head, (snap.key, form), build)
+
+    async def kept(self, head: RunHead, key: Hashable, build: Callable[[], Awaitable[T]]) -> T:
+        """What ``build`` makes of this version of the run (``key`` names it: a face's
+        answer, in its format), kept while the run stays at this version: for good once it
+        has finished, else for :data:`FRESH_SECONDS`, since what a running run shows also
+        tells time (time left, elapsed, waiting until) and live facts (whether a worker is
+        alive). ``build`` must read the run at ``head``'s version, or later."""
+        kept = self.reads.remembered(head, key)
+        if kept is not None and (head.finished or time.monotonic() - kept[0] < FRESH_SECONDS):
             return kept[1]  # type: ignore[no-any-return]
-        content = encode(await snap.body())
-        self.reads.remember(snap.head, key, (time.monotonic(), content))
-        return content
+        started = time.monotonic()
+        value = await build()
+        self.reads.remember(head, key, (started, value))
+        return value
 
     # -- many runs -------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from legato.model.reads import (
     LogRecord,
     ResourceRecord,
     RunHead,
+    RunOrigin,
     RunRecord,
     StepRecord,
     ValueRecord,
@@ -50,6 +51,7 @@ __all__ = [
     "find_head",
     "find_heads",
     "head_now",
+    "head_of_step_now",
     "namespace_full",
     "read_errors",
     "read_events",
@@ -60,6 +62,7 @@ __all__ = [
     "read_subtree_counts",
     "read_value",
     "read_values",
+    "run_origin_now",
     "worker_heartbeats",
 ]
 
@@ -163,6 +166,49 @@ async def head_now(db: Database, namespace_id: int, ref: int | str) -> RunHead |
     query = _POINT_HEAD_BY_ID if isinstance(ref, int) else _POINT_HEAD_BY_UUID
     row = await db.point(query, ref, namespace_id)
     return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]))
+
+
+_STEP_HEAD_SQL = (
+    "SELECT r.id, r.namespace_id, r.status, r.change_seq + COALESCE((SELECT SUM(c.change_seq)"
+    " FROM runs c WHERE c.parent_run_id = r.id), 0){cast_to}"
+    " FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.id = {step} AND r.namespace_id = {ns}"
+)
+#: The head of the run a step (by id, of any level) belongs to.
+_POINT_HEAD_OF_STEP = PointQuery(
+    _STEP_HEAD_SQL.format(cast_to="", step="?", ns="?"),
+    _STEP_HEAD_SQL.format(cast_to="::bigint", step="$1::bigint", ns="$2::bigint"),
+)
+
+
+async def head_of_step_now(db: Database, namespace_id: int, step_id: int) -> RunHead | None:
+    """The head of the namespace's run that step ``step_id`` belongs to, as of now."""
+    row = await db.point(_POINT_HEAD_OF_STEP, step_id, namespace_id)
+    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]))
+
+
+def _origin_sql(by: str, placeholder: str, second: str) -> str:
+    return (
+        "SELECT r.id, r.status, r.held_until, r.requestor, r.external_id, r.parent_run_id"
+        f" FROM runs r WHERE r.{by} = {placeholder} AND r.namespace_id = {second}"
+    )
+
+
+_POINT_ORIGIN_BY_ID = PointQuery(
+    _origin_sql("id", "?", "?"), _origin_sql("id", "$1::bigint", "$2::bigint")
+)
+_POINT_ORIGIN_BY_EXTERNAL_ID = PointQuery(
+    _origin_sql("external_id", "?", "?"), _origin_sql("external_id", "$1::text", "$2::bigint")
+)
+
+
+async def run_origin_now(
+    db: Database, namespace_id: int, ref: int | str, *, by_external_id: bool = False
+) -> RunOrigin | None:
+    """A run of the namespace by integer id (or by external id), with what it was started
+    for, as of now."""
+    query = _POINT_ORIGIN_BY_EXTERNAL_ID if by_external_id else _POINT_ORIGIN_BY_ID
+    row = await db.point(query, ref, namespace_id)
+    return None if row is None else RunOrigin(*row)
 
 
 async def find_head(conn: AsyncConnection, namespace_id: int, ref: int | str) -> RunHead | None:
