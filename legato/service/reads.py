@@ -157,6 +157,10 @@ class RunReads:
     async def all_steps(self, head: RunHead) -> tuple[StepRecord, ...]:
         return await self._part(head, "all_steps", lambda: self._read_all_steps(head))
 
+    async def step_args(self, head: RunHead) -> dict[int, Any]:
+        """The resolved ``with:`` of each top-level step, by step id."""
+        return await self._part(head, "step_args", lambda: self._step_args(head))
+
     async def values(self, head: RunHead) -> tuple[ValueRecord, ...]:
         return await self._part(head, "values", lambda: self._list(reader.read_values, head))
 
@@ -297,6 +301,10 @@ class RunReads:
     async def _read_all_steps(self, head: RunHead) -> tuple[StepRecord, ...]:
         async with self.db.read() as conn:
             return tuple(await reader.read_steps(conn, head.id, all_levels=True))
+
+    async def _step_args(self, head: RunHead) -> dict[int, Any]:
+        async with self.db.read() as conn:
+            return await reader.read_step_args(conn, head.id)
 
     async def _list(
         self, fn: Callable[[Any, int], Awaitable[list[T]]], head: RunHead

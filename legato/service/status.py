@@ -190,6 +190,14 @@ class StatusService:
 
         return lambda head: Snapshot(head, ("output", step_ref, name), lambda: build(head))
 
+    async def run_at(self, head: RunHead) -> RunRead:
+        """The typed read of the run at ``head``'s version."""
+        return await self.reads.run(head)
+
+    async def step_args_of(self, head: RunHead) -> dict[int, Any]:
+        """The resolved ``with:`` of each top-level step at ``head``'s version, by step id."""
+        return await self.reads.step_args(head)
+
     async def values_of(self, head: RunHead) -> tuple[ValueRecord, ...]:
         return await self.reads.values(head)
 

@@ -58,6 +58,7 @@ __all__ = [
     "read_logs",
     "read_resources",
     "read_run",
+    "read_step_args",
     "read_steps",
     "read_subtree_counts",
     "read_value",
@@ -95,6 +96,10 @@ _LEVEL_STEPS = _STEPS.where(steps.c.parent_step_id == bindparam("parent")).order
     steps.c.rank, steps.c.id
 )
 _ALL_STEPS = _STEPS.order_by(steps.c.rank, steps.c.id)
+
+_TOP_STEP_ARGS = select(steps.c.id, steps.c.args).where(
+    steps.c.run_id == bindparam("run_id"), steps.c.parent_step_id.is_(None)
+)
 
 _NESTED_COUNTS = (
     select(steps.c.parent_step_id, literal_column("0"), steps.c.status, func.count())
@@ -253,6 +258,12 @@ async def read_steps(
     else:
         query, params = _LEVEL_STEPS, {"run_id": run_id, "parent": parent}
     return [_step(r) for r in await conn.execute(query, params)]
+
+
+async def read_step_args(conn: AsyncConnection, run_id: int) -> dict[int, Any]:
+    """The resolved ``with:`` of each top-level step of the run, by step id (None until the
+    step is released)."""
+    return {r[0]: r[1] for r in await conn.execute(_TOP_STEP_ARGS, {"run_id": run_id})}
 
 
 async def read_subtree_counts(
