@@ -267,9 +267,8 @@ async def get_orch_run(request: Request, run_id: str) -> Response:
             args = await app.status.step_args_of(head)
             run = read.run
             workflow = await app.workflows.get(p, run.workflow_name, run.workflow_version)
-            return JSONResponse(
-                [run_shape(record_from_read(read, args, workflow, p.namespace))]
-            ).body
+            shape = run_shape(record_from_read(read, args, workflow, p.namespace))
+            return bytes(JSONResponse([shape]).body)
 
         # kept with the run's version, as the native reads keep their bodies
         body = await app.status.kept(head, ("datasourcesvc", "orchrun", p.namespace), build)
