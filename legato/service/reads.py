@@ -36,6 +36,7 @@ from legato.service.flights import Flights
 from legato.store import reads as reader
 from legato.store.database import Database
 from legato.store.stats import load_histories
+from legato.store.step_reports import last_progress_message
 
 __all__ = ["RunReads", "parse_ref"]
 
@@ -160,6 +161,10 @@ class RunReads:
     async def step_args(self, head: RunHead) -> dict[int, Any]:
         """The resolved ``with:`` of each top-level step, by step id."""
         return await self._part(head, "step_args", lambda: self._step_args(head))
+
+    async def said(self, head: RunHead, step_id: int) -> str | None:
+        """The latest message step ``step_id`` reported with its progress, if any."""
+        return await self._part(head, ("said", step_id), lambda: self._said(step_id))
 
     async def values(self, head: RunHead) -> tuple[ValueRecord, ...]:
         return await self._part(head, "values", lambda: self._list(reader.read_values, head))
@@ -301,6 +306,10 @@ class RunReads:
     async def _read_all_steps(self, head: RunHead) -> tuple[StepRecord, ...]:
         async with self.db.read() as conn:
             return tuple(await reader.read_steps(conn, head.id, all_levels=True))
+
+    async def _said(self, step_id: int) -> str | None:
+        async with self.db.read() as conn:
+            return await last_progress_message(conn, step_id)
 
     async def _step_args(self, head: RunHead) -> dict[int, Any]:
         async with self.db.read() as conn:

@@ -93,6 +93,10 @@ class StatusService:
     async def head(self, p: Principal, ref: int | str, *, since: float | None = None) -> RunHead:
         return await self.reads.head(p.namespace_id, ref, since=since)
 
+    async def head_of_step(self, p: Principal, step_id: int) -> RunHead:
+        """The head of the run a step (by id, of any level) belongs to."""
+        return await self.reads.head_of_step(p.namespace_id, step_id)
+
     async def snapshot(
         self, p: Principal, ref: int | str, resource: Resource, *, since: float | None = None
     ) -> Snapshot:
@@ -197,6 +201,10 @@ class StatusService:
     async def step_args_of(self, head: RunHead) -> dict[int, Any]:
         """The resolved ``with:`` of each top-level step at ``head``'s version, by step id."""
         return await self.reads.step_args(head)
+
+    async def said_of(self, head: RunHead, step_id: int) -> str | None:
+        """The latest message a step of the run reported with its progress, if any."""
+        return await self.reads.said(head, step_id)
 
     async def values_of(self, head: RunHead) -> tuple[ValueRecord, ...]:
         return await self.reads.values(head)
