@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from legato.model.times import iso
+from legato.service.flights import Flights
 from legato.service.login_throttle import LoginPolicy, LoginThrottle
 from legato.service.principal import CREDENTIALS_TOPIC, ROLES, Principal
 from legato.store.database import Database, Tx
@@ -134,6 +135,7 @@ class IdentityService:
         # verified (user, password) pairs: an HMAC under a per-process secret, never the password
         self._cache_secret = secrets.token_bytes(32)
         self._password_cache: dict[bytes, _Verified] = {}
+        self._verifying: Flights[Principal | None] = Flights()
         self._jwks_cache: dict[str, tuple[float, list[_Registration]]] = {}
         # verified JWTs, under an HMAC of (identifier, token)
         self._token_cache: dict[bytes, _VerifiedToken] = {}
@@ -228,8 +230,10 @@ class IdentityService:
         # a locked-out user is refused even with the right password: no guess is checked
         had_failures = await self.throttle.check(username, address, verified=verified)
         principal = await self._cached_password(digest)
-        if principal is None:
-            principal = await self._verify_password(digest, username, password)
+        if principal is None:  # concurrent logins with one pair share one hash check
+            principal = await self._verifying.run(
+                digest, lambda: self._verify_password(digest, username, password)
+            )
         if principal is None:
             await self.throttle.failed(username, address)
             raise _bad_credentials()
