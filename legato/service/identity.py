@@ -136,6 +136,7 @@ class IdentityService:
         self._cache_secret = secrets.token_bytes(32)
         self._password_cache: dict[bytes, _Verified] = {}
         self._verifying: Flights[Principal | None] = Flights()
+        self._user_checks: Flights[Any] = Flights()
         self._jwks_cache: dict[str, tuple[float, list[_Registration]]] = {}
         # verified JWTs, under an HMAC of (identifier, token)
         self._token_cache: dict[bytes, _VerifiedToken] = {}
@@ -247,8 +248,9 @@ class IdentityService:
         if hit is None or hit.hash_until <= now:
             return None
         if hit.checked_until <= now:  # still there, with the same password and role?
-            async with self.db.read() as conn:
-                row = await find_user(conn, hit.principal.user_id or 0)
+            user_id = hit.principal.user_id or 0
+            # the requests that find the check lapsed meanwhile share its read
+            row = await self._user_checks.run(user_id, lambda: self._user(user_id))
             if (
                 row is None
                 or row.password_hash != hit.password_hash
@@ -258,6 +260,10 @@ class IdentityService:
                 return None
             hit.checked_until = now + _USER_CHECK_SECONDS
         return hit.principal
+
+    async def _user(self, user_id: int) -> Any:
+        async with self.db.read() as conn:
+            return await find_user(conn, user_id)
 
     async def _verify_password(
         self, digest: bytes, username: str, password: str

@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from legato.model.errors import TooManyAttempts
+from legato.service.flights import Flights
 from legato.store.database import Database, Tx
 from legato.store.login_failures import (
     clear_failures,
@@ -56,6 +57,7 @@ class LoginThrottle:
         self._recorded = 0
         # (user, address) -> until when a check that found nothing against them stands
         self._clear: dict[tuple[str, str | None], float] = {}
+        self._reads: Flights[dict[str, Any]] = Flights()
 
     @staticmethod
     def subjects(username: str, address: str | None) -> tuple[str, str | None]:
@@ -71,8 +73,10 @@ class LoginThrottle:
         if verified and self._clear.get((user, addr), 0.0) > time.monotonic():
             return False
         started = time.monotonic()
-        async with self.db.read() as conn:
-            rows = await failure_rows(conn, [s for s in (user, addr) if s])
+        if verified:  # the checks that find it lapsed meanwhile share one read
+            rows = await self._reads.run((user, addr), lambda: self._rows(user, addr))
+        else:  # a guess: what was committed before it came
+            rows = await self._rows(user, addr)
         now = time.time()
         locked = [r.locked_until for r in rows.values() if r.locked_until and r.locked_until > now]
         if locked:
@@ -85,6 +89,10 @@ class LoginThrottle:
                 self._clear.clear()
             self._clear[(user, addr)] = started + CLEAR_SECONDS
         return user in rows
+
+    async def _rows(self, user: str, addr: str | None) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            return await failure_rows(conn, [s for s in (user, addr) if s])
 
     async def failed(self, username: str, address: str | None) -> None:
         user, addr = self.subjects(username, address)

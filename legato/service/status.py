@@ -13,6 +13,7 @@ and is local on SQLite, so a waiter answers right after the commit that changed 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from legato.model.reads import (
     StepRecord,
     ValueRecord,
 )
+from legato.service.flights import Flights
 from legato.service.principal import Principal
 from legato.service.reads import RunReads, parse_ref
 from legato.service.views import (
@@ -87,6 +89,7 @@ class StatusService:
     def __init__(self, db: Database, reads: RunReads) -> None:
         self.db = db
         self.reads = reads
+        self._builds: Flights[Any] = Flights()
 
     # -- resources -----------------------------------------------------------------------
 
@@ -247,12 +250,21 @@ class StatusService:
         tells time (time left, elapsed, waiting until) and live facts (whether a worker is
         alive). ``build`` must read the run at ``head``'s version, or later."""
         kept = self.reads.remembered(head, key)
-        if kept is not None and (head.finished or time.monotonic() - kept[0] < FRESH_SECONDS):
+        now = time.monotonic()
+        if kept is not None and (head.finished or now - kept[0] < FRESH_SECONDS):
             return kept[1]  # type: ignore[no-any-return]
-        started = time.monotonic()
-        value = await build()
-        self.reads.remember(head, key, (started, value))
-        return value
+
+        async def make() -> Any:
+            started = time.monotonic()
+            value = await build()
+            self.reads.remember(head, key, (started, value))
+            return value
+
+        # the requests that find it missing meanwhile share one build, as they would share
+        # what it keeps: any of a finished run, one begun lately of a running one
+        since = -math.inf if head.finished else now - FRESH_SECONDS
+        made: T = await self._builds.run((head.id, head.version, key), make, begun_after=since)
+        return made
 
     # -- many runs -------------------------------------------------------------------------
 
