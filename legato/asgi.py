@@ -21,6 +21,7 @@ from legato.api.fast_path import StatusFastPath
 from legato.dialects import aspera as aspera_dialect
 from legato.dialects import datasourcesvc, encoding_com, oracle_selfservice
 from legato.dialects import oac as oac_dialect
+from legato.dialects.fast_path import DialectFastPath
 from legato.engine.worker import WorkerConfig
 from legato.http.limits import BodyLimit
 from legato.http.negotiation import FormatSuffix
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(status_api.router)
     app.add_middleware(StatusFastPath)  # inside FormatSuffix: sees paths without suffix
+    app.add_middleware(DialectFastPath)
     app.add_middleware(FormatSuffix, patterns=status_api.SUFFIXED)
     app.include_router(admin.router)
     app.include_router(identity.router)

@@ -24,6 +24,7 @@ __all__ = [
     "ReadFacts",
     "ResourceRecord",
     "RunHead",
+    "RunOrigin",
     "RunRead",
     "RunRecord",
     "RunSummary",
@@ -45,6 +46,18 @@ class RunHead:
     @property
     def finished(self) -> bool:
         return self.status in RUN_TERMINAL
+
+
+@dataclass(frozen=True, slots=True)
+class RunOrigin:
+    """A run's status with what it was started for and by whom: one indexed row."""
+
+    id: int
+    status: str
+    held_until: float | None
+    requestor: str | None
+    external_id: str | None
+    parent_run_id: int | None
 
 
 @dataclass(frozen=True, slots=True)

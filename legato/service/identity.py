@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from legato.model.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from legato.model.times import iso
+from legato.service.flights import Flights
 from legato.service.login_throttle import LoginPolicy, LoginThrottle
 from legato.service.principal import CREDENTIALS_TOPIC, ROLES, Principal
 from legato.store.database import Database, Tx
@@ -48,6 +49,7 @@ _PASSWORD_CACHE_SECONDS = 30.0
 _USER_CHECK_SECONDS = 1.0
 _PASSWORD_CACHE_SIZE = 10_000
 _JWKS_CACHE_SECONDS = 10.0
+_TOKEN_CACHE_SIZE = 10_000
 _LEEWAY_SECONDS = 30
 _KEY_TYPES = {"RSA": ("RS256", "RS384", "RS512", "PS256"), "EC": ("ES256", "ES384")}
 
@@ -68,6 +70,18 @@ class _Verified:
     checked_until: float
     principal: Principal
     password_hash: str
+
+
+@dataclass(frozen=True)
+class _VerifiedToken:
+    """A JWT verified against a registration as the JWKS cache holds it (``source``, that
+    cache's entry): the same token verifies the same way while that entry stays and the token
+    has not expired."""
+
+    source: tuple[float, list[Any]]
+    source_key: str
+    valid_until: float  # epoch seconds: its ``exp`` plus the leeway
+    principal: Principal
 
 
 @dataclass
@@ -121,7 +135,11 @@ class IdentityService:
         # verified (user, password) pairs: an HMAC under a per-process secret, never the password
         self._cache_secret = secrets.token_bytes(32)
         self._password_cache: dict[bytes, _Verified] = {}
+        self._verifying: Flights[Principal | None] = Flights()
+        self._user_checks: Flights[Any] = Flights()
         self._jwks_cache: dict[str, tuple[float, list[_Registration]]] = {}
+        # verified JWTs, under an HMAC of (identifier, token)
+        self._token_cache: dict[bytes, _VerifiedToken] = {}
         self._changed = db.subscribe(CREDENTIALS_TOPIC)
 
     def close(self) -> None:
@@ -133,6 +151,7 @@ class IdentityService:
             self._changed.clear()
             self._password_cache.clear()
             self._jwks_cache.clear()
+            self._token_cache.clear()
 
     # -- users ---------------------------------------------------------------------------
 
@@ -202,16 +221,20 @@ class IdentityService:
         if not username or not password or len(password) > MAX_PASSWORD:
             raise _bad_credentials()
         self._forget_if_changed()
-        # a locked-out user is refused even with the right password: no guess is checked
-        had_failures = await self.throttle.check(username, address)
         digest = hmac.new(
             self._cache_secret,
             len(username).to_bytes(4, "big") + username.encode() + password.encode(),
             hashlib.sha256,
         ).digest()
+        known = self._password_cache.get(digest)
+        verified = known is not None and known.hash_until > time.monotonic()
+        # a locked-out user is refused even with the right password: no guess is checked
+        had_failures = await self.throttle.check(username, address, verified=verified)
         principal = await self._cached_password(digest)
-        if principal is None:
-            principal = await self._verify_password(digest, username, password)
+        if principal is None:  # concurrent logins with one pair share one hash check
+            principal = await self._verifying.run(
+                digest, lambda: self._verify_password(digest, username, password)
+            )
         if principal is None:
             await self.throttle.failed(username, address)
             raise _bad_credentials()
@@ -225,8 +248,9 @@ class IdentityService:
         if hit is None or hit.hash_until <= now:
             return None
         if hit.checked_until <= now:  # still there, with the same password and role?
-            async with self.db.read() as conn:
-                row = await find_user(conn, hit.principal.user_id or 0)
+            user_id = hit.principal.user_id or 0
+            # the requests that find the check lapsed meanwhile share its read
+            row = await self._user_checks.run(user_id, lambda: self._user(user_id))
             if (
                 row is None
                 or row.password_hash != hit.password_hash
@@ -236,6 +260,10 @@ class IdentityService:
                 return None
             hit.checked_until = now + _USER_CHECK_SECONDS
         return hit.principal
+
+    async def _user(self, user_id: int) -> Any:
+        async with self.db.read() as conn:
+            return await find_user(conn, user_id)
 
     async def _verify_password(
         self, digest: bytes, username: str, password: str
@@ -394,7 +422,30 @@ class IdentityService:
 
     async def authenticate_jwt(self, token: str, identifier: str | None) -> Principal:
         """A bearer JWT, verified with the JWKS registered under ``identifier`` (or, without
-        one, the only JWKS registered for the token's issuer)."""
+        one, the only JWKS registered for the token's issuer). A token verified lately is
+        not verified again while the registration it was verified with is the one kept."""
+        self._forget_if_changed()
+        digest = hmac.new(
+            self._cache_secret,
+            (f"i:{identifier}" if identifier is not None else "n:").encode()
+            + b"\n"
+            + token.encode(),
+            hashlib.sha256,
+        ).digest()
+        hit = self._token_cache.get(digest)
+        if hit is not None and time.time() < hit.valid_until:
+            source = self._jwks_cache.get(hit.source_key)
+            if source is hit.source and source[0] > time.monotonic():
+                return hit.principal
+        principal, verified = await self._verify_jwt(token, identifier)
+        if len(self._token_cache) >= _TOKEN_CACHE_SIZE:
+            self._token_cache.clear()
+        self._token_cache[digest] = verified
+        return principal
+
+    async def _verify_jwt(
+        self, token: str, identifier: str | None
+    ) -> tuple[Principal, _VerifiedToken]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -404,8 +455,8 @@ class IdentityService:
             raise _invalid_token(
                 f"algorithm {alg!r} is not accepted; use one of {', '.join(JWT_ALGORITHMS)}"
             )
-        self._forget_if_changed()
-        registration = await self._registration(token, identifier)
+        registration, source_key = await self._registration(token, identifier)
+        source = self._jwks_cache.get(source_key)
         if registration.audience is None:
             # registered before audiences were required: its tokens are bound to no namespace
             raise _invalid_token(
@@ -444,7 +495,7 @@ class IdentityService:
             )
         subject = claims.get("sub")
         subject = str(subject) if subject is not None else None
-        return Principal(
+        principal = Principal(
             registration.namespace_id,
             registration.namespace,
             registration.role,
@@ -452,8 +503,13 @@ class IdentityService:
             subject=subject,
             scopes=scopes,
         )
+        valid_until = float(claims["exp"]) + _LEEWAY_SECONDS
+        # a source the cache no longer holds (cleared meanwhile) keeps no token
+        kept = (0.0, []) if source is None else source
+        return principal, _VerifiedToken(kept, source_key, valid_until, principal)
 
-    async def _registration(self, token: str, identifier: str | None) -> _Registration:
+    async def _registration(self, token: str, identifier: str | None) -> tuple[_Registration, str]:
+        """The registration the token is verified with, and its key in the JWKS cache."""
         if identifier is not None:
             guid = _guid(identifier)
             if guid is None:
@@ -464,7 +520,7 @@ class IdentityService:
             found = await self._cached(guid)
             if not found:
                 raise Unauthorized(f"no JWKS is registered under {guid}", code="unknown_key")
-            return found[0]
+            return found[0], guid
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
         except jwt.PyJWTError:
@@ -472,7 +528,7 @@ class IdentityService:
         found = await self._cached(f"iss:{issuer}") if isinstance(issuer, str) else []
         if len(found) != 1:
             raise _invalid_token("send the Identifier header naming the JWKS of this token")
-        return found[0]
+        return found[0], f"iss:{issuer}"
 
     async def _cached(self, key: str) -> list[_Registration]:
         now = time.monotonic()

@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from legato.model.errors import TooManyAttempts
+from legato.service.flights import Flights
 from legato.store.database import Database, Tx
 from legato.store.login_failures import (
     clear_failures,
@@ -26,6 +27,9 @@ __all__ = ["LoginPolicy", "LoginThrottle"]
 
 T = TypeVar("T")
 _PURGE_EVERY = 100  # failures recorded by this process between purges of stale rows
+#: How long a check that found no failures stands for a password verified lately.
+CLEAR_SECONDS = 1.0
+_CLEAR_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -51,17 +55,28 @@ class LoginThrottle:
         )
         self._slots = asyncio.Semaphore(policy.hash_concurrency)
         self._recorded = 0
+        # (user, address) -> until when a check that found nothing against them stands
+        self._clear: dict[tuple[str, str | None], float] = {}
+        self._reads: Flights[dict[str, Any]] = Flights()
 
     @staticmethod
     def subjects(username: str, address: str | None) -> tuple[str, str | None]:
         return f"user:{username}"[:300], (f"addr:{address}"[:300] if address else None)
 
-    async def check(self, username: str, address: str | None) -> bool:
+    async def check(self, username: str, address: str | None, *, verified: bool = False) -> bool:
         """Refuse (429) while the user or the address is locked out; answers whether the
-        user has failures on record (a success then clears them)."""
+        user has failures on record (a success then clears them). ``verified``: the
+        password is one verified lately, so no guess is checked; then a check that found
+        nothing against the user and the address stands for :data:`CLEAR_SECONDS` (a
+        failure in this process ends that at once)."""
         user, addr = self.subjects(username, address)
-        async with self.db.read() as conn:
-            rows = await failure_rows(conn, [s for s in (user, addr) if s])
+        if verified and self._clear.get((user, addr), 0.0) > time.monotonic():
+            return False
+        started = time.monotonic()
+        if verified:  # the checks that find it lapsed meanwhile share one read
+            rows = await self._reads.run((user, addr), lambda: self._rows(user, addr))
+        else:  # a guess: what was committed before it came
+            rows = await self._rows(user, addr)
         now = time.time()
         locked = [r.locked_until for r in rows.values() if r.locked_until and r.locked_until > now]
         if locked:
@@ -69,11 +84,20 @@ class LoginThrottle:
                 "too many failed logins; try again later",
                 retry_after=math.ceil(max(locked) - now),
             )
+        if not rows:
+            if len(self._clear) >= _CLEAR_SIZE:
+                self._clear.clear()
+            self._clear[(user, addr)] = started + CLEAR_SECONDS
         return user in rows
+
+    async def _rows(self, user: str, addr: str | None) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            return await failure_rows(conn, [s for s in (user, addr) if s])
 
     async def failed(self, username: str, address: str | None) -> None:
         user, addr = self.subjects(username, address)
         policy = self.policy
+        self._clear.clear()
         self._recorded += 1
         purge = self._recorded % _PURGE_EVERY == 0
 

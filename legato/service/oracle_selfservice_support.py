@@ -10,6 +10,7 @@ from typing import Any
 
 from legato.model.errors import Conflict, InvalidInput, NotFound
 from legato.model.ids import MAX_ID, parse_id
+from legato.model.reads import RunOrigin
 from legato.model.starts import StartRun
 from legato.model.states import StepStatus
 from legato.service.principal import Principal
@@ -71,11 +72,26 @@ class SelfServiceSupport:
         if len(refs) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} ids per request, got {len(refs)}")
         out: list[tuple[str, str | None]] = []
-        async with self.db.read() as conn:
-            for ref in refs:
-                row = await self._find(conn, p, ref, requestor)
-                out.append((ref, None if row is None else _status(row)))
+        for ref in refs:
+            found = await self._origin(p, ref, requestor)
+            out.append((ref, None if found is None else _status(found)))
         return out
+
+    async def _origin(self, p: Principal, ref: str, requestor: str) -> RunOrigin | None:
+        """What :meth:`_find` finds, by point reads of one row each (no transaction)."""
+        ref = ref.strip()
+        if not ref or len(ref) > 200:
+            return None
+        by_id = parse_id(ref, low=1)
+        reads = self.runs.reads
+        found = None
+        if requestor in BY_EXTERNAL_ID or by_id is None:
+            found = await reads.origin(p.namespace_id, ref, by_external_id=True)
+        if found is None and by_id is not None:
+            found = await reads.origin(p.namespace_id, by_id)
+        if found is None or found.requestor != requestor or found.parent_run_id is not None:
+            return None
+        return found
 
     async def schedule(
         self, p: Principal, ref: str, requestor: str, until: float

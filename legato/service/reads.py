@@ -26,6 +26,7 @@ from legato.model.reads import (
     ReadFacts,
     ResourceRecord,
     RunHead,
+    RunOrigin,
     RunRead,
     StepRecord,
     ValueRecord,
@@ -35,6 +36,7 @@ from legato.service.flights import Flights
 from legato.store import reads as reader
 from legato.store.database import Database
 from legato.store.stats import load_histories
+from legato.store.step_reports import last_progress_message
 
 __all__ = ["RunReads", "parse_ref"]
 
@@ -110,6 +112,26 @@ class RunReads:
             (namespace_id, ref), lambda: self.head(namespace_id, ref), begun_after=since
         )
 
+    async def head_of_step(self, namespace_id: int, step_id: int) -> RunHead:
+        """The head of the run that step ``step_id`` (of any level) belongs to, read now;
+        NotFound for a step of no run of the namespace."""
+        head = None
+        if 0 < step_id <= MAX_ID:
+            head = await reader.head_of_step_now(self.db, namespace_id, step_id)
+        if head is None:
+            raise NotFound(f"step {step_id} does not exist", code="step_not_found")
+        return head
+
+    async def origin(
+        self, namespace_id: int, ref: int | str, *, by_external_id: bool = False
+    ) -> RunOrigin | None:
+        """A run by id (or external id) with what it was started for, read now."""
+        if not by_external_id and not (isinstance(ref, int) and 0 < ref <= MAX_ID):
+            return None
+        return await reader.run_origin_now(
+            self.db, namespace_id, ref, by_external_id=by_external_id
+        )
+
     async def find(self, namespace_id: int, refs: Sequence[int | str]) -> dict[int | str, RunHead]:
         """Heads of the namespace's runs among ids and UUIDs, by each of the two."""
         if not refs:
@@ -135,6 +157,14 @@ class RunReads:
 
     async def all_steps(self, head: RunHead) -> tuple[StepRecord, ...]:
         return await self._part(head, "all_steps", lambda: self._read_all_steps(head))
+
+    async def step_args(self, head: RunHead) -> dict[int, Any]:
+        """The resolved ``with:`` of each top-level step, by step id."""
+        return await self._part(head, "step_args", lambda: self._step_args(head))
+
+    async def said(self, head: RunHead, step_id: int) -> str | None:
+        """The latest message step ``step_id`` reported with its progress, if any."""
+        return await self._part(head, ("said", step_id), lambda: self._said(step_id))
 
     async def values(self, head: RunHead) -> tuple[ValueRecord, ...]:
         return await self._part(head, "values", lambda: self._list(reader.read_values, head))
@@ -276,6 +306,14 @@ class RunReads:
     async def _read_all_steps(self, head: RunHead) -> tuple[StepRecord, ...]:
         async with self.db.read() as conn:
             return tuple(await reader.read_steps(conn, head.id, all_levels=True))
+
+    async def _said(self, step_id: int) -> str | None:
+        async with self.db.read() as conn:
+            return await last_progress_message(conn, step_id)
+
+    async def _step_args(self, head: RunHead) -> dict[int, Any]:
+        async with self.db.read() as conn:
+            return await reader.read_step_args(conn, head.id)
 
     async def _list(
         self, fn: Callable[[Any, int], Awaitable[list[T]]], head: RunHead

@@ -13,10 +13,11 @@ and is local on SQLite, so a waiter answers right after the commit that changed 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from legato.model.errors import InvalidInput, NotFound
 from legato.model.ids import MAX_ID
@@ -43,6 +44,7 @@ from legato.store.database import Database
 
 __all__ = ["MAX_BATCH", "Snapshot", "StatusService", "parse_ref"]
 
+T = TypeVar("T")
 MAX_BATCH = 100
 #: How long a running run's rendered body is reused (many watchers of one change share it).
 FRESH_SECONDS = 0.1
@@ -87,12 +89,16 @@ class StatusService:
     def __init__(self, db: Database, reads: RunReads) -> None:
         self.db = db
         self.reads = reads
-        self._renders: Flights[bytes] = Flights()
+        self._builds: Flights[Any] = Flights()
 
     # -- resources -----------------------------------------------------------------------
 
     async def head(self, p: Principal, ref: int | str, *, since: float | None = None) -> RunHead:
         return await self.reads.head(p.namespace_id, ref, since=since)
+
+    async def head_of_step(self, p: Principal, step_id: int) -> RunHead:
+        """The head of the run a step (by id, of any level) belongs to."""
+        return await self.reads.head_of_step(p.namespace_id, step_id)
 
     async def snapshot(
         self, p: Principal, ref: int | str, resource: Resource, *, since: float | None = None
@@ -191,6 +197,18 @@ class StatusService:
 
         return lambda head: Snapshot(head, ("output", step_ref, name), lambda: build(head))
 
+    async def run_at(self, head: RunHead) -> RunRead:
+        """The typed read of the run at ``head``'s version."""
+        return await self.reads.run(head)
+
+    async def step_args_of(self, head: RunHead) -> dict[int, Any]:
+        """The resolved ``with:`` of each top-level step at ``head``'s version, by step id."""
+        return await self.reads.step_args(head)
+
+    async def said_of(self, head: RunHead, step_id: int) -> str | None:
+        """The latest message a step of the run reported with its progress, if any."""
+        return await self.reads.said(head, step_id)
+
     async def values_of(self, head: RunHead) -> tuple[ValueRecord, ...]:
         return await self.reads.values(head)
 
@@ -218,21 +236,35 @@ class StatusService:
         self, snap: Snapshot, form: Hashable, encode: Callable[[Any], bytes]
     ) -> bytes:
         """The snapshot's body as ``encode`` makes it (``form`` names the encoding), kept
-        while the run stays at this version: for good once it has finished, else for
-        :data:`FRESH_SECONDS`, since a running run's body also tells time (time left,
-        elapsed, waiting until)."""
-        key = (snap.key, form)
-        kept = self.reads.remembered(snap.head, key)
-        if kept is not None and (snap.finished or time.monotonic() - kept[0] < FRESH_SECONDS):
+        as :meth:`kept` keeps answers."""
+
+        async def build() -> bytes:
+            return encode(await snap.body())
+
+        return await self.kept(snap.head, (snap.key, form), build)
+
+    async def kept(self, head: RunHead, key: Hashable, build: Callable[[], Awaitable[T]]) -> T:
+        """What ``build`` makes of this version of the run (``key`` names it: a face's
+        answer, in its format), kept while the run stays at this version: for good once it
+        has finished, else for :data:`FRESH_SECONDS`, since what a running run shows also
+        tells time (time left, elapsed, waiting until) and live facts (whether a worker is
+        alive). ``build`` must read the run at ``head``'s version, or later."""
+        kept = self.reads.remembered(head, key)
+        now = time.monotonic()
+        if kept is not None and (head.finished or now - kept[0] < FRESH_SECONDS):
             return kept[1]  # type: ignore[no-any-return]
 
-        async def render() -> bytes:
-            content = encode(await snap.body())
-            self.reads.remember(snap.head, key, (time.monotonic(), content))
-            return content
+        async def make() -> Any:
+            started = time.monotonic()
+            value = await build()
+            self.reads.remember(head, key, (started, value))
+            return value
 
-        # the watchers one commit wakes ask at once: they share one render of the version
-        return await self._renders.run((snap.run_id, snap.change_seq, key), render)
+        # the requests that find it missing meanwhile share one build, as they would share
+        # what it keeps: any of a finished run, one begun lately of a running one
+        since = -math.inf if head.finished else now - FRESH_SECONDS
+        made: T = await self._builds.run((head.id, head.version, key), make, begun_after=since)
+        return made
 
     # -- many runs -------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from legato.model.reads import (
     LogRecord,
     ResourceRecord,
     RunHead,
+    RunOrigin,
     RunRecord,
     StepRecord,
     ValueRecord,
@@ -50,16 +51,19 @@ __all__ = [
     "find_head",
     "find_heads",
     "head_now",
+    "head_of_step_now",
     "namespace_full",
     "read_errors",
     "read_events",
     "read_logs",
     "read_resources",
     "read_run",
+    "read_step_args",
     "read_steps",
     "read_subtree_counts",
     "read_value",
     "read_values",
+    "run_origin_now",
     "worker_heartbeats",
 ]
 
@@ -92,6 +96,10 @@ _LEVEL_STEPS = _STEPS.where(steps.c.parent_step_id == bindparam("parent")).order
     steps.c.rank, steps.c.id
 )
 _ALL_STEPS = _STEPS.order_by(steps.c.rank, steps.c.id)
+
+_TOP_STEP_ARGS = select(steps.c.id, steps.c.args).where(
+    steps.c.run_id == bindparam("run_id"), steps.c.parent_step_id.is_(None)
+)
 
 _NESTED_COUNTS = (
     select(steps.c.parent_step_id, literal_column("0"), steps.c.status, func.count())
@@ -165,6 +173,49 @@ async def head_now(db: Database, namespace_id: int, ref: int | str) -> RunHead |
     return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]))
 
 
+_STEP_HEAD_SQL = (
+    "SELECT r.id, r.namespace_id, r.status, r.change_seq + COALESCE((SELECT SUM(c.change_seq)"
+    " FROM runs c WHERE c.parent_run_id = r.id), 0){cast_to}"
+    " FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.id = {step} AND r.namespace_id = {ns}"
+)
+#: The head of the run a step (by id, of any level) belongs to.
+_POINT_HEAD_OF_STEP = PointQuery(
+    _STEP_HEAD_SQL.format(cast_to="", step="?", ns="?"),
+    _STEP_HEAD_SQL.format(cast_to="::bigint", step="$1::bigint", ns="$2::bigint"),
+)
+
+
+async def head_of_step_now(db: Database, namespace_id: int, step_id: int) -> RunHead | None:
+    """The head of the namespace's run that step ``step_id`` belongs to, as of now."""
+    row = await db.point(_POINT_HEAD_OF_STEP, step_id, namespace_id)
+    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]))
+
+
+def _origin_sql(by: str, placeholder: str, second: str) -> str:
+    return (
+        "SELECT r.id, r.status, r.held_until, r.requestor, r.external_id, r.parent_run_id"
+        f" FROM runs r WHERE r.{by} = {placeholder} AND r.namespace_id = {second}"
+    )
+
+
+_POINT_ORIGIN_BY_ID = PointQuery(
+    _origin_sql("id", "?", "?"), _origin_sql("id", "$1::bigint", "$2::bigint")
+)
+_POINT_ORIGIN_BY_EXTERNAL_ID = PointQuery(
+    _origin_sql("external_id", "?", "?"), _origin_sql("external_id", "$1::text", "$2::bigint")
+)
+
+
+async def run_origin_now(
+    db: Database, namespace_id: int, ref: int | str, *, by_external_id: bool = False
+) -> RunOrigin | None:
+    """A run of the namespace by integer id (or by external id), with what it was started
+    for, as of now."""
+    query = _POINT_ORIGIN_BY_EXTERNAL_ID if by_external_id else _POINT_ORIGIN_BY_ID
+    row = await db.point(query, ref, namespace_id)
+    return None if row is None else RunOrigin(*row)
+
+
 async def find_head(conn: AsyncConnection, namespace_id: int, ref: int | str) -> RunHead | None:
     """A run of the namespace by integer id or UUID; None for another tenant's run."""
     query = _HEAD_BY_ID if isinstance(ref, int) else _HEAD_BY_UUID
@@ -207,6 +258,12 @@ async def read_steps(
     else:
         query, params = _LEVEL_STEPS, {"run_id": run_id, "parent": parent}
     return [_step(r) for r in await conn.execute(query, params)]
+
+
+async def read_step_args(conn: AsyncConnection, run_id: int) -> dict[int, Any]:
+    """The resolved ``with:`` of each top-level step of the run, by step id (None until the
+    step is released)."""
+    return {r[0]: r[1] for r in await conn.execute(_TOP_STEP_ARGS, {"run_id": run_id})}
 
 
 async def read_subtree_counts(

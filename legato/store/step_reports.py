@@ -15,7 +15,7 @@ from legato.model.records import value_type
 from legato.store.database import Tx
 from legato.store.tables import logs, progress_points, resources, run_values, runs, steps
 
-__all__ = ["StepReports", "write_step_reports"]
+__all__ = ["StepReports", "last_progress_message", "read_progress", "write_step_reports"]
 
 
 @dataclass
@@ -115,3 +115,21 @@ async def read_progress(conn: AsyncConnection, step_id: int) -> list[Row[Any]]:
             .order_by(progress_points.c.id)
         )
     )
+
+
+_LAST_SAID = (
+    select(progress_points.c.message)
+    .where(
+        progress_points.c.step_id == bindparam("step_id"),
+        progress_points.c.message.is_not(None),
+        progress_points.c.message != "",
+    )
+    .order_by(progress_points.c.id.desc())
+    .limit(1)
+)
+
+
+async def last_progress_message(conn: AsyncConnection, step_id: int) -> str | None:
+    """The latest message a step reported with its progress (None if it said none)."""
+    row = (await conn.execute(_LAST_SAID, {"step_id": step_id})).first()
+    return None if row is None else str(row[0])

@@ -213,13 +213,6 @@ def seconds_of(value: Any) -> int | None:
         return None
 
 
-async def run_of_step(call: Call, step_id: int) -> int:
-    try:
-        return await call.app.aspera_support.run_of_step(call.principal, step_id)
-    except NotFound:
-        raise AsperaError(404, f"Work step {step_id} not found") from None
-
-
 def wrapped_list(call: Call, root: str, item: str, docs: list[Any]) -> Response:
     """``{root: {item: [...]}}`` in JSON (always a list), ``<root><item/>…</root>`` in XML."""
     if call.fmt == "json":

@@ -4,6 +4,7 @@ and cancelling the work order a step belongs to."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi.responses import Response
@@ -21,7 +22,6 @@ from legato.dialects.aspera.call import (
     rails_time,
     render_doc,
     required,
-    run_of_step,
     seconds_of,
     text_answer,
     value_doc,
@@ -40,6 +40,7 @@ from legato.model.errors import (
     Conflict,
     NotFound,
 )
+from legato.model.reads import RunHead
 from legato.service.views import value_view
 
 
@@ -49,33 +50,72 @@ async def work_step_status(call: Call) -> Response:
     step_id = integer_id(call.target or "", "Work step")
     if call.params.get("output_name", "").strip():
         return await step_output(call, step_id)
-    run_id = await run_of_step(call, step_id)
-    run = await call.app.runs.get(call.principal, run_id)
-    step = next((s for s in run["steps"] if s["id"] == step_id), None)
-    if step is None:
-        step = await call.app.runs.step(call.principal, run_id, str(step_id))
-    return await _step_status(call, run, step)
+    try:
+        head = await call.app.status.head_of_step(call.principal, step_id)
+    except NotFound:
+        raise AsperaError(404, f"Work step {step_id} not found") from None
+
+    async def build() -> Response:
+        run = await call.app.status.run(call.principal)(head).body()
+        step = next((s for s in run["steps"] if s["id"] == step_id), None)
+        if step is None:
+            step = await call.app.status.step(call.principal, str(step_id))(head).body()
+        return await _step_status(call, head, run, step)
+
+    return await _kept(call, head, ("work_step_status", step_id), build)
 
 
 async def _step_of_work_order(call: Call) -> Response:
     order_ref, step_name = required(call, "work_order_id", "step_name")
-    run = await work_order_of(call, order_ref)
-    steps = run["steps"]
-    step = next((s for s in steps if s["name"] == step_name), None)
-    step = step or next((s for s in steps if s["key"] == step_name), None)
-    if step is None:
-        raise AsperaError(404, f"Work step '{step_name}' not found in work order {run['id']}")
-    return await _step_status(call, run, step)
+    run_id = integer_id(order_ref, "Work order")
+    try:
+        head = await call.app.status.head(call.principal, run_id)
+    except NotFound:
+        raise AsperaError(404, f"Work order {run_id} not found") from None
+
+    async def build() -> Response:
+        run = await call.app.status.run(call.principal)(head).body()
+        steps = run["steps"]
+        step = next((s for s in steps if s["name"] == step_name), None)
+        step = step or next((s for s in steps if s["key"] == step_name), None)
+        if step is None:
+            raise AsperaError(404, f"Work step '{step_name}' not found in work order {run['id']}")
+        return await _step_status(call, head, run, step)
+
+    return await _kept(call, head, ("work_order", step_name), build)
 
 
-async def _step_status(call: Call, run: dict[str, Any], step: dict[str, Any]) -> Response:
+async def _kept(
+    call: Call, head: RunHead, what: tuple[Any, ...], build: Callable[[], Awaitable[Response]]
+) -> Response:
+    """The answer ``build`` makes, kept with the run's version as the native reads keep
+    their bodies (per format, and whether only the status word was asked for)."""
+
+    async def rendered() -> tuple[bytes, str | None]:
+        response = await build()
+        return bytes(response.body), response.media_type
+
+    key = ("aspera", *what, call.fmt, _status_only(call))
+    try:
+        body, media_type = await call.app.status.kept(head, key, rendered)
+    except NotFound:  # deleted meanwhile
+        raise AsperaError(404, f"Work order {head.id} not found") from None
+    return Response(body, media_type=media_type)
+
+
+def _status_only(call: Call) -> bool:
+    return call.params.get("status_only", "").lower() == "true" or call.fmt == "txt"
+
+
+async def _step_status(
+    call: Call, head: RunHead, run: dict[str, Any], step: dict[str, Any]
+) -> Response:
+    """The step's status document, from the run at ``head``'s version (``run``, its view)."""
     word = STATE_WORDS["step"][step["status"]]
-    if call.params.get("status_only", "").lower() == "true" or call.fmt == "txt":
+    if _status_only(call):
         return text_answer(word)
     p, app = call.principal, call.app
-    values = [
-        value_view(v) for v in await app.status.values_of(await app.status.head(p, run["id"]))
-    ]
+    values = [value_view(v) for v in await app.status.values_of(head)]
     workflow = await app.workflows.get(p, run["workflow"], run["workflow_version"])
     workflow_id = await app.aspera_support.workflow_id(p, run["workflow"])
     spec = definition_step(workflow["definition"], step["key"])
@@ -95,7 +135,7 @@ async def _step_status(call: Call, run: dict[str, Any], step: dict[str, Any]) ->
         ("step-type", step["type"] or step["kind"]),
         ("attempt", step["attempt"]),
         ("step-id", step["rank"] + 1),
-        ("statusDetails", await _status_details(call, run["id"], step)),
+        ("statusDetails", await _status_details(call, head, step)),
         ("rank", step["rank"] + 1),
         ("id", step["id"]),
         ("activation-date", activation),
@@ -122,15 +162,14 @@ async def _step_status(call: Call, run: dict[str, Any], step: dict[str, Any]) ->
     return render_doc(call.fmt, "Work-step-status", doc)
 
 
-async def _status_details(call: Call, run_id: int, step: dict[str, Any]) -> str:
+async def _status_details(call: Call, head: RunHead, step: dict[str, Any]) -> str:
     """What the step last said of itself: its error when it failed, else the latest message
     it reported with its progress, else its status message."""
     error = step.get("error") or {}
     if step["status"] in ("FAILED", "TIMED_OUT") and error.get("message"):
         return str(error["message"])
-    history = await call.app.runs.progress_history(call.principal, run_id, str(step["id"]))
-    said = [pt["message"] for pt in history["points"] if pt["message"]]
-    return str(said[-1]) if said else str(step["status_message"] or "")
+    said = await call.app.status.said_of(head, step["id"])
+    return said if said else str(step["status_message"] or "")
 
 
 async def step_output(call: Call, step_id: int) -> Response:

@@ -9,9 +9,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from legato.model.reads import RunRead
 from legato.model.times import iso
 
-__all__ = ["STATE_WORDS", "STEP_WORDS", "log_text", "record_from_view", "run_shape"]
+__all__ = [
+    "STATE_WORDS",
+    "STEP_WORDS",
+    "log_text",
+    "record_from_read",
+    "record_from_view",
+    "run_shape",
+]
 
 #: Legato run status -> datasourcesvc orch run ``_status``.
 STATE_WORDS: dict[str, str] = {
@@ -106,6 +114,51 @@ def record_from_view(view: dict[str, Any], workflow: dict[str, Any]) -> dict[str
                 "finished_at": _epoch(st["finished_at"]),
             }
             for st in view.get("steps", [])
+        ],
+    }
+
+
+def record_from_read(
+    read: RunRead, args: dict[int, Any], workflow: dict[str, Any], namespace: str
+) -> dict[str, Any]:
+    """The record ``run_shape`` renders, from the typed read of a run, its top-level steps'
+    resolved ``with:`` (by step id) and its workflow version's view."""
+    run = read.run
+    return {
+        "id": run.id,
+        "uuid": run.uuid,
+        "namespace": namespace,
+        "workflow_uuid": workflow["uuid"],
+        "workflow_name": run.workflow_name,
+        "workflow_version": run.workflow_version,
+        "description": workflow["description"] or "",
+        "operation_type": run.operation_type,
+        "requestor": run.requestor,
+        "labels": dict(run.labels or {}),
+        "status": run.status,
+        "error": run.error,
+        "inputs": run.inputs or {},
+        "outputs": run.outputs or {},
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "updated_at": run.updated_at,
+        "steps": [
+            {
+                "id": s.id,
+                "key": s.key,
+                "name": s.name,
+                "kind": s.kind,
+                "type": s.type_label,
+                "rank": s.rank,
+                "status": s.status,
+                "error": s.error,
+                "outputs": s.outputs if s.outputs is not None else {},
+                "args": args.get(s.id),
+                "started_at": s.started_at,
+                "finished_at": s.finished_at,
+            }
+            for s in read.steps
         ],
     }
 

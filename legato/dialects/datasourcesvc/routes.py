@@ -20,6 +20,7 @@ from legato.dialects.datasourcesvc.render import (
     CREATEDBY_LABEL,
     STATE_WORDS,
     log_text,
+    record_from_read,
     record_from_view,
     run_shape,
 )
@@ -259,7 +260,19 @@ async def orch_run_logs(request: Request, run_id: str) -> Response:
 @router.get("/orchrun/{run_id}")
 async def get_orch_run(request: Request, run_id: str) -> Response:
     async def work(app: Services, p: Principal) -> Response:
-        return JSONResponse([run_shape(await app.datasourcesvc_support.run(p, _ref(run_id)))])
+        head = await app.status.head(p, _ref(run_id))
+
+        async def build() -> bytes:
+            read = await app.status.run_at(head)
+            args = await app.status.step_args_of(head)
+            run = read.run
+            workflow = await app.workflows.get(p, run.workflow_name, run.workflow_version)
+            shape = run_shape(record_from_read(read, args, workflow, p.namespace))
+            return bytes(JSONResponse([shape]).body)
+
+        # kept with the run's version, as the native reads keep their bodies
+        body = await app.status.kept(head, ("datasourcesvc", "orchrun", p.namespace), build)
+        return Response(body, media_type=JSONResponse.media_type)
 
     return await _answer(request, work)
 

@@ -20,10 +20,10 @@ from typing import Any
 from legato import __version__
 from legato.dialects.encoding_com.render import Node, vendor_date
 from legato.model.ids import parse_id
+from legato.model.reads import RunHead
 from legato.model.states import RUN_TERMINAL, STEP_TERMINAL
 from legato.service.principal import Principal
 from legato.service.services import Services
-from legato.service.views import resource_view
 
 __all__ = ["STATE_WORDS", "STEP_WORDS", "Layout", "media_node", "scalar"]
 
@@ -292,7 +292,8 @@ def format_node(
     return node
 
 
-async def layout_of(legato: Services, p: Principal, run: dict[str, Any]) -> Layout:
+async def layout_of(legato: Services, p: Principal, head: RunHead, run: dict[str, Any]) -> Layout:
+    """The layout of ``run``, the view of the run at ``head``."""
     workflow = await legato.workflows.get(p, run["workflow"], run["workflow_version"])
     foreach_keys = {
         str(s.get("id"))
@@ -303,7 +304,8 @@ async def layout_of(legato: Services, p: Principal, run: dict[str, Any]) -> Layo
     items: dict[str, list[dict[str, Any]]] = {}
     for step in top:
         if step["key"] in foreach_keys and step.get("counts_by_status"):
-            items[step["key"]] = await legato.runs.steps(p, run["id"], parent=step["id"])
+            level = await legato.status.steps(p, parent=step["id"])(head).body()
+            items[step["key"]] = level["steps"]
     return Layout.of(top, foreach_keys, items, len(blocks_of(run)))
 
 
@@ -314,14 +316,13 @@ def blocks_of(run: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-async def media_node(
-    legato: Services, p: Principal, run: dict[str, Any], *, task_status: bool
-) -> Node:
-    """One media as GetStatus answers it."""
-    events = await legato.runs.events(p, run["id"])
-    head = await legato.status.head(p, run["id"])
-    resources = [resource_view(r) for r in await legato.status.resources_of(head)]
-    layout = await layout_of(legato, p, run)
+async def media_node(legato: Services, p: Principal, head: RunHead, *, task_status: bool) -> Node:
+    """One media as GetStatus answers it: the run at ``head``'s version."""
+    status = legato.status
+    run: dict[str, Any] = await status.run(p)(head).body()
+    events = (await status.events(p)(head).body())["events"]
+    resources = (await status.resources(p)(head).body())["resources"]
+    layout = await layout_of(legato, p, head, run)
     inputs = run.get("inputs") or {}
     word = media_word(run, layout)
     time_left = (run.get("time_left") or {}).get("seconds")

@@ -15,6 +15,7 @@ from typing import Any, Union
 import orjson
 
 __all__ = [
+    "MEDIA_TYPES",
     "UNSET_DATE",
     "Node",
     "error_node",
@@ -79,8 +80,10 @@ def to_json(node: Node) -> bytes:
     return orjson.dumps({"response": _plain(node)})
 
 
+#: The media type of an answer, by whether it is JSON.
+MEDIA_TYPES = {True: "application/json", False: "application/xml"}
+
+
 def render(node: Node, as_json: bool) -> tuple[bytes, str]:
     """The body and its media type."""
-    if as_json:
-        return to_json(node), "application/json"
-    return to_xml(node), "application/xml"
+    return (to_json(node) if as_json else to_xml(node)), MEDIA_TYPES[as_json]

@@ -9,9 +9,10 @@ included, is HTTP 200 in the format the query came in.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import orjson
@@ -20,14 +21,22 @@ from starlette.responses import Response
 
 from legato import __version__
 from legato.dialects.encoding_com.media import STATE_WORDS, STEP_WORDS, media_node, scalar
-from legato.dialects.encoding_com.render import Node, error_node, render, vendor_date
+from legato.dialects.encoding_com.render import (
+    MEDIA_TYPES,
+    Node,
+    error_node,
+    render,
+    vendor_date,
+)
 from legato.http.credentials import Credentials, principal_of
 from legato.http.xml import parse_xml
 from legato.model.errors import Conflict, LegatoError, NotFound, Unauthorized
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
+from legato.model.reads import RunHead
 from legato.model.starts import StartRun
 from legato.service.principal import Principal
+from legato.service.services import Services
 
 __all__ = ["STATE_WORDS", "STEP_WORDS", "WORKFLOW", "router"]
 
@@ -35,6 +44,10 @@ router = APIRouter(tags=["dialect: encoding.com"])
 
 #: The workflow that ``AddMedia`` starts in the caller's namespace.
 WORKFLOW = "encoding-com"
+
+T = TypeVar("T")
+#: Makes something of a run at one version.
+Make = Callable[[RunHead], Awaitable[T]]
 
 _MAX_BODY = 1_000_000
 _MAX_IDS = 100
@@ -153,6 +166,8 @@ async def endpoint(request: Request) -> Response:
         node = error_node(str(exc))
     except LegatoError as exc:
         node = error_node(exc.detail)
+    if isinstance(node, bytes):  # rendered already, in the query's format
+        return Response(node, media_type=MEDIA_TYPES[as_json])
     body, media_type = render(node, as_json)
     return Response(body, media_type=media_type)
 
@@ -171,7 +186,7 @@ async def _authenticate(request: Request, query: Query) -> Principal:
     return principal
 
 
-async def _dispatch(request: Request, query: Query) -> Node:
+async def _dispatch(request: Request, query: Query) -> Node | bytes:
     action = query.require("action")
     handler = _ACTIONS.get(action.lower())
     if handler is None:
@@ -202,19 +217,43 @@ async def _run(legato: Any, p: Principal, media_id: int) -> dict[str, Any]:
     return run
 
 
+async def _head(legato: Services, p: Principal, media_id: int) -> RunHead:
+    try:
+        return await legato.status.head(p, media_id)
+    except NotFound:
+        raise QueryError(f"Media ID {media_id} not found") from None
+
+
+async def _kept(legato: Services, p: Principal, media_id: int, key: Hashable, make: Make[T]) -> T:
+    """What ``make`` makes of the media now, kept with the run's version as the native reads
+    keep their bodies."""
+    head = await _head(legato, p, media_id)
+    try:
+        return await legato.status.kept(head, key, lambda: make(head))
+    except NotFound:  # deleted meanwhile
+        raise QueryError(f"Media ID {media_id} not found") from None
+
+
 # -- GetStatus -------------------------------------------------------------------------------
 
 
-async def get_status(legato: Any, p: Principal, query: Query) -> Node:
+async def get_status(legato: Services, p: Principal, query: Query) -> Node | bytes:
+    """The media asked for; one media (the poll) is answered already rendered."""
     ids = _media_ids(query)
     task_status = query.flag("include_task_status")
-    nodes = [
-        await media_node(legato, p, await _run(legato, p, media_id), task_status=task_status)
-        for media_id in ids
-    ]
+
+    async def media(head: RunHead) -> Node:
+        return await media_node(legato, p, head, task_status=task_status)
+
     if len(ids) == 1 and not query.flag("extended"):
-        return nodes[0]
-    return [("job", node) for node in nodes]
+
+        async def rendered(head: RunHead) -> bytes:
+            return render(await media(head), query.as_json)[0]
+
+        one = ("encoding.com", "GetStatus", p.key_id, task_status, query.as_json)
+        return await _kept(legato, p, ids[0], one, rendered)
+    each = ("encoding.com", "media", p.key_id, task_status)
+    return [("job", await _kept(legato, p, media_id, each, media)) for media_id in ids]
 
 
 # -- AddMedia, CancelMedia, GetMediaInfo, GetMediaList ---------------------------------------
@@ -300,8 +339,9 @@ async def get_media_info_ex(legato: Any, p: Principal, query: Query) -> Node:
     """The media as GetStatus shows it (with its tasks' log), then GetMediaInfo's fields in a
     ``mediainfo`` block."""
     [media_id] = _media_ids(query)[:1]
-    run = await _run(legato, p, media_id)
-    node = await media_node(legato, p, run, task_status=True)
+    head = await _head(legato, p, media_id)
+    run = await legato.status.run(p)(head).body()
+    node = await media_node(legato, p, head, task_status=True)
     return [*node, ("mediainfo", _info_fields(run))]
 
 

@@ -24,11 +24,12 @@ from legato.http.watch import etag, etag_matches, parse_etags
 from legato.model.errors import LegatoError, NotFound, TooManyAttempts
 from legato.model.filters import RunFilter
 from legato.model.ids import parse_id
+from legato.model.reads import RunHead
 from legato.model.starts import StartRun
 from legato.service.principal import Principal
 from legato.service.services import Services
 from legato.service.status import parse_ref
-from legato.service.views import error_view, resource_view
+from legato.service.views import error_view
 
 __all__ = ["STATE_WORDS", "router"]
 
@@ -201,18 +202,45 @@ def _ref(work_request_id: str) -> int | str:
     return ref
 
 
-async def _item(app: Services, p: Principal, work_request_id: str) -> tuple[dict[str, Any], str]:
-    """The work request and its entity tag (from the run's change counter)."""
-
+async def _head(app: Services, p: Principal, work_request_id: str) -> RunHead:
     try:
-        head = await app.status.head(p, _ref(work_request_id))
-        run = await app.runs.get(p, head.id)
+        return await app.status.head(p, _ref(work_request_id))
     except NotFound:
         raise OacError(404, f"work request {work_request_id} does not exist") from None
-    resources = [resource_view(r) for r in await app.status.resources_of(head)]
-    errors = [error_view(e) for e in await app.status.errors_of(head)]
-    body = work_request(run, await _resource_type(app, p, run, {}), resources, errors)
+
+
+async def _work_request_at(app: Services, p: Principal, head: RunHead) -> dict[str, Any]:
+    """The work request as of ``head``'s version of its run."""
+    run = await app.status.run(p)(head).body()
+    resources = (await app.status.resources(p)(head).body())["resources"]
+    errors = (await app.status.errors(p)(head).body())["errors"]
+    return work_request(run, await _resource_type(app, p, run, {}), resources, errors)
+
+
+async def _item(app: Services, p: Principal, work_request_id: str) -> tuple[dict[str, Any], str]:
+    """The work request and its entity tag (from the run's change counter)."""
+    head = await _head(app, p, work_request_id)
+    try:
+        body = await _work_request_at(app, p, head)
+    except NotFound:  # deleted meanwhile
+        raise OacError(404, f"work request {work_request_id} does not exist") from None
     return body, etag(head.id, head.version, "oac")
+
+
+async def _rendered(app: Services, p: Principal, work_request_id: str) -> tuple[bytes, str, str]:
+    """The work request's body in JSON, its id and its entity tag; the body is kept with
+    the run's version, as the native reads keep theirs."""
+    head = await _head(app, p, work_request_id)
+
+    async def build() -> tuple[bytes, str]:
+        item = await _work_request_at(app, p, head)
+        return orjson.dumps(item), str(item["id"])
+
+    try:
+        body, ident = await app.status.kept(head, ("oac", "workRequest"), build)
+    except NotFound:  # deleted meanwhile
+        raise OacError(404, f"work request {work_request_id} does not exist") from None
+    return body, ident, etag(head.id, head.version, "oac")
 
 
 def _check_if_match(request: Request, tag: str) -> None:
@@ -223,9 +251,10 @@ def _check_if_match(request: Request, tag: str) -> None:
 
 async def _get_one(request: Request, work_request_id: str) -> Response:
     async def handler(p: Principal, app: Services) -> Response:
-        item, tag = await _item(app, p, work_request_id)
+        body, ident, tag = await _rendered(app, p, work_request_id)
         _check_if_match(request, tag)
-        return _json(item, headers={"etag": tag, HEADER_ID: item["id"]})
+        headers = {"etag": tag, HEADER_ID: ident}
+        return Response(body, media_type="application/json", headers=headers)
 
     return await _serve(request, handler)
 
