@@ -6,7 +6,9 @@ they marked dirty plus the :class:`Effects` they collected, all in one transacti
 
 from __future__ import annotations
 
+import operator
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +121,19 @@ class RunGraph:
     #: a start that meets one at once answers it instead of keeping the failed run.
     refused_expressions: list[dict[str, str]] = field(default_factory=list)
 
+    #: indexes over ``steps`` (by id; the items of each parent, in rank order), built when
+    #: first asked for and dropped whenever a step is added or removed
+    _by_id: dict[int, StepState] | None = field(default=None, repr=False, compare=False)
+    _kids: dict[int, list[StepState]] | None = field(default=None, repr=False, compare=False)
+
+    def add_step(self, step: StepState) -> None:
+        self.steps.append(step)
+        self._by_id = self._kids = None
+
+    def remove_step(self, step: StepState) -> None:
+        self.steps.remove(step)
+        self._by_id = self._kids = None
+
     def top(self) -> list[StepState]:
         return [s for s in self.steps if s.parent_step_id is None and s.parent is None]
 
@@ -126,20 +141,29 @@ class RunGraph:
         return {s.key: s for s in self.top()}
 
     def by_id(self, step_id: int) -> StepState | None:
-        for s in self.steps:
-            if s.id == step_id:
-                return s
-        return None
+        found = self._by_id.get(step_id) if self._by_id is not None else None
+        if found is None or found.id != step_id:  # new steps get their ids on insert
+            self._by_id = {s.id: s for s in self.steps if s.id}
+            found = self._by_id.get(step_id)
+        return found
 
     def children(self, parent: StepState) -> list[StepState]:
-        return sorted(
-            (
-                s
-                for s in self.steps
-                if s.parent is parent or (parent.id and s.parent_step_id == parent.id)
-            ),
-            key=lambda s: s.rank,
-        )
+        """The items or steps of ``parent``, in rank order."""
+        if self._kids is None:
+            self._kids = self._index_children()
+        return list(self._kids.get(id(parent), ()))
+
+    def _index_children(self) -> dict[int, list[StepState]]:
+        # an item made here points at its parent; one read from the store names its id
+        ids = {s.id: s for s in self.steps if s.id}
+        kids: dict[int, list[StepState]] = {}
+        for s in self.steps:
+            parent = s.parent or (ids.get(s.parent_step_id) if s.parent_step_id else None)
+            if parent is not None:
+                kids.setdefault(id(parent), []).append(s)
+        for group in kids.values():
+            group.sort(key=lambda s: s.rank)
+        return kids
 
     def scope(self, item: Any = None) -> dict[str, Any]:
         run = self.run
@@ -409,28 +433,32 @@ def _after_step(graph: RunGraph, step: StepState, now: float, fx: Effects) -> No
     _finish_if_done(graph, now, fx)
 
 
+_status_of = operator.attrgetter("status")
+
+
 def _advance_parent(graph: RunGraph, parent: StepState, now: float, fx: Effects) -> None:
-    kids = graph.children(parent)
-    done = [k for k in kids if k.status in STEP_TERMINAL]
     if parent.status != S.RUNNING:
         return
-    running = [k for k in kids if k.status in (S.READY, S.RUNNING)]
-    sd = _definition_of(graph, parent)
-    limit = (sd.max_parallel if sd and sd.max_parallel else len(kids)) - len(running)
-    cancelling = graph.run.status == R.CANCELING
-    for kid in kids:
-        if kid.status == S.PENDING and (cancelling or limit > 0):
-            if cancelling:
-                kid.move(S.CANCELED, "Canceled")
-                done.append(kid)
-            else:
-                kid.move(S.READY, "Ready")
-                fx.mark_ready(kid)
-                limit -= 1
-    parent.progress = len(done) / len(kids) if kids else 1.0
-    parent.status_message = f"{len(done)} of {len(kids)} items finished"
+    kids = graph.children(parent)
+    # this runs at every item's end: the items are counted by status in one quick pass
+    counts = Counter(map(_status_of, kids))
+    done = sum(counts[status] for status in STEP_TERMINAL)
+    running = counts[S.READY] + counts[S.RUNNING]
+    pending = [k for k in kids if k.status == S.PENDING] if counts[S.PENDING] else []
+    if graph.run.status == R.CANCELING:
+        for kid in pending:
+            kid.move(S.CANCELED, "Canceled")
+        done += len(pending)
+    else:
+        sd = _definition_of(graph, parent)
+        limit = (sd.max_parallel if sd and sd.max_parallel else len(kids)) - running
+        for kid in pending[: max(0, limit)]:
+            kid.move(S.READY, "Ready")
+            fx.mark_ready(kid)
+    parent.progress = done / len(kids) if kids else 1.0
+    parent.status_message = f"{done} of {len(kids)} items finished"
     parent.dirty = True
-    if len(done) < len(kids):
+    if done < len(kids):
         return
     bad = [k for k in kids if k.status != S.SUCCEEDED]
     if not bad:
@@ -608,6 +636,7 @@ def _dispatch(
         _mark_running(graph.run, now, fx)
         fx.event(graph.run, "step.started", S.RUNNING, f"{step.name} started", now, step)
         limit = sd.max_parallel or len(items)
+        base = graph.scope()  # the items are not named in it: the same for every item
         for index, item in enumerate(items):
             kid = StepState(
                 run_id=step.run_id,
@@ -627,12 +656,12 @@ def _dispatch(
                 parent=step,
                 parent_step_id=step.id or None,
             )
-            kid.args = render(sd.with_, graph.scope(item), "with")
+            kid.args = render(sd.with_, {**base, "item": item}, "with")
             if index < limit:
                 kid.status = S.READY
                 kid.status_message = "Ready"
                 fx.mark_ready(kid)
-            graph.steps.append(kid)
+            graph.add_step(kid)
             fx.new_steps.append(kid)
         if not items:
             _succeed(graph, step, {"items": []}, now, fx)
@@ -646,7 +675,7 @@ def _dispatch(
         fx.event(graph.run, "step.started", S.RUNNING, f"{step.name} started", now, step)
         for rank, child in enumerate(sd.steps or []):
             kid = _step_row(child, step.run_id, rank, step.priority, now, parent=step)
-            graph.steps.append(kid)
+            graph.add_step(kid)
             fx.new_steps.append(kid)
         _advance_group(graph, step, now, fx)
         return
@@ -837,7 +866,7 @@ def retry_run(graph: RunGraph, now: float, fx: Effects) -> bool:
     for step in list(graph.steps):  # the items and steps of what runs again are made anew
         if step.parent is not None or step.parent_step_id is not None:
             if _top_ancestor(graph, step) in again:
-                graph.steps.remove(step)
+                graph.remove_step(step)
                 fx.removed_steps.append(step)
     for step in again:
         step.attempt = 0
