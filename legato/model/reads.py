@@ -42,6 +42,9 @@ class RunHead:
     status: str
     #: the run's change counter plus its sub-workflow runs' (their steps show in its counts)
     version: int
+    #: which run the id names: SQLite gives a deleted newest run's id to the next one, so
+    #: what is kept by id and version is kept for this run only
+    uuid: str = ""
 
     @property
     def finished(self) -> bool:

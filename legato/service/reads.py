@@ -69,11 +69,16 @@ def parse_ref(ref: int | str) -> int | str | None:
 class _Entry:
     """What the process keeps of one run at one version."""
 
-    __slots__ = ("parts", "version")
+    __slots__ = ("parts", "uuid", "version")
 
-    def __init__(self, version: int) -> None:
-        self.version = version
+    def __init__(self, head: RunHead) -> None:
+        self.version = head.version
+        self.uuid = head.uuid
         self.parts: dict[Hashable, Any] = {}
+
+    def of(self, head: RunHead) -> bool:
+        """Whether this is what is kept of the run and version ``head`` names."""
+        return self.version == head.version and self.uuid == head.uuid
 
 
 class RunReads:
@@ -181,7 +186,7 @@ class RunReads:
     def remembered(self, head: RunHead, key: Hashable) -> Any:
         """Something a face derived from this version of the run (a rendered body), if kept."""
         entry = self._entries.get(head.id)
-        return entry.parts.get(("face", key)) if entry and entry.version == head.version else None
+        return entry.parts.get(("face", key)) if entry and entry.of(head) else None
 
     def remember(self, head: RunHead, key: Hashable, value: Any) -> None:
         entry = self._entry(head)
@@ -245,10 +250,10 @@ class RunReads:
 
     def _entry(self, head: RunHead) -> _Entry | None:
         entry = self._entries.get(head.id)
-        if entry is not None and entry.version >= head.version:
+        if entry is not None and entry.uuid == head.uuid and entry.version >= head.version:
             self._entries.move_to_end(head.id)
             return entry if entry.version == head.version else None
-        entry = _Entry(head.version)
+        entry = _Entry(head)
         self._entries[head.id] = entry
         if len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
@@ -256,11 +261,11 @@ class RunReads:
 
     async def _part(self, head: RunHead, key: Hashable, build: Callable[[], Awaitable[T]]) -> T:
         entry = self._entries.get(head.id)
-        if entry is not None and entry.version == head.version and key in entry.parts:
+        if entry is not None and entry.of(head) and key in entry.parts:
             self._entries.move_to_end(head.id)
             return entry.parts[key]  # type: ignore[no-any-return]
         value: T = await self._builds.run(
-            (head.id, head.version, key), lambda: self._build(head, key, build)
+            (head.id, head.uuid, head.version, key), lambda: self._build(head, key, build)
         )
         return value
 

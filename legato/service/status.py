@@ -263,7 +263,9 @@ class StatusService:
         # the requests that find it missing meanwhile share one build, as they would share
         # what it keeps: any of a finished run, one begun lately of a running one
         since = -math.inf if head.finished else now - FRESH_SECONDS
-        made: T = await self._builds.run((head.id, head.version, key), make, begun_after=since)
+        made: T = await self._builds.run(
+            (head.id, head.uuid, head.version, key), make, begun_after=since
+        )
         return made
 
     # -- many runs -------------------------------------------------------------------------

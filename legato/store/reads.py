@@ -74,11 +74,11 @@ _child_seqs = (
     .scalar_subquery()
 )
 _HEAD = select(
-    runs.c.id, runs.c.namespace_id, runs.c.status, (runs.c.change_seq + _child_seqs)
+    runs.c.id, runs.c.namespace_id, runs.c.status, (runs.c.change_seq + _child_seqs), runs.c.uuid
 ).where(runs.c.namespace_id == bindparam("ns"))
 _HEAD_BY_ID = _HEAD.where(runs.c.id == bindparam("ref"))
 _HEAD_BY_UUID = _HEAD.where(runs.c.uuid == bindparam("ref"))
-_HEADS = _HEAD.add_columns(runs.c.uuid).where(
+_HEADS = _HEAD.where(
     or_(
         runs.c.id.in_(bindparam("ids", expanding=True)),
         runs.c.uuid.in_(bindparam("uuids", expanding=True)),
@@ -152,7 +152,7 @@ _RESOURCES = (
 def _head_sql(by: str, placeholder: str, second: str, cast_to: str) -> str:
     return (
         "SELECT r.id, r.namespace_id, r.status, r.change_seq + COALESCE((SELECT SUM(c.change_seq)"
-        f" FROM runs c WHERE c.parent_run_id = r.id), 0){cast_to}"
+        f" FROM runs c WHERE c.parent_run_id = r.id), 0){cast_to}, r.uuid"
         f" FROM runs r WHERE r.{by} = {placeholder} AND r.namespace_id = {second}"
     )
 
@@ -170,12 +170,12 @@ async def head_now(db: Database, namespace_id: int, ref: int | str) -> RunHead |
     """A run's head as of now, outside any transaction (the hot path of status reads)."""
     query = _POINT_HEAD_BY_ID if isinstance(ref, int) else _POINT_HEAD_BY_UUID
     row = await db.point(query, ref, namespace_id)
-    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]))
+    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]), row[4])
 
 
 _STEP_HEAD_SQL = (
     "SELECT r.id, r.namespace_id, r.status, r.change_seq + COALESCE((SELECT SUM(c.change_seq)"
-    " FROM runs c WHERE c.parent_run_id = r.id), 0){cast_to}"
+    " FROM runs c WHERE c.parent_run_id = r.id), 0){cast_to}, r.uuid"
     " FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.id = {step} AND r.namespace_id = {ns}"
 )
 #: The head of the run a step (by id, of any level) belongs to.
@@ -188,7 +188,7 @@ _POINT_HEAD_OF_STEP = PointQuery(
 async def head_of_step_now(db: Database, namespace_id: int, step_id: int) -> RunHead | None:
     """The head of the namespace's run that step ``step_id`` belongs to, as of now."""
     row = await db.point(_POINT_HEAD_OF_STEP, step_id, namespace_id)
-    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]))
+    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]), row[4])
 
 
 def _origin_sql(by: str, placeholder: str, second: str) -> str:
@@ -220,7 +220,7 @@ async def find_head(conn: AsyncConnection, namespace_id: int, ref: int | str) ->
     """A run of the namespace by integer id or UUID; None for another tenant's run."""
     query = _HEAD_BY_ID if isinstance(ref, int) else _HEAD_BY_UUID
     row = (await conn.execute(query, {"ns": namespace_id, "ref": ref})).first()
-    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]))
+    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]), row[4])
 
 
 async def find_heads(
@@ -231,7 +231,7 @@ async def find_heads(
     uuids = [r for r in refs if isinstance(r, str)] or [""]
     out: dict[int | str, RunHead] = {}
     for r in await conn.execute(_HEADS, {"ns": namespace_id, "ids": ids, "uuids": uuids}):
-        head = RunHead(r[0], r[1], r[2], int(r[3]))
+        head = RunHead(r[0], r[1], r[2], int(r[3]), r[4])
         out[head.id] = out[r[4]] = head
     return out
 
