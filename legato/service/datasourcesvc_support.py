@@ -17,12 +17,13 @@ from legato.store import runs as run_store
 from legato.store.database import Database
 from legato.store.tenancy import find_namespace, namespace_by_id
 
-__all__ = ["DatasourcesvcSupport"]
+__all__ = ["DatasourcesvcSupport", "step_record"]
 
 _LOG_BATCH = 1000
 
 
-def _step_record(s: Any) -> dict[str, Any]:
+def step_record(s: Any, args: Any) -> dict[str, Any]:
+    """A step as datasourcesvc's run records show it (``args``: its resolved ``with:``)."""
     return {
         "id": s.id,
         "key": s.key,
@@ -33,7 +34,7 @@ def _step_record(s: Any) -> dict[str, Any]:
         "status": s.status,
         "error": s.error,
         "outputs": s.outputs if s.outputs is not None else {},
-        "args": s.args,
+        "args": args,
         "started_at": s.started_at,
         "finished_at": s.finished_at,
     }
@@ -60,7 +61,7 @@ def _run_record(row: Any, namespace: str, steps: list[Any]) -> dict[str, Any]:
         "started_at": row.started_at,
         "finished_at": row.finished_at,
         "updated_at": row.updated_at,
-        "steps": [_step_record(s) for s in steps],
+        "steps": [step_record(s, s.args) for s in steps],
     }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from legato.model.reads import RunRead
 from legato.model.times import iso
+from legato.service.datasourcesvc_support import step_record
 
 __all__ = [
     "STATE_WORDS",
@@ -143,23 +144,7 @@ def record_from_read(
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "updated_at": run.updated_at,
-        "steps": [
-            {
-                "id": s.id,
-                "key": s.key,
-                "name": s.name,
-                "kind": s.kind,
-                "type": s.type_label,
-                "rank": s.rank,
-                "status": s.status,
-                "error": s.error,
-                "outputs": s.outputs if s.outputs is not None else {},
-                "args": args.get(s.id),
-                "started_at": s.started_at,
-                "finished_at": s.finished_at,
-            }
-            for s in read.steps
-        ],
+        "steps": [step_record(s, args.get(s.id)) for s in read.steps],
     }
 
 
