@@ -429,7 +429,7 @@ def _after_step(graph: RunGraph, step: StepState, now: float, fx: Effects) -> No
         return
     graph.run.finished_steps = sum(1 for s in graph.top() if s.status in STEP_TERMINAL)
     graph.run.dirty = True
-    _release(graph, now, fx)
+    _release(graph, now, fx, after=step)
     _finish_if_done(graph, now, fx)
 
 
@@ -526,10 +526,35 @@ def _definition_of(graph: RunGraph, step: StepState) -> StepDefinition | None:
         return None
 
 
-def _release(graph: RunGraph, now: float, fx: Effects, group: StepState | None = None) -> None:
-    """Move every PENDING step of a level (the top, or a group's) whose needs all finished."""
+def _release(
+    graph: RunGraph,
+    now: float,
+    fx: Effects,
+    group: StepState | None = None,
+    *,
+    after: StepState | None = None,
+) -> None:
+    """Move every PENDING step of a level (the top, or a group's) whose needs all finished.
+    ``after`` a top-level step ended, only the steps that need it can have become free: they
+    are looked at alone, unless one of them ends at once (skipped, canceled, failed), which
+    may free others in turn; then the whole level is."""
     level = graph.children(group) if group is not None else graph.top()
     by_key = {s.key: s for s in level}
+    if after is not None and group is None:
+        users = [by_key[k] for k in graph.definition.needed_by(after.key) if k in by_key]
+        _release_steps(graph, users, by_key, now, fx)
+        if not any(s.status in STEP_TERMINAL for s in users):
+            return
+    _release_steps(graph, level, by_key, now, fx)
+
+
+def _release_steps(
+    graph: RunGraph,
+    level: list[StepState],
+    by_key: dict[str, StepState],
+    now: float,
+    fx: Effects,
+) -> None:
     run = graph.run
     for step in level:
         if step.status != S.PENDING:

@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     WithJsonSchema,
     field_validator,
@@ -220,16 +221,33 @@ class WorkflowDefinition(_Model):
             return {k: ({} if v is None else v) for k, v in value.items()}
         return value
 
+    #: indexes built on first use (a definition never changes): steps by id at any depth,
+    #: and the top-level steps that need each top-level step
+    _by_id: dict[str, StepDefinition] | None = PrivateAttr(default=None)
+    _needed_by: dict[str, tuple[str, ...]] | None = PrivateAttr(default=None)
+
     def step(self, step_id: str) -> StepDefinition:
         """The step with id ``step_id`` at any depth (ids are unique in a workflow);
         ``KeyError`` if there is none."""
-        todo = list(self.steps)
-        while todo:
-            step = todo.pop(0)
-            if step.id == step_id:
-                return step
-            todo.extend(step.steps or [])
-        raise KeyError(step_id)
+        if self._by_id is None:
+            found: dict[str, StepDefinition] = {}
+            todo = list(self.steps)
+            while todo:
+                step = todo.pop(0)
+                found.setdefault(step.id, step)
+                todo.extend(step.steps or [])
+            self._by_id = found
+        return self._by_id[step_id]
+
+    def needed_by(self, step_id: str) -> tuple[str, ...]:
+        """The top-level steps that need top-level step ``step_id``."""
+        if self._needed_by is None:
+            users: dict[str, list[str]] = {}
+            for s in self.steps:
+                for need in s.needs:
+                    users.setdefault(need, []).append(s.id)
+            self._needed_by = {k: tuple(v) for k, v in users.items()}
+        return self._needed_by.get(step_id, ())
 
     def topological_order(self) -> list[str]:
         """Step ids with every step after its needs; ties keep the definition's order."""
