@@ -189,12 +189,17 @@ class Legato:
             self.start_scheduler()
         return started
 
-    async def close(self) -> None:
+    async def stop_engine(self) -> None:
+        """Stop what ``start_engine`` and ``start_scheduler`` started, and wait for it."""
         if self._stop is not None:
             self._stop.set()
+            self._stop = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks.clear()
+
+    async def close(self) -> None:
+        await self.stop_engine()
         self.tenancy.identity.close()
         await self.db.close()
 
