@@ -427,9 +427,7 @@ class Transitions:
         def keep() -> None:
             self._graphs.keep(written)
             if counters and claim_for is not None:  # runs the claim started
-                self._graphs.claimed(
-                    [c for c in claimed if c.run_id in counters], counters, claim_for.worker
-                )
+                self._graphs.claimed(claimed, counters, claim_for.worker)
 
         tx.after_commit(keep)
         # work left for other workers (or a backoff to time); a run that ended may free a

@@ -142,7 +142,7 @@ class RunGraph:
 
     def by_id(self, step_id: int) -> StepState | None:
         found = self._by_id.get(step_id) if self._by_id is not None else None
-        if found is None or found.id != step_id:  # new steps get their ids on insert
+        if found is None:  # new steps get their ids on insert: index them again
             self._by_id = {s.id: s for s in self.steps if s.id}
             found = self._by_id.get(step_id)
         return found

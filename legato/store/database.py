@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -244,13 +244,9 @@ class Database:
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A connection to read with; ``Unavailable`` when the database cannot be reached."""
-        try:
+        with _reachable():
             async with self.reader.connect() as conn:
                 yield conn
-        except Exception as exc:
-            if _unreachable(exc):
-                raise _unavailable(exc) from exc
-            raise
 
     async def point(self, query: PointQuery, *params: Any) -> tuple[Any, ...] | None:
         """One row of a hot read, through the driver itself: no pool checkout, no
@@ -258,25 +254,17 @@ class Database:
         (microseconds, on a connection of its own); PostgreSQL from a few connections kept
         for these reads, with prepared statements. ``Unavailable`` when the database
         cannot be reached."""
-        try:
+        with _reachable():
             return await self._point(query, params)
-        except Exception as exc:
-            if _unreachable(exc):
-                raise _unavailable(exc) from exc
-            raise
 
     async def rows(self, query: PointQuery, *params: Any) -> list[Sequence[Any]]:
         """Every row of a hot read, the way :meth:`point` reads one (JSON columns as text)."""
-        try:
+        with _reachable():
             if self.is_sqlite:
                 conn = self._point_sqlite or self._open_point_sqlite()
                 return conn.execute(query.sqlite, params).fetchall()
             pool = self._point_pool or await self._open_point_pool()
             return list(await pool.fetch(query.postgresql, *params))
-        except Exception as exc:
-            if _unreachable(exc):
-                raise _unavailable(exc) from exc
-            raise
 
     async def _point(self, query: PointQuery, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         if self.is_sqlite:
@@ -415,6 +403,18 @@ def _unreachable(exc: BaseException) -> bool:
         "ConnectionDoesNotExistError",
         "InterfaceError",
     )
+
+
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    """Reads within: an error that says the database cannot be reached becomes
+    ``Unavailable``; any other passes as it is."""
+    try:
+        yield
+    except Exception as exc:
+        if _unreachable(exc):
+            raise _unavailable(exc) from exc
+        raise
 
 
 def _unavailable(exc: BaseException) -> Unavailable:
