@@ -12,16 +12,17 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from fastapi import FastAPI
-from starlette.responses import RedirectResponse
+from starlette.responses import RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from legato import __version__
 from legato.api import admin, identity, ops, runs, schedules, webhooks, workflows
 from legato.api import status as status_api
-from legato.api.fast_path import StatusFastPath
+from legato.api.fast_path import native_answer
 from legato.dialects import aspera as aspera_dialect
 from legato.dialects import datasourcesvc, encoding_com, oracle_selfservice
 from legato.dialects import oac as oac_dialect
-from legato.dialects.fast_path import DialectFastPath
+from legato.dialects.fast_path import DialectFastPath, dialect_answer
 from legato.engine.worker import WorkerConfig
 from legato.http.limits import BodyLimit
 from legato.http.negotiation import FormatSuffix
@@ -34,21 +35,50 @@ from legato.runtime import (
     configure_logging,
     load_examples,
     load_settings,
+    settle_memory,
     upgrade_database,
 )
 from legato.settings import Settings
 from legato.web import mount as mount_dashboard
 
-__all__ = ["create_app", "run_api", "serve", "serve_app"]
+__all__ = ["LegatoApp", "create_app", "run_api", "serve", "serve_app"]
 
 log = logging.getLogger("legato")
 
 
+class LegatoApp(FastAPI):
+    """The application; the status reads that pollers send thousands of times a second (the
+    native API's run, steps, step and list, and each dialect's status read) are answered before
+    the framework's middleware and routing, which cost more than the read itself. A read the
+    shortcut declines, or that fails before anything was sent, goes the regular way."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and self.hot_reads:
+            scope["app"] = self
+            response: Response | None = None
+            try:
+                response = await native_answer(scope) or await dialect_answer(scope, receive)
+            except Exception:  # nothing was sent yet: the routes answer it, problem and all
+                response = None
+            if response is not None:
+                return await response(scope, receive, send)
+        await super().__call__(scope, receive, send)
+
+    #: whether the shortcut is taken (tests compare its answers with the routes')
+    hot_reads = True
+
+
 def create_app(
-    legato: Legato, *, concurrency: int = 0, examples: bool = False, announce: str | None = None
+    legato: Legato,
+    *,
+    concurrency: int = 0,
+    examples: bool = False,
+    announce: str | None = None,
+    server: bool = False,
 ) -> FastAPI:
     """``concurrency`` > 0 runs an in-process worker with that many step slots; ``announce``
-    is the URL to print once the server is up."""
+    is the URL to print once the server is up; ``server``: the application is the process's
+    for its whole life (what startup built is then left out of garbage collection)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -71,12 +101,14 @@ def create_app(
             legato.start_scheduler()
         if announce:
             _announce(announce, secret)
+        if server:
+            settle_memory()
         try:
             yield
         finally:
             await legato.close()
 
-    app = FastAPI(
+    app = LegatoApp(
         title="Legato",
         version=__version__,
         lifespan=lifespan,
@@ -94,7 +126,6 @@ def create_app(
     app.include_router(workflows.router)
     app.include_router(runs.router)
     app.include_router(status_api.router)
-    app.add_middleware(StatusFastPath)  # inside FormatSuffix: sees paths without suffix
     app.add_middleware(DialectFastPath)
     app.add_middleware(FormatSuffix, patterns=status_api.SUFFIXED)
     app.include_router(admin.router)
@@ -184,7 +215,9 @@ def run_api(database_url: str, host: str, port: int, processes: int = 1) -> None
     asyncio.run(_bootstrap(database_url, settings, f"http://{host}:{port}"))
     listener = socket.create_server((host, port), backlog=2048)
     serve_processes(
-        lambda: create_app(Legato(database_url, settings=settings)), listener, processes
+        lambda: create_app(Legato(database_url, settings=settings), server=True),
+        listener,
+        processes,
     )
 
 
@@ -262,5 +295,6 @@ def serve_app(
         concurrency=concurrency,
         examples=examples,
         announce=f"http://{host}:{port}",
+        server=True,
     )
     uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")

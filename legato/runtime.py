@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -48,6 +49,7 @@ __all__ = [
     "load_settings",
     "login_policy",
     "run_worker",
+    "settle_memory",
     "upgrade_database",
 ]
 
@@ -243,6 +245,15 @@ def configure_logging(settings: Settings) -> None:
     )
 
 
+def settle_memory() -> None:
+    """Leave what startup built (modules, classes, the application: some 150,000 objects)
+    out of the garbage collector's full passes. Under load they come every second or two, and
+    walking all of that held every request and step for about 100 ms each time on a small
+    machine; it lives as long as the process anyway."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_worker(
     database_url: str, concurrency: int, name: str | None, namespaces: tuple[str, ...] = ()
 ) -> None:
@@ -256,6 +267,7 @@ def run_worker(
     async def main() -> None:
         app = Legato(database_url, settings=settings.without_admin_key())
         await app.open()
+        settle_memory()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,6 +11,10 @@ from sqlalchemy import event
 
 from legato.store.database import Database
 
+#: How the statements of the reads that bypass SQLAlchemy are recorded: a point read of one
+#: row, or a read of rows (on PostgreSQL, concurrent heads by id share one).
+HEAD_READS = ("point:", "rows:")
+
 
 class Statements:
     def __init__(self) -> None:
@@ -42,13 +46,13 @@ def counting(db: Database) -> Iterator[Statements]:
     point = db.point
 
     async def counted_point(query: Any, *params: Any) -> Any:
-        seen.sql.append("point: " + " ".join(query.sqlite.split()))
+        seen.sql.append("point: " + " ".join((query.sqlite or query.postgresql).split()))
         return await point(query, *params)
 
     rows = db.rows
 
     async def counted_rows(query: Any, *params: Any) -> Any:
-        seen.sql.append("rows: " + " ".join(query.sqlite.split()))
+        seen.sql.append("rows: " + " ".join((query.sqlite or query.postgresql).split()))
         return await rows(query, *params)
 
     db.point = counted_point  # type: ignore[method-assign]

@@ -20,7 +20,7 @@ from starlette.types import Scope
 from legato.api.runs import list_response, run_filter
 from legato.http.auth import authenticate
 
-__all__ = ["LIST_PATH", "list_answer"]
+__all__ = ["LIST_PATH", "api_key_only", "list_answer"]
 
 LIST_PATH = "/api/v1/runs"
 #: The parameters taken here, each once at most; ``status`` and ``label`` may repeat.
@@ -57,7 +57,7 @@ def _query(scope: Scope) -> dict[str, Any] | None:
     return out
 
 
-def _api_key(request: Request) -> bool:
+def api_key_only(request: Request) -> bool:
     """Whether the request presents an API key and nothing else: the one credential whose
     check has no side effect (a failed password or token counts towards a lockout, and the
     route, which answers whatever this does not, would count it a second time)."""
@@ -77,7 +77,7 @@ async def list_answer(scope: Scope) -> Response | None:
     if params is None:
         return None
     request = Request(scope)
-    if not _api_key(request):
+    if not api_key_only(request):
         return None
     services = scope["app"].state.legato
     caller = await authenticate(request, services.tenancy)

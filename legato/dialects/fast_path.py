@@ -7,7 +7,9 @@ machinery (matching the path against every route of the application, solving the
 parameters), which costs more than the read itself. Every endpoint here answers every error of
 its own in its dialect's shape, so nothing it raises is handled differently on either way. Any
 other request (another path or method, a body without ``Content-Length``, which the body limit
-checks while it streams) goes to the routes.
+checks while it streams) goes to the routes. The ``GET`` reads are answered before any
+middleware (:func:`dialect_answer`, called by the application itself); Encoding.com's ``POST``
+inside the body limit (:class:`DialectFastPath`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from legato.dialects.oac.routes import router as oac
 from legato.dialects.oracle_selfservice.routes import execution_status
 from legato.dialects.oracle_selfservice.routes import router as oracle
 
-__all__ = ["SHORTCUTS", "DialectFastPath"]
+__all__ = ["SHORTCUTS", "DialectFastPath", "dialect_answer"]
 
 Endpoint = Callable[..., Awaitable[Response]]
 
@@ -78,7 +80,20 @@ def _sized(scope: Scope) -> bool:
     return any(name == b"content-length" for name, _ in scope["headers"])
 
 
+async def dialect_answer(scope: Scope, receive: Receive) -> Response | None:
+    """The answer to a dialect's status read (a ``GET``, which has no body to limit), or None
+    for any other request."""
+    found = shortcut(scope) if scope["method"] == "GET" else None
+    if found is None:
+        return None
+    endpoint, params = found
+    return await endpoint(Request(scope, receive), **params)
+
+
 class DialectFastPath:
+    """The shortcut for what comes with a body (Encoding.com's ``POST``), inside the body
+    limit; :func:`dialect_answer` takes the ``GET`` reads before any middleware."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 

@@ -27,6 +27,7 @@ __all__ = [
     "NotAcceptable",
     "negotiate",
     "render",
+    "without_suffix",
 ]
 
 FORMATS = ("json", "xml", "txt")
@@ -50,6 +51,29 @@ class NotAcceptable(LegatoError):
     status, code, title = 406, "not_acceptable", "Not acceptable"
 
 
+def without_suffix(scope: Scope, patterns: Iterable[re.Pattern[str]]) -> Scope:
+    """``scope`` with a ``.json``/``.xml``/``.txt`` suffix taken off its path (and the format
+    noted under :data:`SCOPE_KEY`) when the path without it fully matches one of
+    ``patterns``; else ``scope`` itself."""
+    found = _SUFFIX.match(scope["path"])
+    if found is None:
+        return scope
+    root = scope.get("root_path", "")
+    route = found["path"]
+    if root and route.startswith(root):
+        route = route[len(root) :]
+    if not any(p.fullmatch(route) for p in patterns):
+        return scope
+    fmt = found["format"]
+    scope = dict(scope)
+    scope["path"] = found["path"]
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and raw.endswith(f".{fmt}".encode()):
+        scope["raw_path"] = raw[: -len(fmt) - 1]
+    scope[SCOPE_KEY] = fmt
+    return scope
+
+
 class FormatSuffix:
     """Strips ``.json``/``.xml``/``.txt`` from GET and HEAD paths that match one of
     ``patterns`` (full matches, tried on the path without its suffix)."""
@@ -60,19 +84,7 @@ class FormatSuffix:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
-            found = _SUFFIX.match(scope["path"])
-            root = scope.get("root_path", "")
-            route = found["path"] if found else ""
-            if root and route.startswith(root):
-                route = route[len(root) :]
-            if found and any(p.fullmatch(route) for p in self.patterns):
-                fmt = found["format"]
-                scope = dict(scope)
-                scope["path"] = found["path"]
-                raw = scope.get("raw_path")
-                if isinstance(raw, bytes) and raw.endswith(f".{fmt}".encode()):
-                    scope["raw_path"] = raw[: -len(fmt) - 1]
-                scope[SCOPE_KEY] = fmt
+            scope = without_suffix(scope, self.patterns)
         await self.app(scope, receive, send)
 
 

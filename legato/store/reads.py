@@ -166,6 +166,22 @@ _POINT_HEAD_BY_UUID = PointQuery(
 )
 
 
+#: The heads of several runs by id, in one statement (PostgreSQL: concurrent status reads
+#: share it; SQLite reads each inline, faster than any batching).
+_HEADS_BY_IDS = PointQuery(
+    "",  # not used on SQLite
+    "SELECT r.id, r.namespace_id, r.status, (r.change_seq + COALESCE((SELECT SUM(c.change_seq)"
+    " FROM runs c WHERE c.parent_run_id = r.id), 0))::bigint, r.uuid"
+    " FROM runs r WHERE r.id = ANY($1::bigint[])",
+)
+
+
+async def heads_now(db: Database, ids: Sequence[int]) -> dict[int, RunHead]:
+    """The heads of the runs with these ids (of any namespace), as of now, by id."""
+    rows = await db.rows(_HEADS_BY_IDS, list(ids))
+    return {row[0]: RunHead(row[0], row[1], row[2], int(row[3]), row[4]) for row in rows}
+
+
 async def head_now(db: Database, namespace_id: int, ref: int | str) -> RunHead | None:
     """A run's head as of now, outside any transaction (the hot path of status reads)."""
     query = _POINT_HEAD_BY_ID if isinstance(ref, int) else _POINT_HEAD_BY_UUID

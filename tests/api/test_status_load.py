@@ -91,8 +91,8 @@ async def test_a_thousand_concurrent_status_reads_all_answer(
 
 
 async def test_the_shortcut_answers_what_the_routes_answer(kit: ApiKit, live_url: str) -> None:
-    """The same reads with a query string (which the shortcut leaves to the routes) and
-    without one answer the same bytes, headers and problems."""
+    """The same reads with a parameter the shortcut leaves to the routes (which ignore it)
+    and without one answer the same bytes, headers and problems; so do long-polls."""
     await kit.apply(QUICK)
     run = await kit.launch("quick")
     await kit.wait(run["id"])
@@ -107,12 +107,14 @@ async def test_the_shortcut_answers_what_the_routes_answer(kit: ApiKit, live_url
             "/api/v1/runs/999999",
             "/api/v1/runs/%C2%B3",
         ):
-            fast = await client.get(path)
-            routed = await client.get(path, params={"wait": "0s"})
-            assert fast.status_code == routed.status_code, path
-            assert fast.content == routed.content, path
-            for header in ("content-type", "etag", "vary", "cache-control"):
-                assert fast.headers.get(header) == routed.headers.get(header), (path, header)
+            for query in ({}, {"wait": "0s"}, {"wait": "10ms"}, {"wait": "soon"}):
+                fast = await client.get(path, params=query)
+                routed = await client.get(path, params={**query, "routed": "1"})
+                what = (path, query)
+                assert fast.status_code == routed.status_code, what
+                assert fast.content == routed.content, what
+                for header in ("content-type", "etag", "vary", "cache-control"):
+                    assert fast.headers.get(header) == routed.headers.get(header), (what, header)
         r = await client.get(f"/api/v1/runs/{run['id']}", headers={"Authorization": "Bearer x"})
         assert r.status_code == 401
         assert r.headers["content-type"] == "application/problem+json"

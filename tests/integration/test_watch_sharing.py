@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 from helpers import admin, apply, sleep_until, start
-from statements import counting
+from statements import HEAD_READS, counting
 
 from legato.runtime import Legato
 from legato.service.status import Snapshot
@@ -60,7 +60,7 @@ async def test_woken_watchers_share_one_head_read_and_one_render(engine: Legato)
     with counting(legato.db) as seen:
         await legato.runs.signal(p, run["id"], "gate", {"ok": True})
         bodies = await asyncio.wait_for(asyncio.gather(*watchers), 20)
-    heads = [sql for sql in seen.sql if sql.startswith("point:") and "c.parent_run_id" in sql]
+    heads = [sql for sql in seen.sql if sql.startswith(HEAD_READS) and "c.parent_run_id" in sql]
     assert len(heads) <= 3, seen  # the signal's own, and one for the watchers (or two)
     assert len(set(bodies)) <= 2 and len(renders) == len(set(bodies)), renders
     assert orjson.loads(bodies[0])["id"] == run["id"]
