@@ -4,7 +4,8 @@ once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -17,6 +18,7 @@ from legato.http.negotiation import FORMATS, MEDIA_TYPES, negotiate, render
 from legato.http.strict_json import StrictJSONRoute
 from legato.http.watch import SSE, SSEvent, etag, etag_matches, parse_etags, parse_wait
 from legato.model.ids import MAX_ID, parse_id
+from legato.model.reads import RunHead
 from legato.service.principal import Principal
 from legato.service.services import Services
 from legato.service.status import MAX_BATCH, Resource, Snapshot
@@ -85,7 +87,7 @@ class StatusQuery:
         self.tags = tags
 
     async def answer(
-        self, load: Loader, root: str, text: Callable[[Any], str] | None = None
+        self, load: Loader | RunLoad, root: str, text: Callable[[Any], str] | None = None
     ) -> Response:
         """The snapshot ``load`` gives, in the negotiated format, with its ETag; 304 while
         it matches ``If-None-Match`` (without building the body); after waiting for a change
@@ -99,22 +101,47 @@ class StatusQuery:
                 baseline.extend(parse_etags(tag))
             return etag_matches(baseline, tag)
 
-        snap = await self.services.status.poll(load, unchanged, self.wait)
-        tag = etag(snap.run_id, snap.change_seq, fmt)
-        headers = {"ETag": tag, "Vary": "Accept", "Cache-Control": "no-cache"}
-        if self.tags and etag_matches(self.tags, tag):
-            return Response(status_code=304, headers=headers)
-
         def encode(body: Any) -> bytes:
             inner = body[root] if isinstance(body, dict) and list(body) == [root] else body
             words = text(body) if text and fmt == "txt" else None
             return render(inner if fmt == "xml" else body, fmt, root, words)
 
-        content = await self.services.status.rendered(snap, fmt, encode)
+        status = self.services.status
+        if isinstance(load, RunLoad):
+            resource = load.resource
+
+            async def prepare(head: RunHead) -> bytes:
+                return await status.rendered(resource(head), fmt, encode)
+
+            snap = await status.poll_run(
+                self.caller,
+                load.ref,
+                resource,
+                unchanged,
+                self.wait,
+                prepare=((load.key, root, fmt), prepare),
+            )
+        else:
+            snap = await status.poll(load, unchanged, self.wait)
+        tag = etag(snap.run_id, snap.change_seq, fmt)
+        headers = {"ETag": tag, "Vary": "Accept", "Cache-Control": "no-cache"}
+        if self.tags and etag_matches(self.tags, tag):
+            return Response(status_code=304, headers=headers)
+        content = await status.rendered(snap, fmt, encode)
         return Response(content, media_type=MEDIA_TYPES[fmt], headers=headers)
 
-    def load(self, ref: int | str, resource: Resource) -> Loader:
-        return lambda since: self.services.status.snapshot(self.caller, ref, resource, since=since)
+    def load(self, ref: int | str, resource: Resource, key: Hashable) -> RunLoad:
+        """A resource of a run (``key`` names it among the run's resources)."""
+        return RunLoad(ref, resource, key)
+
+
+@dataclass(frozen=True)
+class RunLoad:
+    """A resource of a run, to load and wait for as one (see ``StatusService.poll_run``)."""
+
+    ref: int | str
+    resource: Resource
+    key: Hashable
 
 
 async def status_query(
@@ -137,23 +164,29 @@ Status = Annotated[StatusQuery, Depends(status_query)]
 async def run_resource(status: StatusQuery, run_id: str) -> Response:
     """``GET /runs/{id}``: the run; ``.txt``: its status word."""
     resource = status.services.status.run(status.caller)
-    return await status.answer(status.load(parse_run_ref(run_id), resource), "run", _status_word)
+    return await status.answer(
+        status.load(parse_run_ref(run_id), resource, "run"), "run", _status_word
+    )
 
 
 async def steps_resource(status: StatusQuery, run_id: str, parent: int | None) -> Response:
     resource = status.services.status.steps(status.caller, parent)
-    return await status.answer(status.load(parse_run_ref(run_id), resource), "steps")
+    return await status.answer(
+        status.load(parse_run_ref(run_id), resource, ("steps", parent)), "steps"
+    )
 
 
 async def step_resource(status: StatusQuery, run_id: str, step: str) -> Response:
     """One step; ``.txt``: its status word."""
     resource = status.services.status.step(status.caller, step)
-    return await status.answer(status.load(parse_run_ref(run_id), resource), "step", _status_word)
+    return await status.answer(
+        status.load(parse_run_ref(run_id), resource, ("step", step)), "step", _status_word
+    )
 
 
 async def events_resource(status: StatusQuery, run_id: str) -> Response:
     resource = status.services.status.events(status.caller)
-    return await status.answer(status.load(parse_run_ref(run_id), resource), "events")
+    return await status.answer(status.load(parse_run_ref(run_id), resource, "events"), "events")
 
 
 # -- values, errors, resources ------------------------------------------------------------
@@ -163,7 +196,7 @@ async def events_resource(status: StatusQuery, run_id: str) -> Response:
 async def run_values(run_id: str, status: Status) -> Response:
     """Inputs, carried values (``var``), step outputs and run outputs, each with its id."""
     resource = status.services.status.values(status.caller)
-    return await status.answer(status.load(parse_run_ref(run_id), resource), "values")
+    return await status.answer(status.load(parse_run_ref(run_id), resource, "values"), "values")
 
 
 @router.get("/values/{value_id}", response_class=Response, responses=AS_XML_OR_TEXT)
@@ -184,19 +217,25 @@ async def get_value(value_id: str, status: Status) -> Response:
 async def get_output(run_id: str, step_key: str, name: str, status: Status) -> Response:
     """The output ``name`` of a step, as a value (same formats as ``/values/{id}``)."""
     resource = status.services.status.output(status.caller, step_key, name)
-    return await status.answer(status.load(parse_run_ref(run_id), resource), "value", _raw_value)
+    return await status.answer(
+        status.load(parse_run_ref(run_id), resource, ("output", step_key, name)),
+        "value",
+        _raw_value,
+    )
 
 
 @router.get("/runs/{run_id}/errors", response_class=Response, responses=AS_XML)
 async def run_errors(run_id: str, status: Status) -> Response:
     resource = status.services.status.errors(status.caller)
-    return await status.answer(status.load(parse_run_ref(run_id), resource), "errors")
+    return await status.answer(status.load(parse_run_ref(run_id), resource, "errors"), "errors")
 
 
 @router.get("/runs/{run_id}/resources", response_class=Response, responses=AS_XML)
 async def run_resources(run_id: str, status: Status) -> Response:
     resource = status.services.status.resources(status.caller)
-    return await status.answer(status.load(parse_run_ref(run_id), resource), "resources")
+    return await status.answer(
+        status.load(parse_run_ref(run_id), resource, "resources"), "resources"
+    )
 
 
 # -- watch ---------------------------------------------------------------------------------
@@ -226,8 +265,13 @@ async def watch_run(
         return Response(status_code=204)
     resource = services.status.run(caller)
 
+    async def prepare(head: RunHead) -> bytes:
+        return await services.status.rendered(resource(head), "sse", orjson.dumps)
+
     async def events() -> AsyncIterator[SSEvent]:
-        async for snap in services.status.watch(caller, head.id, resource, after_seq=after):
+        async for snap in services.status.watch(
+            caller, head.id, resource, after_seq=after, prepare=(("run", "sse"), prepare)
+        ):
             data = await services.status.rendered(snap, "sse", orjson.dumps)
             yield SSEvent("run", orjson.Fragment(data), snap.change_seq)
 

@@ -127,12 +127,11 @@ def _score(media: str, ranges: list[tuple[str, str, float]]) -> tuple[float, int
 
 def negotiate(request: Request, offered: Sequence[str]) -> str:
     """The format of ``offered`` (in the server's order of preference) to answer in."""
-    what = request.url.path
     asked = request.scope.get(SCOPE_KEY)
     if asked is not None:
         if asked not in offered:
             raise NotAcceptable(
-                f"{what} is not available as .{asked}; it is as "
+                f"{request.url.path} is not available as .{asked}; it is as "
                 + ", ".join(f".{f}" for f in offered)
             )
         return str(asked)
@@ -150,7 +149,7 @@ def negotiate(request: Request, offered: Sequence[str]) -> str:
                 best, chosen = key, fmt
     if chosen is None:
         raise NotAcceptable(
-            f"{what} is available as "
+            f"{request.url.path} is available as "
             + ", ".join(_ACCEPTED[f][0] for f in offered)
             + f", none of which 'Accept: {accept}' allows"
         )

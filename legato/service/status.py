@@ -32,6 +32,7 @@ from legato.model.reads import (
 from legato.service.flights import Flights
 from legato.service.principal import Principal
 from legato.service.reads import RunReads, parse_ref
+from legato.service.rooms import Prepare, Rooms
 from legato.service.views import (
     error_view,
     event_view,
@@ -50,6 +51,9 @@ MAX_BATCH = 100
 FRESH_SECONDS = 0.1
 #: However the wake-ups behave, a waiter looks again this often.
 RECHECK_SECONDS = 5.0
+#: How long an event stream waits for news before it looks again itself (its room looks
+#: every RECHECK_SECONDS anyway).
+STREAM_PATIENCE = 3600.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class StatusService:
         self.db = db
         self.reads = reads
         self._builds: Flights[Any] = Flights()
+        self._rooms = Rooms(db)
 
     # -- resources -----------------------------------------------------------------------
 
@@ -316,26 +321,72 @@ class StatusService:
                     return snap
                 await changes.wait(min(left, RECHECK_SECONDS))
 
+    async def poll_run(
+        self,
+        p: Principal,
+        ref: int | str,
+        resource: Resource,
+        unchanged: Callable[[Snapshot], bool],
+        timeout: float,
+        *,
+        prepare: tuple[Hashable, Prepare] | None = None,
+    ) -> Snapshot:
+        """:meth:`poll` for a resource of a run, waiting in the run's room with everyone
+        else of this process who waits for it (``prepare``: what to have ready, under its
+        key, before the waiters hear of a new version)."""
+        read_at = time.monotonic()
+        snap = resource(await self.head(p, ref))
+        if timeout <= 0 or not unchanged(snap):
+            return snap
+        deadline = time.monotonic() + timeout
+        run_id = snap.run_id
+        async with self._rooms.enter(run_id, self._head_reader(p, run_id)) as room:
+            if prepare is not None:
+                room.want(*prepare)
+            if read_at < room.following_since:  # a commit before the room followed the run
+                snap = resource(await self.head(p, run_id))
+            while unchanged(snap):
+                left = deadline - time.monotonic()
+                head = await room.next_head(left) if left > 0 else None
+                if head is None:
+                    break
+                snap = resource(head)
+        return snap
+
     async def watch(
-        self, p: Principal, ref: int | str, resource: Resource, *, after_seq: int | None = None
+        self,
+        p: Principal,
+        ref: int | str,
+        resource: Resource,
+        *,
+        after_seq: int | None = None,
+        prepare: tuple[Hashable, Prepare] | None = None,
     ) -> AsyncIterator[Snapshot]:
         """The resource now (unless ``after_seq`` is its version already) and again after
-        each change, until the run has finished; ends early if the run is deleted."""
-        run_id = (await self.head(p, ref)).id
+        each change, until the run has finished; ends early if the run is deleted. Waits in
+        the run's room (``prepare``: as for :meth:`poll_run`)."""
+        read_at = time.monotonic()
+        head = await self.head(p, ref)
         last = after_seq
-        async with self.db.watching(f"run:{run_id}") as changes:
+        async with self._rooms.enter(head.id, self._head_reader(p, head.id)) as room:
+            if prepare is not None:
+                room.want(*prepare)
+            if read_at < room.following_since:
+                head = await self.head(p, head.id)
             while True:
-                try:
-                    since = changes.look() or time.monotonic()
-                    snap = await self.snapshot(p, run_id, resource, since=since)
-                except NotFound:
-                    return
+                snap = resource(head)
                 if last is None or snap.change_seq > last:
                     last = snap.change_seq
                     yield snap
                 if snap.finished:
                     return
-                await changes.wait(RECHECK_SECONDS)
+                try:
+                    head = await room.next_head(STREAM_PATIENCE) or head
+                except NotFound:
+                    return
+
+    def _head_reader(self, p: Principal, run_id: int) -> Callable[[], Awaitable[RunHead]]:
+        return lambda: self.head(p, run_id)
 
 
 def _find_step(steps: Sequence[StepRecord], step_ref: str) -> StepRecord | None:
