@@ -29,7 +29,7 @@ from legato.engine.claims import claim
 from legato.engine.worker import WorkerConfig
 from legato.model.starts import StartRun
 from legato.model.states import RUN_TERMINAL
-from legato.runtime import Legato
+from legato.runtime import Legato, settle_memory
 from legato.service.principal import Principal
 from legato.store import tables
 from legato.store.migrate import upgrade
@@ -322,6 +322,7 @@ async def in_process(store: str, url: str, opts: Any) -> dict[str, Any]:
         app.start_engine(workers=1, config=WorkerConfig(concurrency=opts.concurrency))
         for _ in range(opts.warmup):
             await one_run(app, p, opts.timeout)
+        settle_memory()  # as `legato serve` and `legato worker` do once started
         say(f"  {store}: latency, {opts.repeat} x {opts.latency_runs} runs one after the other")
         out["latency"] = await latency(app, p, opts)
         out["throughput"] = await throughput(app, p, opts)

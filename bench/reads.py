@@ -53,6 +53,7 @@ import tempfile
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -322,7 +323,7 @@ def dialect_requests(client: httpx.Client, run_ids: list[int]) -> dict[str, list
 
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-        identifier = "3f6d1b1e-4d5c-4a8e-9a52-6b1f0e2d7c11"
+        identifier = str(uuid.uuid4())  # a reused store holds earlier calls' registrations
         body = {
             "identifier": identifier,
             "keys": {"keys": [{**public, "kid": "b", "use": "sig"}]},
