@@ -89,9 +89,15 @@ class RunReads:
         self._entries: OrderedDict[int, _Entry] = OrderedDict()
         self._builds: Flights[Any] = Flights()
         self._head_reads: Flights[RunHead] = Flights()
-        # PostgreSQL: concurrent reads of heads by id share a statement (a round trip and a
-        # server process's time each); SQLite reads inline, in microseconds
+        # PostgreSQL: concurrent point reads (heads by run or step id, origins by id) share a
+        # statement (a round trip and a server process's time each); SQLite reads inline
         self._heads: SharedReads[int, RunHead] = SharedReads(lambda ids: reader.heads_now(db, ids))
+        self._step_heads: SharedReads[int, RunHead] = SharedReads(
+            lambda ids: reader.heads_of_steps_now(db, ids)
+        )
+        self._origins: SharedReads[int, tuple[int, RunOrigin]] = SharedReads(
+            lambda ids: reader.run_origins_now(db, ids)
+        )
         self._facts: Flights[Any] = Flights()
         self._histories: dict[tuple[int, str], tuple[float, dict[str, StepHistory]]] = {}
         self._heartbeats: tuple[float, list[tuple[float, tuple[str, ...]]]] = (0.0, [])
@@ -129,7 +135,11 @@ class RunReads:
         """The head of the run that step ``step_id`` (of any level) belongs to, read now;
         NotFound for a step of no run of the namespace."""
         head = None
-        if 0 < step_id <= MAX_ID:
+        if 0 < step_id <= MAX_ID and not self.db.is_sqlite:
+            head = await self._step_heads.get(step_id)
+            if head is not None and head.namespace_id != namespace_id:
+                head = None
+        elif 0 < step_id <= MAX_ID:
             head = await reader.head_of_step_now(self.db, namespace_id, step_id)
         if head is None:
             raise NotFound(f"step {step_id} does not exist", code="step_not_found")
@@ -141,6 +151,9 @@ class RunReads:
         """A run by id (or external id) with what it was started for, read now."""
         if not by_external_id and not (isinstance(ref, int) and 0 < ref <= MAX_ID):
             return None
+        if isinstance(ref, int) and not by_external_id and not self.db.is_sqlite:
+            found = await self._origins.get(ref)
+            return found[1] if found is not None and found[0] == namespace_id else None
         return await reader.run_origin_now(
             self.db, namespace_id, ref, by_external_id=by_external_id
         )

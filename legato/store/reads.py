@@ -201,6 +201,21 @@ _POINT_HEAD_OF_STEP = PointQuery(
 )
 
 
+_HEADS_OF_STEPS = PointQuery(
+    "",  # not used on SQLite
+    "SELECT s.id, r.id, r.namespace_id, r.status, (r.change_seq + COALESCE((SELECT"
+    " SUM(c.change_seq) FROM runs c WHERE c.parent_run_id = r.id), 0))::bigint, r.uuid"
+    " FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.id = ANY($1::bigint[])",
+)
+
+
+async def heads_of_steps_now(db: Database, step_ids: Sequence[int]) -> dict[int, RunHead]:
+    """The heads of the runs these steps (by id, of any level, any namespace) belong to, as
+    of now, by step id."""
+    rows = await db.rows(_HEADS_OF_STEPS, list(step_ids))
+    return {row[0]: RunHead(row[1], row[2], row[3], int(row[4]), row[5]) for row in rows}
+
+
 async def head_of_step_now(db: Database, namespace_id: int, step_id: int) -> RunHead | None:
     """The head of the namespace's run that step ``step_id`` belongs to, as of now."""
     row = await db.point(_POINT_HEAD_OF_STEP, step_id, namespace_id)
@@ -220,6 +235,20 @@ _POINT_ORIGIN_BY_ID = PointQuery(
 _POINT_ORIGIN_BY_EXTERNAL_ID = PointQuery(
     _origin_sql("external_id", "?", "?"), _origin_sql("external_id", "$1::text", "$2::bigint")
 )
+
+
+_ORIGINS_BY_IDS = PointQuery(
+    "",  # not used on SQLite
+    "SELECT r.namespace_id, r.id, r.status, r.held_until, r.requestor, r.external_id,"
+    " r.parent_run_id FROM runs r WHERE r.id = ANY($1::bigint[])",
+)
+
+
+async def run_origins_now(db: Database, ids: Sequence[int]) -> dict[int, tuple[int, RunOrigin]]:
+    """The runs with these ids (of any namespace) with what they were started for, as of
+    now: by id, each with its namespace."""
+    rows = await db.rows(_ORIGINS_BY_IDS, list(ids))
+    return {row[1]: (row[0], RunOrigin(*row[1:])) for row in rows}
 
 
 async def run_origin_now(
