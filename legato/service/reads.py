@@ -92,6 +92,9 @@ class RunReads:
         # PostgreSQL: concurrent point reads (heads by run or step id, origins by id) share a
         # statement (a round trip and a server process's time each); SQLite reads inline
         self._heads: SharedReads[int, RunHead] = SharedReads(lambda ids: reader.heads_now(db, ids))
+        self._uuid_heads: SharedReads[str, RunHead] = SharedReads(
+            lambda uuids: reader.heads_by_uuid_now(db, uuids)
+        )
         self._step_heads: SharedReads[int, RunHead] = SharedReads(
             lambda ids: reader.heads_of_steps_now(db, ids)
         )
@@ -116,8 +119,11 @@ class RunReads:
             return await self._shared_head(namespace_id, ref, since)
         store_ref = parse_ref(ref)
         head = None
-        if isinstance(store_ref, int) and not self.db.is_sqlite:
-            head = await self._heads.get(store_ref)
+        if store_ref is not None and not self.db.is_sqlite:
+            if isinstance(store_ref, int):
+                head = await self._heads.get(store_ref)
+            else:
+                head = await self._uuid_heads.get(store_ref)
             if head is not None and head.namespace_id != namespace_id:
                 head = None
         elif store_ref is not None:

@@ -176,10 +176,21 @@ _HEADS_BY_IDS = PointQuery(
 )
 
 
+_HEADS_BY_UUIDS = PointQuery(
+    "", _HEADS_BY_IDS.postgresql.replace("r.id = ANY($1::bigint[])", "r.uuid = ANY($1::text[])")
+)
+
+
 async def heads_now(db: Database, ids: Sequence[int]) -> dict[int, RunHead]:
     """The heads of the runs with these ids (of any namespace), as of now, by id."""
     rows = await db.rows(_HEADS_BY_IDS, list(ids))
     return {row[0]: RunHead(row[0], row[1], row[2], int(row[3]), row[4]) for row in rows}
+
+
+async def heads_by_uuid_now(db: Database, uuids: Sequence[str]) -> dict[str, RunHead]:
+    """The heads of the runs with these UUIDs (of any namespace), as of now, by UUID."""
+    rows = await db.rows(_HEADS_BY_UUIDS, list(uuids))
+    return {row[4]: RunHead(row[0], row[1], row[2], int(row[3]), row[4]) for row in rows}
 
 
 async def head_now(db: Database, namespace_id: int, ref: int | str) -> RunHead | None:
