@@ -15,14 +15,12 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
 from legato.api.deps import parse_run_ref
-from legato.api.list_path import LIST_PATH, api_key_only, list_answer
+from legato.api.list_path import LIST_PATH, asked_with_api_key, list_answer
 from legato.api.status import SUFFIXED, StatusQuery, run_resource, step_resource, steps_resource
-from legato.http.auth import authenticate
 from legato.http.negotiation import without_suffix
 from legato.http.watch import parse_etags, parse_wait
 
@@ -52,11 +50,10 @@ async def native_answer(scope: Scope) -> Response | None:
     wait = _wait(scope["query_string"])
     if found is None or wait is None or parse_run_ref(found["run"]) == "-":
         return None
-    request = Request(scope)
-    if not api_key_only(request):
+    asked = await asked_with_api_key(scope)
+    if asked is None:
         return None
-    services = scope["app"].state.legato
-    caller = await authenticate(request, services.tenancy)
+    request, services, caller = asked
     tags = parse_etags(request.headers.get("if-none-match"))
     status = StatusQuery(request, caller, services, parse_wait(wait), tags)
     run_id, step = found["run"], found["step"]

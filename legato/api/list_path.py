@@ -19,8 +19,10 @@ from starlette.types import Scope
 
 from legato.api.runs import list_response, run_filter
 from legato.http.auth import authenticate
+from legato.service.principal import Principal
+from legato.service.services import Services
 
-__all__ = ["LIST_PATH", "api_key_only", "list_answer"]
+__all__ = ["LIST_PATH", "api_key_only", "asked_with_api_key", "list_answer"]
 
 LIST_PATH = "/api/v1/runs"
 #: The parameters taken here, each once at most; ``status`` and ``label`` may repeat.
@@ -70,17 +72,26 @@ def api_key_only(request: Request) -> bool:
     )
 
 
+async def asked_with_api_key(scope: Scope) -> tuple[Request, Services, Principal] | None:
+    """The request, the services and who asks, when the request presents an API key and no
+    other credential (see :func:`api_key_only`); else None."""
+    request = Request(scope)
+    if not api_key_only(request):
+        return None
+    services: Services = scope["app"].state.legato
+    return request, services, await authenticate(request, services.tenancy)
+
+
 async def list_answer(scope: Scope) -> Response | None:
     """The route's answer to the list request in ``scope``, or None to leave it to the route
     (which must then answer it; so must it when this raises)."""
     params = _query(scope)
     if params is None:
         return None
-    request = Request(scope)
-    if not api_key_only(request):
+    asked = await asked_with_api_key(scope)
+    if asked is None:
         return None
-    services = scope["app"].state.legato
-    caller = await authenticate(request, services.tenancy)
+    _request, services, caller = asked
     flt = run_filter(
         caller.namespace_id,
         params["status"],
