@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import BindParameter, Select, and_, bindparam, select, update
 
 from legato.model.states import RunStatus, StepStatus
 from legato.store.database import Database, Tx
@@ -29,45 +30,52 @@ async def heartbeat(db: Database, worker: str, lease_seconds: float) -> set[int]
     return await db.write(tx_beat)
 
 
-async def expired_steps(db: Database, grace: float, limit: int = 200) -> list[Any]:
-    """Running steps whose lease lapsed, or that outlived their timeout by ``grace``."""
-    now = time.time()
-    async with db.read() as conn:
-        return list(
-            await conn.execute(
-                select(
-                    steps.c.id,
-                    steps.c.run_id,
-                    steps.c.attempt,
-                    steps.c.lease_owner,
-                    (steps.c.lease_expires_at < now).label("lapsed"),
-                )
-                .where(steps.c.status == StepStatus.RUNNING, steps.c.lease_owner.is_not(None))
-                .where(
-                    (steps.c.lease_expires_at < now)
-                    | and_(
-                        steps.c.timeout_s.is_not(None),
-                        steps.c.started_at + steps.c.timeout_s + grace < now,
-                    )
-                )
-                .limit(limit)
+@functools.cache
+def _expired_query(limit: int) -> Select[Any]:
+    now: BindParameter[float] = bindparam("now")
+    grace: BindParameter[float] = bindparam("grace")
+    return (
+        select(
+            steps.c.id,
+            steps.c.run_id,
+            steps.c.attempt,
+            steps.c.lease_owner,
+            (steps.c.lease_expires_at < now).label("lapsed"),
+        )
+        .where(steps.c.status == StepStatus.RUNNING, steps.c.lease_owner.is_not(None))
+        .where(
+            (steps.c.lease_expires_at < now)
+            | and_(
+                steps.c.timeout_s.is_not(None),
+                steps.c.started_at + steps.c.timeout_s + grace < now,
             )
         )
+        .limit(limit)
+    )
+
+
+async def expired_steps(db: Database, grace: float, limit: int = 200) -> list[Any]:
+    """Running steps whose lease lapsed, or that outlived their timeout by ``grace``."""
+    # built once: the reaper asks every second, and building it cost more than running it
+    query = _expired_query(limit)
+    async with db.read() as conn:
+        return list(await conn.execute(query, {"now": time.time(), "grace": grace}))
+
+
+@functools.cache
+def _overdue_query(limit: int) -> Select[Any]:
+    return (
+        select(runs.c.id)
+        .where(
+            runs.c.deadline_at < bindparam("now"),
+            runs.c.finished_at.is_(None),
+            runs.c.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
+        )
+        .limit(limit)
+    )
 
 
 async def overdue_runs(db: Database, limit: int = 100) -> list[int]:
-    now = time.time()
+    query = _overdue_query(limit)
     async with db.read() as conn:
-        return list(
-            (
-                await conn.execute(
-                    select(runs.c.id)
-                    .where(
-                        runs.c.deadline_at < now,
-                        runs.c.finished_at.is_(None),
-                        runs.c.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]),
-                    )
-                    .limit(limit)
-                )
-            ).scalars()
-        )
+        return list((await conn.execute(query, {"now": time.time()})).scalars())
