@@ -436,3 +436,35 @@ async def test_logs_follow_as_server_sent_events(live: httpx.AsyncClient, kit: A
     assert [json.loads(line)["message"] for line in r.text.splitlines()] == [
         f"tick {i}" for i in range(1, 6)
     ]
+
+
+async def test_watchers_of_a_run_that_is_deleted_hear_it_is_gone(
+    live: httpx.AsyncClient, kit: ApiKit
+) -> None:
+    """A long-poll of a finished run answers 404 once the run is deleted, and the watchers
+    that wait in the same room with it (another long-poll, of its steps) too; a new long-poll
+    of the run afterwards is a plain 404."""
+    await kit.apply(GATED)
+    run = await kit.launch("gated")
+    await kit.wait_step(run["id"], "gate", "RUNNING")
+    path = f"/api/v1/runs/{run['id']}"
+    r = await live.post(f"{path}/steps/gate/signal", json={})
+    assert r.status_code == 200, r.text
+    await kit.wait(run["id"])
+    tags = {p: (await live.get(p)).headers["etag"] for p in (path, f"{path}/steps")}
+    polls = [
+        timed(live.get(p, params={"wait": "30s"}, headers={"If-None-Match": tag}))
+        for p, tag in tags.items()
+    ]
+    await asyncio.sleep(0.3)
+    assert not any(p.done() for p in polls)
+    started = time.monotonic()
+    r = await live.delete(path)
+    assert r.status_code in (200, 204), r.text
+    for poll in polls:
+        answer, answered = await poll
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["code"] == "run_not_found"
+        assert answered - started < 10  # woken, or the room's recheck: not the 30 s wait
+    again = await live.get(path, params={"wait": "30s"}, headers={"If-None-Match": tags[path]})
+    assert again.status_code == 404
