@@ -7,7 +7,6 @@ so two reapers racing (or a reaper racing a slow worker) record each outcome onc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -16,7 +15,7 @@ from legato.engine.transitions import Transitions, lease_lost
 from legato.model.advance import DEFAULT_MAX_TAKEOVERS
 from legato.model.records import StepResult
 from legato.model.states import StepStatus
-from legato.store.database import Database
+from legato.store.database import Database, wait_set
 from legato.store.leases import expired_steps, overdue_runs
 
 __all__ = ["Reaper"]
@@ -49,8 +48,7 @@ class Reaper:
                 await self.sweep()
             except Exception:
                 log.exception("reaper sweep failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+            await wait_set(stop, self.interval)
 
     async def sweep(self) -> int:
         """One pass; answers how many steps and runs it changed."""

@@ -29,7 +29,7 @@ from legato.model.durations import format_duration
 from legato.model.json_values import json_problems
 from legato.model.records import ClaimedStep, StepResult
 from legato.model.states import StepStatus
-from legato.store.database import Database
+from legato.store.database import Database, wait_set
 from legato.store.leases import heartbeat
 from legato.store.step_reports import write_step_reports
 from legato.store.workers import beat, register_worker, unregister_worker
@@ -225,8 +225,7 @@ class Worker:
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._done_event.wait(), self.config.flush_interval)
+            await wait_set(self._done_event, self.config.flush_interval)
             try:
                 await self._flush()
             except Exception:
