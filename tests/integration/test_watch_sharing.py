@@ -114,10 +114,13 @@ async def test_watchers_in_a_room_hear_of_a_change_together_with_its_answer_read
         bodies = await asyncio.wait_for(asyncio.gather(*polls), 20)
         versions = await asyncio.wait_for(asyncio.gather(*streams), 20)
     heads = [sql for sql in seen.sql if sql.startswith(HEAD_READS) and "c.parent_run_id" in sql]
-    assert len(heads) <= 3, seen  # the signal's own, the room's (and one more at most)
+    # the signal's own, then the room's: one per wake-up of the run (each commit that changed
+    # it; on PostgreSQL also its NOTIFY coming back), however many watch: 400 here
+    assert len(heads) <= 8, seen
     final = orjson.loads(bodies[0])
     assert final["status"] == "SUCCEEDED" and len(set(bodies)) == 1
-    assert len(renders) == 1, renders  # the room's, before anyone heard of the change
+    # made by the room before anyone heard of the change: one per version it read, at most
+    assert 1 <= len(renders) <= len(heads), renders
     last = (await status.head(p, run["id"])).version
     assert len({tuple(v) for v in versions}) == 1, versions  # the same news for everyone
     assert versions[0][-1] == last and versions[0][0] > first.change_seq, versions[0]
