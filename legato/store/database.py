@@ -351,7 +351,9 @@ class Database:
                     ev.set()
 
     async def start_listening(self) -> None:
-        """On PostgreSQL, relay NOTIFYs from other processes to local subscribers."""
+        """On PostgreSQL, relay NOTIFYs to local subscribers: other processes' commits, and
+        this one's too (whose subscribers were woken at commit already: a second wake-up
+        costs them one more look)."""
         if self.is_sqlite or self._pg_listener is not None:
             return
         import asyncpg
