@@ -47,8 +47,10 @@ async def native_answer(scope: Scope) -> Response | None:
         return await list_answer(scope)
     scope = without_suffix(scope, _SUFFIXED)
     found = _PATH.match(scope["path"])
+    if found is None or parse_run_ref(found["run"]) == "-":
+        return None
     wait = _wait(scope["query_string"])
-    if found is None or wait is None or parse_run_ref(found["run"]) == "-":
+    if wait is None:
         return None
     asked = await asked_with_api_key(scope)
     if asked is None:

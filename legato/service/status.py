@@ -32,7 +32,7 @@ from legato.model.reads import (
 from legato.service.flights import Flights
 from legato.service.principal import Principal
 from legato.service.reads import RunReads, parse_ref
-from legato.service.rooms import Prepare, Rooms
+from legato.service.rooms import RECHECK_SECONDS, Prepare, Rooms
 from legato.service.views import (
     error_view,
     event_view,
@@ -49,8 +49,6 @@ T = TypeVar("T")
 MAX_BATCH = 100
 #: How long a running run's rendered body is reused (many watchers of one change share it).
 FRESH_SECONDS = 0.1
-#: However the wake-ups behave, a waiter looks again this often.
-RECHECK_SECONDS = 5.0
 #: How long an event stream waits for news before it looks again itself (its room looks
 #: every RECHECK_SECONDS anyway).
 STREAM_PATIENCE = 3600.0

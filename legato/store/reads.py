@@ -149,88 +149,75 @@ _RESOURCES = (
 )
 
 
-def _head_sql(by: str, placeholder: str, second: str, cast_to: str) -> str:
+def _heads_sql(cast_to: str, source: str, where: str, key: str = "") -> str:
+    """What names a run and says whether it changed (see :class:`RunHead`), of the runs
+    ``r`` that ``source`` and ``where`` select, after ``key`` if given (what the caller asked
+    by); ``cast_to`` types the version on PostgreSQL."""
     return (
-        "SELECT r.id, r.namespace_id, r.status, r.change_seq + COALESCE((SELECT SUM(c.change_seq)"
-        f" FROM runs c WHERE c.parent_run_id = r.id), 0){cast_to}, r.uuid"
-        f" FROM runs r WHERE r.{by} = {placeholder} AND r.namespace_id = {second}"
+        f"SELECT {key}r.id, r.namespace_id, r.status, (r.change_seq + COALESCE((SELECT"
+        f" SUM(c.change_seq) FROM runs c WHERE c.parent_run_id = r.id), 0)){cast_to}, r.uuid"
+        f" FROM {source} WHERE {where}"
     )
 
 
+def _head(row: Sequence[Any], at: int = 0) -> RunHead:
+    return RunHead(row[at], row[at + 1], row[at + 2], int(row[at + 3]), row[at + 4])
+
+
+_FROM_RUNS = "runs r"
+_FROM_STEPS = "steps s JOIN runs r ON r.id = s.run_id"
+
 #: The head of a run: the one read every status request makes, as plain SQL for each store.
 _POINT_HEAD_BY_ID = PointQuery(
-    _head_sql("id", "?", "?", ""), _head_sql("id", "$1::bigint", "$2::bigint", "::bigint")
+    _heads_sql("", _FROM_RUNS, "r.id = ? AND r.namespace_id = ?"),
+    _heads_sql("::bigint", _FROM_RUNS, "r.id = $1::bigint AND r.namespace_id = $2::bigint"),
 )
 _POINT_HEAD_BY_UUID = PointQuery(
-    _head_sql("uuid", "?", "?", ""), _head_sql("uuid", "$1::text", "$2::bigint", "::bigint")
+    _heads_sql("", _FROM_RUNS, "r.uuid = ? AND r.namespace_id = ?"),
+    _heads_sql("::bigint", _FROM_RUNS, "r.uuid = $1::text AND r.namespace_id = $2::bigint"),
+)
+#: The head of the run a step (by id, of any level) belongs to.
+_POINT_HEAD_OF_STEP = PointQuery(
+    _heads_sql("", _FROM_STEPS, "s.id = ? AND r.namespace_id = ?"),
+    _heads_sql("::bigint", _FROM_STEPS, "s.id = $1::bigint AND r.namespace_id = $2::bigint"),
 )
 
-
-#: The heads of several runs by id, in one statement (PostgreSQL: concurrent status reads
-#: share it; SQLite reads each inline, faster than any batching).
-_HEADS_BY_IDS = PointQuery(
-    "",  # not used on SQLite
-    "SELECT r.id, r.namespace_id, r.status, (r.change_seq + COALESCE((SELECT SUM(c.change_seq)"
-    " FROM runs c WHERE c.parent_run_id = r.id), 0))::bigint, r.uuid"
-    " FROM runs r WHERE r.id = ANY($1::bigint[])",
-)
-
-
-_HEADS_BY_UUIDS = PointQuery(
-    "", _HEADS_BY_IDS.postgresql.replace("r.id = ANY($1::bigint[])", "r.uuid = ANY($1::text[])")
+#: The heads of several runs in one statement, of any namespace (PostgreSQL: concurrent
+#: status reads share it; SQLite reads each inline, faster than any batching).
+_HEADS_BY_IDS = PointQuery("", _heads_sql("::bigint", _FROM_RUNS, "r.id = ANY($1::bigint[])"))
+_HEADS_BY_UUIDS = PointQuery("", _heads_sql("::bigint", _FROM_RUNS, "r.uuid = ANY($1::text[])"))
+_HEADS_OF_STEPS = PointQuery(
+    "", _heads_sql("::bigint", _FROM_STEPS, "s.id = ANY($1::bigint[])", key="s.id, ")
 )
 
 
 async def heads_now(db: Database, ids: Sequence[int]) -> dict[int, RunHead]:
     """The heads of the runs with these ids (of any namespace), as of now, by id."""
-    rows = await db.rows(_HEADS_BY_IDS, list(ids))
-    return {row[0]: RunHead(row[0], row[1], row[2], int(row[3]), row[4]) for row in rows}
+    return {row[0]: _head(row) for row in await db.rows(_HEADS_BY_IDS, list(ids))}
 
 
 async def heads_by_uuid_now(db: Database, uuids: Sequence[str]) -> dict[str, RunHead]:
     """The heads of the runs with these UUIDs (of any namespace), as of now, by UUID."""
-    rows = await db.rows(_HEADS_BY_UUIDS, list(uuids))
-    return {row[4]: RunHead(row[0], row[1], row[2], int(row[3]), row[4]) for row in rows}
+    return {row[4]: _head(row) for row in await db.rows(_HEADS_BY_UUIDS, list(uuids))}
 
 
 async def head_now(db: Database, namespace_id: int, ref: int | str) -> RunHead | None:
     """A run's head as of now, outside any transaction (the hot path of status reads)."""
     query = _POINT_HEAD_BY_ID if isinstance(ref, int) else _POINT_HEAD_BY_UUID
     row = await db.point(query, ref, namespace_id)
-    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]), row[4])
-
-
-_STEP_HEAD_SQL = (
-    "SELECT r.id, r.namespace_id, r.status, r.change_seq + COALESCE((SELECT SUM(c.change_seq)"
-    " FROM runs c WHERE c.parent_run_id = r.id), 0){cast_to}, r.uuid"
-    " FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.id = {step} AND r.namespace_id = {ns}"
-)
-#: The head of the run a step (by id, of any level) belongs to.
-_POINT_HEAD_OF_STEP = PointQuery(
-    _STEP_HEAD_SQL.format(cast_to="", step="?", ns="?"),
-    _STEP_HEAD_SQL.format(cast_to="::bigint", step="$1::bigint", ns="$2::bigint"),
-)
-
-
-_HEADS_OF_STEPS = PointQuery(
-    "",  # not used on SQLite
-    "SELECT s.id, r.id, r.namespace_id, r.status, (r.change_seq + COALESCE((SELECT"
-    " SUM(c.change_seq) FROM runs c WHERE c.parent_run_id = r.id), 0))::bigint, r.uuid"
-    " FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.id = ANY($1::bigint[])",
-)
+    return None if row is None else _head(row)
 
 
 async def heads_of_steps_now(db: Database, step_ids: Sequence[int]) -> dict[int, RunHead]:
     """The heads of the runs these steps (by id, of any level, any namespace) belong to, as
     of now, by step id."""
-    rows = await db.rows(_HEADS_OF_STEPS, list(step_ids))
-    return {row[0]: RunHead(row[1], row[2], row[3], int(row[4]), row[5]) for row in rows}
+    return {row[0]: _head(row, 1) for row in await db.rows(_HEADS_OF_STEPS, list(step_ids))}
 
 
 async def head_of_step_now(db: Database, namespace_id: int, step_id: int) -> RunHead | None:
     """The head of the namespace's run that step ``step_id`` belongs to, as of now."""
     row = await db.point(_POINT_HEAD_OF_STEP, step_id, namespace_id)
-    return None if row is None else RunHead(row[0], row[1], row[2], int(row[3]), row[4])
+    return None if row is None else _head(row)
 
 
 def _origin_sql(by: str, placeholder: str, second: str) -> str:
