@@ -230,13 +230,27 @@ async def test_the_shortcut_answers_what_the_routes_answer(
             requests = list(pollers.requests().items())
             requests += _variants(pollers)
             for name, request in requests:
-                fast = await pollers.api.send(request)
-                slow = await routed.send(request)
+                fast, slow = await _both(pollers.api, routed, request)
                 what = (phase, name, str(request.url))
                 assert fast.status_code == slow.status_code, what
                 assert fast.content == slow.content, what
                 for header in ("content-type", "etag", "oa-work-request-id", "opc-request-id"):
                     assert fast.headers.get(header) == slow.headers.get(header), (what, header)
+
+
+async def _both(
+    fast_client: httpx.AsyncClient, routed: httpx.AsyncClient, request: httpx.Request
+) -> tuple[httpx.Response, httpx.Response]:
+    """The same request through the shortcut and through the routes. A running run's time
+    left is whole seconds of the clock at rendering: two renders a second boundary apart
+    differ there, so a differing pair is asked for again (a real difference stays)."""
+    for _ in range(3):
+        fast = await fast_client.send(request)
+        slow = await routed.send(request)
+        if fast.content == slow.content:
+            break
+        await asyncio.sleep(0.2)  # past the 100 ms a running run's answer is kept
+    return fast, slow
 
 
 def _layers(app: Any) -> list[Any]:
