@@ -16,7 +16,7 @@ from legato.model.states import RunStatus, check_run_transition
 from legato.store.database import Tx
 from legato.store.limits import active_runs, lock_namespaces, requeue_runs
 from legato.store.runs import count_queued
-from legato.store.tenancy import namespace_by_id
+from legato.store.tenancy import queue_limit
 
 __all__ = ["enforce_limits", "runs_beyond_limits", "take_queue_room"]
 
@@ -56,8 +56,7 @@ async def take_queue_room(
     ``queues``: per namespace, [limit, runs queued] counted once per transaction, with the
     runs this transaction added (None: no limit)."""
     if namespace_id not in queues:
-        ns = await namespace_by_id(tx.conn, namespace_id)
-        limit = None if ns is None else ns.max_queued_runs
+        limit = await queue_limit(tx.conn, namespace_id)
         queues[namespace_id] = (
             None if limit is None else [limit, await count_queued(tx.conn, namespace_id)]
         )

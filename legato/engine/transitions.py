@@ -47,7 +47,7 @@ from legato.store.run_graphs import (
     persist,
 )
 from legato.store.step_reports import StepReports, write_step_reports
-from legato.store.workflows import find_workflow
+from legato.store.workflows import PinnedVersion, pinned_version
 
 __all__ = [
     "SCHEDULES_TOPIC",
@@ -515,13 +515,13 @@ class Transitions:
         version: int | None,
         given: dict[str, Any],
         cache: dict[tuple[int, str, int | None], Any] | None = None,
-    ) -> tuple[Any, WorkflowDefinition, dict[str, Any]]:
+    ) -> tuple[PinnedVersion, WorkflowDefinition, dict[str, Any]]:
         """The workflow version a new run pins, and its checked inputs."""
         key = (namespace_id, workflow, version)
         if cache is not None and key in cache:
             row = cache[key]
         else:
-            row = await find_workflow(tx.conn, namespace_id, workflow, version)
+            row = await pinned_version(tx.conn, namespace_id, workflow, version)
             if cache is not None:
                 cache[key] = row
         if row is None:

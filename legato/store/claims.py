@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, text, update
-from sqlalchemy.engine import Row
-from sqlalchemy.sql.selectable import TextualSelect
+from sqlalchemy import String, bindparam, case, func, text, update
+from sqlalchemy.sql import Update
 
 from legato.model.records import ClaimedStep, RunState, StepState
 from legato.model.states import RunStatus, StepStatus
 from legato.store.database import Tx
+from legato.store.direct import DirectStatement, fetch, ids_in, in_list_sql, list_type
 from legato.store.tables import runs, steps
 
 __all__ = ["claim_ready_steps", "mark_runs_started", "mirror_claim", "mirror_run_start"]
@@ -35,11 +36,11 @@ _CLAIM_SQL = """
            (SELECT namespace_id FROM runs WHERE runs.id = steps.run_id) AS namespace_id"""
 # PostgreSQL skips rows another worker is claiming; SQLite already holds the write lock.
 _LOCK = {"sqlite": "", "postgresql": "FOR UPDATE SKIP LOCKED"}
-_ONLY_RUNS = {"": "", "one": "AND run_id = :run_id", "many": "AND run_id IN :run_ids"}
+_ONLY_RUNS = {"": "", "one": "AND run_id = :run_id", "many": "AND run_id {in_runs}"}
 # A worker bound to namespaces takes only their steps (runs found by ix_runs_ns_status_created).
 _BOUND = (
     "AND run_id IN (SELECT runs.id FROM runs JOIN namespaces ON namespaces.id = runs.namespace_id"
-    " WHERE namespaces.name IN :namespaces AND runs.status IN ('QUEUED', 'RUNNING', 'CANCELING'))"
+    " WHERE namespaces.name {in_names} AND runs.status IN ('QUEUED', 'RUNNING', 'CANCELING'))"
 )
 _NOT_FULL = (
     "AND run_id NOT IN (SELECT id FROM runs WHERE status = 'QUEUED' AND namespace_id IN ({ids}))"
@@ -47,40 +48,60 @@ _NOT_FULL = (
 
 
 @functools.cache
-def _claim_statement(
-    dialect: str, only: str, skip_queued_of: tuple[int, ...], bound: bool
-) -> TextualSelect:
+def _claim_statement(only: str, skip_queued_of: tuple[int, ...], bound: bool) -> DirectStatement:
     """The claim for these options, built once: the few kinds a process sends are compiled
-    once and kept (``only``: "", "one" or "many" runs)."""
+    once per dialect and kept (``only``: "", "one" or "many" runs)."""
     full = _NOT_FULL.format(ids=", ".join(map(str, skip_queued_of))) if skip_queued_of else ""
-    sql = _CLAIM_SQL.format(
-        lock=_LOCK[dialect], only=_ONLY_RUNS[only], full=full, bound=_BOUND if bound else ""
-    )
-    stmt = text(sql).columns(args=steps.c.args.type, item=steps.c.item.type)
-    if only == "many":
-        stmt = stmt.bindparams(bindparam("run_ids", expanding=True))
-    if bound:
-        stmt = stmt.bindparams(bindparam("namespaces", expanding=True))
-    return stmt
+
+    def build(dialect: str) -> Any:
+        sql = _CLAIM_SQL.format(
+            lock=_LOCK[dialect],
+            only=_ONLY_RUNS[only].format(in_runs=in_list_sql("run_ids", dialect)),
+            full=full,
+            bound=_BOUND.format(in_names=in_list_sql("namespaces", dialect)) if bound else "",
+        )
+        stmt = text(sql)
+        if only == "many":
+            stmt = stmt.bindparams(bindparam("run_ids", type_=list_type(dialect)))
+        if bound:
+            stmt = stmt.bindparams(bindparam("namespaces", type_=list_type(dialect, String())))
+        return stmt
+
+    return DirectStatement(build, result_types=_CLAIMED_TYPES)
 
 
-# One statement moves queued runs to RUNNING and bumps every touched run's change counter.
-_touch_runs = (
-    update(runs)
-    .where(runs.c.id.in_(bindparam("ids", expanding=True)))
-    .values(
-        status=case((runs.c.status == RunStatus.QUEUED, RunStatus.RUNNING), else_=runs.c.status),
-        started_at=func.coalesce(runs.c.started_at, bindparam("now")),
-        status_message=case(
-            (runs.c.status == RunStatus.QUEUED, "Running"), else_=runs.c.status_message
-        ),
-        updated_at=bindparam("now"),
-        change_seq=runs.c.change_seq + 1,
+#: the claim's columns, by position: args and item are JSON
+_CLAIMED_TYPES = (None,) * 7 + (steps.c.args.type, None, steps.c.item.type, None)
+
+
+def _touch_runs(dialect: str) -> Update:
+    """One statement moves queued runs to RUNNING and bumps every touched run's change
+    counter."""
+    return (
+        update(runs)
+        .where(ids_in(runs.c.id, "ids", dialect))
+        .values(
+            status=case(
+                (runs.c.status == RunStatus.QUEUED, RunStatus.RUNNING), else_=runs.c.status
+            ),
+            started_at=func.coalesce(runs.c.started_at, bindparam("now")),
+            status_message=case(
+                (runs.c.status == RunStatus.QUEUED, "Running"), else_=runs.c.status_message
+            ),
+            updated_at=bindparam("now"),
+            change_seq=runs.c.change_seq + 1,
+        )
+        .returning(
+            runs.c.id,
+            runs.c.started_at,
+            runs.c.namespace_id,
+            runs.c.parent_run_id,
+            runs.c.change_seq,
+        )
     )
-    .returning(
-        runs.c.id, runs.c.started_at, runs.c.namespace_id, runs.c.parent_run_id, runs.c.change_seq
-    )
-)
+
+
+_TOUCH_RUNS = DirectStatement(_touch_runs)
 
 
 async def claim_ready_steps(
@@ -105,34 +126,54 @@ async def claim_ready_steps(
         only, params["run_ids"] = "many", [int(r) for r in run_ids]
     if namespaces:
         params["namespaces"] = list(namespaces)
-    stmt = _claim_statement(
-        tx.conn.dialect.name, only, tuple(int(n) for n in skip_queued_of), bool(namespaces)
-    )
-    rows = (await tx.conn.execute(stmt, params)).all()
+    stmt = _claim_statement(only, tuple(int(n) for n in skip_queued_of), bool(namespaces))
     return [
         ClaimedStep(
-            r.id,
-            r.run_id,
-            r.key,
-            r.name,
-            r.kind,
-            r.attempt,
-            r.max_attempts,
-            r.args or {},
-            r.timeout_s,
-            r.item,
+            step_id,
+            run_id,
+            key,
+            name,
+            kind,
+            attempt,
+            max_attempts,
+            args or {},
+            timeout_s,
+            item,
             expires,
-            r.namespace_id,
+            namespace_id,
             now,
         )
-        for r in rows
+        for (
+            step_id,
+            run_id,
+            key,
+            name,
+            kind,
+            attempt,
+            max_attempts,
+            args,
+            timeout_s,
+            item,
+            namespace_id,
+        ) in await fetch(tx.conn, stmt, params)
     ]
 
 
-async def mark_runs_started(tx: Tx, run_ids: Sequence[int], now: float) -> list[Row[Any]]:
-    """QUEUED runs among ``run_ids`` become RUNNING; every one's change counter moves.
-    Answers (id, started_at, namespace_id, parent_run_id, change_seq) of each."""
-    return list(await tx.conn.execute(_touch_runs, {"ids": list(run_ids), "now": now}))
+@dataclass(frozen=True)
+class StartedRun:
+    """What the claim's update of a run answers."""
+
+    id: int
+    started_at: float
+    namespace_id: int
+    parent_run_id: int | None
+    change_seq: int
+
+
+async def mark_runs_started(tx: Tx, run_ids: Sequence[int], now: float) -> list[StartedRun]:
+    """QUEUED runs among ``run_ids`` become RUNNING; every one's change counter moves."""
+    rows = await fetch(tx.conn, _TOUCH_RUNS, {"ids": list(run_ids), "now": now})
+    return [StartedRun(*row) for row in rows]
 
 
 def mirror_claim(step: StepState, claimed: ClaimedStep, worker: str) -> None:

@@ -27,6 +27,7 @@ from legato.model.records import (
 from legato.model.states import RUN_TERMINAL
 from legato.store.claims import mirror_claim, mirror_run_start
 from legato.store.database import Tx
+from legato.store.direct import DirectStatement, fetch, ids_in, run_many
 from legato.store.outbox import RunFacts, remember_runs
 from legato.store.outbox import enqueue as enqueue_webhooks
 from legato.store.stats import record_durations
@@ -58,12 +59,13 @@ _STEP_FIELDS = [f.name for f in fields(StepState) if f.name not in ("dirty", "pa
 _RUN_MUTABLE = [n for n in _RUN_FIELDS if n not in RUN_SET_AT_START]
 _STEP_MUTABLE = [n for n in _STEP_FIELDS if n not in STEP_SET_AT_START]
 
-_update_runs = (
+_update_runs = DirectStatement(
     update(runs)
     .where(runs.c.id == bindparam("b_id"))
-    .values({n: bindparam(f"b_{n}") for n in _RUN_MUTABLE})
+    .values({n: bindparam(f"b_{n}") for n in _RUN_MUTABLE}),
+    many=True,
 )
-_update_steps = (
+_update_steps = DirectStatement(
     update(steps)
     .where(steps.c.id == bindparam("b_id"))
     .values(
@@ -189,12 +191,9 @@ async def load_graphs(
     if cache is not None and cache.holds(ids):
         # the counters alone (locked, on PostgreSQL): a kept graph whose counter holds is
         # what the database holds
-        query = _COUNTER_OF_ONE if len(ids) == 1 else _COUNTERS.where(runs.c.id.in_(ids))
-        if lock and postgresql:
-            query = query.with_for_update()
-        params = {"id": ids[0]} if len(ids) == 1 else {}
+        counters = _COUNTERS_LOCKED if lock and postgresql else _COUNTERS
         missing = []
-        for run_id, change_seq in (await conn.execute(query, params)).all():
+        for run_id, change_seq in await fetch(conn, counters, {"ids": ids}):
             kept = cache.take(run_id, change_seq)
             if kept is None:
                 missing.append(run_id)
@@ -226,8 +225,20 @@ async def load_graphs(
 
 _RUNS = select(runs).order_by(runs.c.id)
 _RUN_OF_ONE = _RUNS.where(runs.c.id == bindparam("id"))
-_COUNTERS = select(runs.c.id, runs.c.change_seq).order_by(runs.c.id)
-_COUNTER_OF_ONE = _COUNTERS.where(runs.c.id == bindparam("id"))
+
+
+def _counters(dialect: str, *, lock: bool) -> Select[tuple[int, int]]:
+    query = (
+        select(runs.c.id, runs.c.change_seq)
+        .where(ids_in(runs.c.id, "ids", dialect))
+        .order_by(runs.c.id)
+    )
+    return query.with_for_update() if lock else query
+
+
+# the change counters of runs (locked, on PostgreSQL: serialises advancement of a run)
+_COUNTERS = DirectStatement(lambda dialect: _counters(dialect, lock=False))
+_COUNTERS_LOCKED = DirectStatement(lambda dialect: _counters(dialect, lock=True))
 
 
 async def insert_runs(conn: AsyncConnection, graphs: list[RunGraph]) -> None:
@@ -252,37 +263,55 @@ async def insert_runs(conn: AsyncConnection, graphs: list[RunGraph]) -> None:
         for k, v in g.run.labels.items()
     ]
     if labels:
-        await conn.execute(insert(run_labels), labels)
+        await run_many(conn, _insert_plain(run_labels, tuple(labels[0])), labels)
 
 
 async def _insert_with_ids(
     conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]
 ) -> list[int]:
-    """Insert ``rows`` with one statement and answer their ids in order. PostgreSQL returns
-    them; SQLite cannot return the ids of a many-row insert in order, so there the ids are
-    given: the transaction holds the database's only write lock, and the next ids are those
-    after the highest (the ones SQLite would pick itself)."""
-    plain, returning, in_order, highest_id = _inserts(table)
-    if conn.dialect.name != "sqlite":
-        return [row.id for row in await conn.execute(in_order, rows)]
+    """Insert ``rows`` (all with the same keys) with one statement and answer their ids in
+    order. PostgreSQL returns them; SQLite cannot return the ids of a many-row insert in
+    order, so there the ids are given: the transaction holds the database's only write lock,
+    and the next ids are those after the highest (the ones SQLite would pick itself)."""
+    if not rows:
+        return []
+    keys = tuple(rows[0])
     if len(rows) == 1:
-        return [(await conn.execute(returning, rows[0])).scalar_one()]
-    highest = (await conn.execute(highest_id)).scalar_one() or 0
+        return [(await fetch(conn, _insert_returning_id(table, keys), rows[0]))[0][0]]
+    if conn.dialect.name != "sqlite":
+        return [row.id for row in await conn.execute(_insert_in_order(table), rows)]
+    highest = (await fetch(conn, _highest_id(table), {}))[0][0] or 0
     ids = list(range(highest + 1, highest + 1 + len(rows)))
-    await conn.execute(plain, [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+    await run_many(
+        conn,
+        _insert_plain(table, (*keys, "id")),
+        [{**row, "id": i} for row, i in zip(rows, ids, strict=True)],
+    )
     return ids
 
 
 @functools.cache
-def _inserts(table: Table) -> tuple[Insert, Insert, Insert, Select[tuple[Any]]]:
-    """The insert statements of ``table``, built once: plain, returning the id, returning
-    the ids in the order of the rows; and the highest id."""
-    return (
-        insert(table),
-        insert(table).returning(table.c.id),
-        insert(table).returning(table.c.id, sort_by_parameter_order=True),
-        select(func.max(table.c.id)),
+def _insert_in_order(table: Table) -> Insert:
+    """PostgreSQL's many-row insert, returning the ids in the order of the rows (through
+    SQLAlchemy, whose insertmanyvalues batches it)."""
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
+
+
+@functools.cache
+def _insert_returning_id(table: Table, keys: tuple[str, ...]) -> DirectStatement:
+    return DirectStatement(
+        insert(table).values({k: bindparam(k) for k in keys}).returning(table.c.id)
     )
+
+
+@functools.cache
+def _insert_plain(table: Table, keys: tuple[str, ...]) -> DirectStatement:
+    return DirectStatement(insert(table).values({k: bindparam(k) for k in keys}), many=True)
+
+
+@functools.cache
+def _highest_id(table: Table) -> DirectStatement:
+    return DirectStatement(select(func.max(table.c.id)))
 
 
 async def insert_steps(conn: AsyncConnection, new: list[StepState]) -> None:
@@ -322,8 +351,7 @@ async def persist(
         for s in g.steps
         if s.dirty
     ]
-    if step_updates:
-        await conn.execute(_update_steps, step_updates)
+    await run_many(conn, _update_steps, step_updates)
     run_updates = []
     for g in graphs:
         if g.run.dirty:
@@ -332,8 +360,7 @@ async def persist(
             run_updates.append(
                 {"b_id": g.run.id, **{f"b_{n}": getattr(g.run, n) for n in _RUN_MUTABLE}}
             )
-    if run_updates:
-        await conn.execute(_update_runs, run_updates)
+    await run_many(conn, _update_runs, run_updates)
     for g in graphs:
         g.run.dirty = False
         for s in g.steps:
@@ -354,7 +381,28 @@ async def insert_events(
     """Record events, and queue their webhooks in the same transaction (the outbox);
     ``known``: the facts of runs the transaction holds."""
     await enqueue_webhooks(conn, rows, known)
-    await conn.execute(insert(events), rows)
+    await run_many(conn, _INSERT_EVENTS, rows)
+
+
+_EVENT_KEYS = ("run_id", "step_id", "step_key", "type", "status", "message", "time", "data")
+_INSERT_EVENTS = DirectStatement(
+    insert(events).values({k: bindparam(k) for k in _EVENT_KEYS}), many=True
+)
+_INSERT_VALUES = DirectStatement(
+    insert(run_values).values(
+        {
+            k: bindparam(k)
+            for k in ("run_id", "step_id", "scope", "name", "type", "value", "created_at")
+        }
+    ),
+    many=True,
+)
+_INSERT_ERRORS = DirectStatement(
+    insert(run_errors).values(
+        {k: bindparam(k) for k in ("run_id", "step_id", "step_key", "code", "message", "time")}
+    ),
+    many=True,
+)
 
 
 async def write_effects(
@@ -381,8 +429,9 @@ async def write_effects(
         fx.events.clear()
         fx.raw_events.clear()
     if fx.values:
-        await conn.execute(
-            insert(run_values),
+        await run_many(
+            conn,
+            _INSERT_VALUES,
             [
                 {
                     "run_id": v["run"].id,
@@ -398,8 +447,9 @@ async def write_effects(
         )
         fx.values.clear()
     if fx.errors:
-        await conn.execute(
-            insert(run_errors),
+        await run_many(
+            conn,
+            _INSERT_ERRORS,
             [
                 {
                     "run_id": e["run"].id,

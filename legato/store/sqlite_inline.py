@@ -87,6 +87,11 @@ class InlineConnection:
         self._tx = _ImmediateQueue()
 
     @property
+    def raw(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself, for statements sent past SQLAlchemy (direct.py)."""
+        return self._conn
+
+    @property
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level
 

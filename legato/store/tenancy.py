@@ -9,6 +9,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legato.store.database import Database, PointQuery
+from legato.store.direct import DirectStatement, fetch
 from legato.store.tables import api_keys, namespaces
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "list_keys",
     "list_namespaces",
     "namespace_step_modules",
+    "queue_limit",
     "revoke_key",
     "update_namespace",
 ]
@@ -35,6 +37,18 @@ async def namespace_by_id(conn: AsyncConnection, namespace_id: int) -> Row[Any] 
 
 
 _BY_ID = select(namespaces).where(namespaces.c.id == bindparam("id"))
+
+
+async def queue_limit(conn: AsyncConnection, namespace_id: int) -> int | None:
+    """The namespace's ``max_queued_runs`` (None: no limit, or no such namespace); every
+    start asks, through the driver."""
+    rows = await fetch(conn, _QUEUE_LIMIT, {"id": namespace_id})
+    return rows[0][0] if rows else None
+
+
+_QUEUE_LIMIT = DirectStatement(
+    select(namespaces.c.max_queued_runs).where(namespaces.c.id == bindparam("id"))
+)
 
 
 async def list_namespaces(conn: AsyncConnection) -> list[Row[Any]]:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Select, bindparam, func, insert, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legato.model.definition import WorkflowDefinition
+from legato.store.direct import DirectStatement, fetch
 from legato.store.tables import workflows
 
-__all__ = ["find_workflow", "insert_version", "list_latest"]
+__all__ = ["PinnedVersion", "find_workflow", "insert_version", "list_latest", "pinned_version"]
 
 
 async def find_workflow(
@@ -25,6 +27,37 @@ async def find_workflow(
         return (await conn.execute(_LATEST, params)).first()
     return (await conn.execute(_VERSION, {**params, "version": version})).first()
 
+
+@dataclass(frozen=True)
+class PinnedVersion:
+    """The workflow version a new run pins: its row id and number."""
+
+    id: int
+    version: int
+
+
+async def pinned_version(
+    conn: AsyncConnection, namespace_id: int, name: str, version: int | None
+) -> PinnedVersion | None:
+    """The version asked for, or the latest: what a start needs of it (one statement through
+    the driver, as every start sends it)."""
+    params: dict[str, Any] = {"namespace_id": namespace_id, "name": name, "version": version}
+    rows = await fetch(conn, _PINNED_LATEST if version is None else _PINNED, params)
+    return PinnedVersion(*rows[0]) if rows else None
+
+
+def _pinned(latest: bool) -> Select[tuple[int, int]]:
+    query = select(workflows.c.id, workflows.c.version).where(
+        workflows.c.namespace_id == bindparam("namespace_id"),
+        workflows.c.name == bindparam("name"),
+    )
+    if latest:
+        return query.order_by(workflows.c.version.desc()).limit(1)
+    return query.where(workflows.c.version == bindparam("version"))
+
+
+_PINNED_LATEST = DirectStatement(_pinned(latest=True))
+_PINNED = DirectStatement(_pinned(latest=False))
 
 _NAMED = select(workflows).where(
     workflows.c.namespace_id == bindparam("namespace_id"), workflows.c.name == bindparam("name")
