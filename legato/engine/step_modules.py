@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 
 from legato.model.step_modules import ModulePolicy, module_refusal
 from legato.store.database import Database
-from legato.store.tenancy import namespace_step_modules
+from legato.store.tenancy import step_modules_now
 
 __all__ = ["StepModules", "registered_modules"]
 
@@ -55,7 +55,6 @@ class StepModules:
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1]
-        async with db.read() as conn:
-            policy = self.policy(await namespace_step_modules(conn, namespace_id))
+        policy = self.policy(await step_modules_now(db, namespace_id))
         self._namespaces[namespace_id] = (now + CACHE_SECONDS, policy)
         return policy
