@@ -15,7 +15,6 @@ import socket
 import time
 import traceback
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from legato.engine.context import StepContext, StepReportSink
@@ -24,6 +23,7 @@ from legato.engine.kinds.python import set_thread_pool
 from legato.engine.metrics import CLAIM_SECONDS, COMPLETE_SECONDS, STEP_RESULTS, STEP_SECONDS
 from legato.engine.outbound import OutboundGuard
 from legato.engine.step_modules import StepModules
+from legato.engine.step_threads import StepThreads
 from legato.engine.transitions import CANCEL_TOPIC, READY_TOPIC, Continuation, Transitions
 from legato.model.durations import format_duration
 from legato.model.json_values import json_problems
@@ -72,7 +72,7 @@ class Worker:
         self._done: list[tuple[StepResult, int]] = []
         self._done_event = asyncio.Event()
         self._slot_free = asyncio.Event()
-        self._pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="legato-step")
+        self._pool = StepThreads(self.config.concurrency)
 
     async def run(self, stop: asyncio.Event) -> None:
         set_thread_pool(self._pool)
@@ -92,7 +92,7 @@ class Worker:
             await asyncio.gather(*loops, return_exceptions=True)
             await self._drain()
             await unregister_worker(self.db, self.name)
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()
 
     async def _drain(self) -> None:
         """On shutdown: stop running steps; their results go back to the queue via the lease."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select
@@ -37,22 +36,35 @@ Row = tuple[Any, ...]
 _Processor = Callable[[Any], Any] | None
 
 
-@dataclass(frozen=True)
 class _Compiled:
-    sql: str
-    #: each positional parameter: its name, the value when a row does not give it, and the
-    #: bind processor of its type
-    slots: tuple[tuple[str, Any, _Processor], ...]
-    #: each result column's processor (None: the driver's value as it is)
-    results: tuple[_Processor, ...]
-    postgresql: bool
+    """A statement as one dialect sends it: its SQL, how a row of named parameters becomes
+    positional values, and how the driver's result rows become Python values."""
 
-    def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    __slots__ = ("_defaults", "_names", "_processed", "postgresql", "results", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        slots: Sequence[tuple[str, Any, _Processor]],
+        results: tuple[_Processor, ...],
+        postgresql: bool,
+    ) -> None:
+        self.sql = sql
+        #: each positional parameter's name, and its value when a row does not give it
+        self._names = tuple(name for name, _, _ in slots)
+        self._defaults = tuple(default for _, default, _ in slots)
+        #: the positions whose type has a bind processor (JSON, mostly)
+        self._processed = tuple((i, proc) for i, (_, _, proc) in enumerate(slots) if proc)
+        #: each result column's processor (None: the driver's value as it is)
+        self.results = results
+        self.postgresql = postgresql
+
+    def bind(self, params: Mapping[str, Any]) -> list[Any]:
         get = params.get
-        return tuple(
-            (proc(get(name, default)) if proc is not None else get(name, default))
-            for name, default, proc in self.slots
-        )
+        values = [get(n, d) for n, d in zip(self._names, self._defaults, strict=True)]
+        for i, proc in self._processed:
+            values[i] = proc(values[i])
+        return values
 
     def rows(self, raw: Sequence[Sequence[Any]]) -> list[Row]:
         procs = self.results

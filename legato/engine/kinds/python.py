@@ -8,21 +8,21 @@ import asyncio
 import importlib
 import inspect
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache, lru_cache
 from typing import Any
 
 from legato.engine.context import StepContext
 from legato.engine.kinds.errors import StepFailure
+from legato.engine.step_threads import StepThreads
 from legato.model.step_modules import ModulePolicy
 
 __all__ = ["load_function", "run_python", "set_thread_pool"]
 
-_pool: ThreadPoolExecutor | None = None
+_pool: StepThreads | None = None
 NOT_ALLOWED = "function_not_allowed"
 
 
-def set_thread_pool(pool: ThreadPoolExecutor) -> None:
+def set_thread_pool(pool: StepThreads) -> None:
     """Sync functions run on this pool (sized to the worker's concurrency)."""
     global _pool
     _pool = pool
@@ -75,9 +75,10 @@ async def run_python(ctx: StepContext, args: dict[str, Any]) -> dict[str, Any]:
         kwargs["ctx"] = ctx
     if inspect.iscoroutinefunction(fn):
         result = await fn(**kwargs)
+    elif _pool is not None:
+        result = await _pool.run(lambda: fn(**kwargs))
     else:
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(_pool, lambda: fn(**kwargs))
+        result = await asyncio.get_running_loop().run_in_executor(None, lambda: fn(**kwargs))
     if result is None:
         return {}
     if isinstance(result, dict):

@@ -1,0 +1,109 @@
+"""The threads a worker's synchronous python steps run on.
+
+``loop.run_in_executor`` costs, for every call, a ``concurrent.futures.Future`` with its
+condition variable, a chained asyncio future, and one write to the event loop's self-pipe to
+say it is done; with no-op steps that hand-off was a tenth of the engine's CPU. Here a call is
+a queue item and its answer goes back in a list that the loop empties in one go: the pipe is
+written only when that list was empty, so steps ending together wake the loop once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["StepThreads"]
+
+T = TypeVar("T")
+
+_Call = tuple[asyncio.Future[Any], Callable[[], Any]]
+_Answer = tuple[asyncio.Future[Any], Any, Exception | None]
+
+
+class StepThreads:
+    """Up to ``size`` threads, started as calls need them, for one event loop."""
+
+    def __init__(self, size: int, name: str = "legato-step") -> None:
+        self._size = max(1, size)
+        self._name = name
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._pending = 0  # calls queued or running
+        self._lock = threading.Lock()
+        self._answers: list[_Answer] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    def run(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """``fn()`` on one of the threads; its answer (or exception) through the future."""
+        if self._closed:
+            raise RuntimeError("the step threads are shut down")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._pending += 1
+            if self._pending > len(self._threads) and len(self._threads) < self._size:
+                self._start_thread()
+        self._calls.put((future, fn))
+        return future
+
+    def shutdown(self) -> None:
+        """No new calls, and none of those still queued (their futures are cancelled); each
+        thread ends after the call it is running. Called on the loop's thread."""
+        self._closed = True
+        while True:
+            try:
+                call = self._calls.get_nowait()
+            except queue.Empty:
+                break
+            if call is not None:
+                call[0].cancel()
+        for _ in self._threads:
+            self._calls.put(None)
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(
+            target=self._serve, name=f"{self._name}_{len(self._threads)}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            call = self._calls.get()
+            if call is None:
+                return
+            future, fn = call
+            try:
+                answer: _Answer = (future, fn(), None)
+            except Exception as exc:
+                answer = (future, None, exc)
+            except BaseException as exc:  # SystemExit and the like end the step, not the loop
+                answer = (future, None, RuntimeError(f"the step raised {type(exc).__name__}"))
+            del call, future, fn
+            with self._lock:
+                self._pending -= 1
+                wake = not self._answers
+                self._answers.append(answer)
+            if wake and self._loop is not None:
+                try:
+                    self._loop.call_soon_threadsafe(self._deliver)
+                except RuntimeError:  # the loop is closed: nobody waits any more
+                    return
+
+    def _deliver(self) -> None:
+        with self._lock:
+            answers, self._answers = self._answers, []
+        for future, value, exc in answers:
+            if future.cancelled():
+                continue
+            if exc is None:
+                future.set_result(value)
+            elif isinstance(exc, StopIteration):  # a future cannot hold one
+                future.set_exception(RuntimeError("the step raised StopIteration"))
+            else:
+                future.set_exception(exc)
