@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import event, text
+from sqlalchemy import String, bindparam, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from legato.model.errors import InvalidInput, Unavailable
+from legato.store import direct
 from legato.store.errors import DuplicateKey
 from legato.store.sqlite_inline import inline_connector
 
@@ -237,7 +238,7 @@ class Database:
                 if tx.wakeups and not self.is_sqlite:
                     # one NOTIFY per transaction, delivered at commit; payloads stay < 8000 B
                     for payload in _payloads(sorted(tx.wakeups)):
-                        await conn.execute(_NOTIFY, {"payload": payload})
+                        await direct.run(conn, _NOTIFY, {"payload": payload})
         if tx.wakeups:
             self._wake_local(tx.wakeups)
         for action in tx.on_commit:
@@ -435,7 +436,11 @@ def _unavailable(exc: BaseException) -> Unavailable:
     return Unavailable("the database cannot be reached right now; try again shortly")
 
 
-_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', :payload)")
+_NOTIFY = direct.DirectStatement(
+    text(f"SELECT pg_notify('{CHANNEL}', :payload)").bindparams(
+        bindparam("payload", type_=String())
+    )
+)
 
 
 def _payloads(topics: list[str], limit: int = 7000) -> list[str]:

@@ -201,30 +201,41 @@ async def load_graphs(
                 graphs[run_id] = kept
     if not missing:
         return graphs
-    # one run (the usual case) by equality: an IN list is compiled again on every call
-    query = _RUN_OF_ONE if len(missing) == 1 else _RUNS.where(runs.c.id.in_(missing))
-    if lock and postgresql:
-        query = query.with_for_update()  # serialises advancement of one run across workers
-    params = {"id": missing[0]} if len(missing) == 1 else {}
+    runs_query = _RUNS_LOCKED if lock and postgresql else _RUNS
     run_states = [
-        RunState(**{n: row._mapping[n] for n in _RUN_FIELDS})
-        for row in await conn.execute(query, params)
+        RunState(**dict(zip(_RUN_FIELDS, row, strict=True)))
+        for row in await fetch(conn, runs_query, {"ids": missing})
     ]
     defs = await definitions.get_many(conn, {r.workflow_id for r in run_states})
     for run in run_states:
         graphs[run.id] = RunGraph(run, defs[run.workflow_id], [])
     read = [r.id for r in run_states]
     if read:
-        which = steps.c.run_id == read[0] if len(read) == 1 else steps.c.run_id.in_(read)
-        rows = await conn.execute(select(steps).where(which).order_by(steps.c.id))
-        for row in rows:
-            m = row._mapping
-            graphs[m["run_id"]].steps.append(StepState(**{n: m[n] for n in _STEP_FIELDS}))
+        for row in await fetch(conn, _STEPS_OF_RUNS, {"ids": read}):
+            step = StepState(**dict(zip(_STEP_FIELDS, row, strict=True)))
+            graphs[step.run_id].steps.append(step)
     return graphs
 
 
-_RUNS = select(runs).order_by(runs.c.id)
-_RUN_OF_ONE = _RUNS.where(runs.c.id == bindparam("id"))
+def _runs_of(dialect: str, *, lock: bool) -> Select[Any]:
+    query = (
+        select(*(runs.c[n] for n in _RUN_FIELDS))
+        .where(ids_in(runs.c.id, "ids", dialect))
+        .order_by(runs.c.id)
+    )
+    # locked on PostgreSQL: serialises advancement of one run across workers
+    return query.with_for_update() if lock else query
+
+
+_RUNS = DirectStatement(lambda dialect: _runs_of(dialect, lock=False))
+_RUNS_LOCKED = DirectStatement(lambda dialect: _runs_of(dialect, lock=True))
+_STEPS_OF_RUNS = DirectStatement(
+    lambda dialect: (
+        select(*(steps.c[n] for n in _STEP_FIELDS))
+        .where(ids_in(steps.c.run_id, "ids", dialect))
+        .order_by(steps.c.id)
+    )
+)
 
 
 def _counters(dialect: str, *, lock: bool) -> Select[tuple[int, int]]:
