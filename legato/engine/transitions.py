@@ -421,7 +421,7 @@ class Transitions:
         restarted: set[int] = set()
         counters: dict[int, int | None] = {}
         take = self._taker(tx, fx, graphs, now, claim_for, claimed, restarted, counters)
-        await persist(tx, graphs.values(), fx, now, take)
+        written_steps = await persist(tx, graphs.values(), fx, now, take)
         written = [g for g in graphs.values() if g.run.id not in restarted]
 
         def keep() -> None:
@@ -438,9 +438,9 @@ class Transitions:
             tx.wake(SCHEDULE_RUNS_TOPIC)  # a buffered fire may wait for it
         if any(g.run.held_until is not None for g in graphs.values()):
             tx.wake(SCHEDULES_TOPIC)  # the scheduler releases held runs
-        if any(
-            s.cancel_requested and s.status == "RUNNING" for g in graphs.values() for s in g.steps
-        ):
+        # a cancel asked of a running step marks it changed: its worker is told (later
+        # looks at the same step come with the workers' heartbeats)
+        if any(s.cancel_requested and s.status == "RUNNING" for s in written_steps):
             tx.wake(CANCEL_TOPIC)
         for g in graphs.values():
             tx.wake(f"run:{g.run.id}")

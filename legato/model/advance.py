@@ -125,20 +125,60 @@ class RunGraph:
     #: first asked for and dropped whenever a step is added or removed
     _by_id: dict[int, StepState] | None = field(default=None, repr=False, compare=False)
     _kids: dict[int, list[StepState]] | None = field(default=None, repr=False, compare=False)
+    _top: list[StepState] | None = field(default=None, repr=False, compare=False)
+    _top_keys: dict[str, StepState] | None = field(default=None, repr=False, compare=False)
+    #: the steps marked dirty (or added) since the graph was last written, maybe twice
+    _journal: list[StepState] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for step in self.steps:
+            self._follow(step)
+
+    def _follow(self, step: StepState) -> None:
+        step.__dict__["_journal"] = self._journal
+        if step.dirty or step.is_new:
+            self._journal.append(step)
 
     def add_step(self, step: StepState) -> None:
         self.steps.append(step)
-        self._by_id = self._kids = None
+        self._follow(step)
+        self._by_id = self._kids = self._top = self._top_keys = None
 
     def remove_step(self, step: StepState) -> None:
         self.steps.remove(step)
-        self._by_id = self._kids = None
+        step.__dict__["_journal"] = None
+        self._by_id = self._kids = self._top = self._top_keys = None
+
+    def changed(self) -> list[StepState]:
+        """The graph's steps that are new or dirty, in the order they first changed; the
+        journal starts again (``persist`` writes them and marks them clean)."""
+        journal = self._journal
+        seen: set[int] = set()
+        out = []
+        for step in journal:
+            if id(step) in seen or step.__dict__.get("_journal") is not journal:
+                continue  # twice, or removed since
+            seen.add(id(step))
+            if step.dirty or step.is_new:
+                out.append(step)
+        journal.clear()  # the same list: every step of the graph writes to it
+        return out
 
     def top(self) -> list[StepState]:
-        return [s for s in self.steps if s.parent_step_id is None and s.parent is None]
+        """The top-level steps, in order (kept until a step is added or removed: a step's end
+        asks several times, and a long chain's steps are many). Not to be modified."""
+        if self._top is None:
+            self._top = [s for s in self.steps if s.parent_step_id is None and s.parent is None]
+        return self._top
 
     def by_key(self) -> dict[str, StepState]:
-        return {s.key: s for s in self.top()}
+        return dict(self.top_by_key())
+
+    def top_by_key(self) -> dict[str, StepState]:
+        """The top-level steps by key, kept as ``top`` is. Not to be modified."""
+        if self._top_keys is None:
+            self._top_keys = {s.key: s for s in self.top()}
+        return self._top_keys
 
     def by_id(self, step_id: int) -> StepState | None:
         found = self._by_id.get(step_id) if self._by_id is not None else None
@@ -165,17 +205,25 @@ class RunGraph:
             group.sort(key=lambda s: s.rank)
         return kids
 
-    def scope(self, item: Any = None) -> dict[str, Any]:
+    def scope(self, item: Any = None, *, steps: bool = True) -> dict[str, Any]:
+        """What expressions see; without ``steps`` when none of them names it (the steps'
+        outputs are as many as the run's steps: a long chain built them at every step)."""
         run = self.run
         return {
             "inputs": run.inputs,
             "vars": run.vars,
             # top-level steps and the steps of groups (foreach items, "key[i]", are not named)
-            "steps": {
-                s.key: {"outputs": s.outputs or {}, "status": s.status}
-                for s in self.steps
-                if "[" not in s.key
-            },
+            **(
+                {
+                    "steps": {
+                        s.key: {"outputs": s.outputs or {}, "status": s.status}
+                        for s in self.steps
+                        if "[" not in s.key
+                    }
+                }
+                if steps
+                else {}
+            ),
             "run": {
                 "id": run.id,
                 "uuid": run.uuid,
@@ -427,13 +475,18 @@ def _after_step(graph: RunGraph, step: StepState, now: float, fx: Effects) -> No
         else:
             _advance_parent(graph, parent, now, fx)
         return
-    graph.run.finished_steps = sum(1 for s in graph.top() if s.status in STEP_TERMINAL)
+    graph.run.finished_steps = _finished(graph.top())
     graph.run.dirty = True
     _release(graph, now, fx, after=step)
     _finish_if_done(graph, now, fx)
 
 
 _status_of = operator.attrgetter("status")
+
+
+def _finished(steps: list[StepState]) -> int:
+    """How many of ``steps`` have ended (one C-level pass: a long chain's steps are many)."""
+    return sum(map(STEP_TERMINAL.__contains__, map(_status_of, steps)))
 
 
 def _advance_parent(graph: RunGraph, parent: StepState, now: float, fx: Effects) -> None:
@@ -539,7 +592,7 @@ def _release(
     are looked at alone, unless one of them ends at once (skipped, canceled, failed), which
     may free others in turn; then the whole level is."""
     level = graph.children(group) if group is not None else graph.top()
-    by_key = {s.key: s for s in level}
+    by_key = {s.key: s for s in level} if group is not None else graph.top_by_key()
     if after is not None and group is None:
         users = [by_key[k] for k in graph.definition.needed_by(after.key) if k in by_key]
         _release_steps(graph, users, by_key, now, fx)
@@ -577,7 +630,7 @@ def _release_steps(
             )
             continue
         sd = graph.definition.step(step.key)
-        scope = graph.scope()
+        scope = graph.scope(steps=_names_steps(sd))
         try:
             if sd.if_ is not None and not _condition(sd.if_, scope):
                 _skip(graph, step, "Skipped: condition is false", now, fx)
@@ -592,6 +645,26 @@ def _release_steps(
             _fail(graph, step, S.FAILED, error, now, fx)
             _after_step(graph, step, now, fx)
             return  # _after_step released the rest already
+
+
+def _names_steps(sd: StepDefinition) -> bool:
+    """Whether an expression of the step may read ``steps``: its ``if`` (a bare expression
+    too) or an expression in its ``foreach`` or ``with`` that has the word in it (one that
+    does not cannot reach it)."""
+    if_ = sd.if_
+    if isinstance(if_, str) and "steps" in if_:
+        return True
+    return _mentions_steps(sd.foreach) or _mentions_steps(sd.with_)
+
+
+def _mentions_steps(template: Any) -> bool:
+    if isinstance(template, str):
+        return "steps" in template and "${{" in template
+    if isinstance(template, dict):
+        return any(_mentions_steps(v) for v in template.values())
+    if isinstance(template, list | tuple):
+        return any(_mentions_steps(v) for v in template)
+    return False
 
 
 def _condition(expr: str | bool, scope: dict[str, Any]) -> bool:
@@ -742,7 +815,7 @@ def _dispatch(
 def _finish_if_done(graph: RunGraph, now: float, fx: Effects) -> None:
     run = graph.run
     top = graph.top()
-    if run.status in RUN_TERMINAL or any(s.status not in STEP_TERMINAL for s in top):
+    if run.status in RUN_TERMINAL or _finished(top) < len(top):
         return
     run.finished_at = now
     run.dirty = True
@@ -869,7 +942,7 @@ def cancel_run(
                 _advance_group(graph, step, now, fx)
             else:
                 _advance_parent(graph, step, now, fx)
-    graph.run.finished_steps = sum(1 for s in graph.top() if s.status in STEP_TERMINAL)
+    graph.run.finished_steps = _finished(graph.top())
     _finish_if_done(graph, now, fx)
     return True
 
@@ -907,7 +980,7 @@ def retry_run(graph: RunGraph, now: float, fx: Effects) -> bool:
     run.finished_at = None
     run.move(R.RUNNING, "Retrying from failed steps")
     fx.event(run, "run.retrying", R.RUNNING, "Retrying from failed steps", now)
-    run.finished_steps = sum(1 for s in graph.top() if s.status in STEP_TERMINAL)
+    run.finished_steps = _finished(graph.top())
     _release(graph, now, fx)
     _finish_if_done(graph, now, fx)
     return True

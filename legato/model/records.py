@@ -82,6 +82,24 @@ class StepState:
         return self.id == 0
 
 
+def _step_dirty(step: StepState) -> bool:
+    return step.__dict__["_dirty"]  # type: ignore[no-any-return]
+
+
+def _mark_step(step: StepState, value: bool) -> None:
+    """A step marked dirty tells the journal of its graph (``RunGraph.changed``), so that
+    writing a graph back looks at the steps that changed rather than at all of them."""
+    step.__dict__["_dirty"] = value
+    if value:
+        journal = step.__dict__.get("_journal")
+        if journal is not None:
+            journal.append(step)
+
+
+# ``dirty`` stays a constructor argument and a field; reading and setting it go through here
+StepState.dirty = property(_step_dirty, _mark_step)  # type: ignore[assignment]
+
+
 @dataclass(eq=False)
 class RunState:
     id: int

@@ -207,13 +207,13 @@ async def load_graphs(
         for row in await fetch(conn, runs_query, {"ids": missing})
     ]
     defs = await definitions.get_many(conn, {r.workflow_id for r in run_states})
-    for run in run_states:
-        graphs[run.id] = RunGraph(run, defs[run.workflow_id], [])
-    read = [r.id for r in run_states]
-    if read:
-        for row in await fetch(conn, _STEPS_OF_RUNS, {"ids": read}):
+    steps_of: dict[int, list[StepState]] = {r.id: [] for r in run_states}
+    if steps_of:
+        for row in await fetch(conn, _STEPS_OF_RUNS, {"ids": list(steps_of)}):
             step = StepState(**dict(zip(_STEP_FIELDS, row, strict=True)))
-            graphs[step.run_id].steps.append(step)
+            steps_of[step.run_id].append(step)
+    for run in run_states:  # a graph follows the changes of the steps it is made with
+        graphs[run.id] = RunGraph(run, defs[run.workflow_id], steps_of[run.id])
     return graphs
 
 
@@ -344,22 +344,25 @@ async def persist(
     fx: Effects,
     now: float,
     before_effects: Callable[[], Awaitable[None]] | None = None,
-) -> None:
+) -> list[StepState]:
     """Write every dirty run and step, then (after ``before_effects``, which may add raw
-    event rows) the events, values, errors and duration statistics."""
+    event rows) the events, values, errors and duration statistics. Answers the steps it
+    inserted or updated."""
     conn = tx.conn
     graphs = list(graphs)
     removed = {s.run_id for s in fx.removed_steps}
+    touched: list[StepState] = []  # what changed, from each graph's journal of its steps
     for g in graphs:  # a change to its steps is a change of the run (its counter moves)
-        if g.run.id in removed or any(s.dirty or s.is_new for s in g.steps):
+        changed = g.changed()
+        if changed or g.run.id in removed:
             g.run.dirty = True
-    await insert_steps(conn, [s for g in graphs for s in g.steps if s.is_new])
+        touched.extend(changed)
+    await insert_steps(conn, [s for s in touched if s.is_new])
     if fx.removed_steps:
         await conn.execute(delete(steps).where(steps.c.id.in_([s.id for s in fx.removed_steps])))
     step_updates = [
         {"b_id": s.id, **{f"b_{n}": getattr(s, n) for n in _STEP_MUTABLE}}
-        for g in graphs
-        for s in g.steps
+        for s in touched
         if s.dirty
     ]
     await run_many(conn, _update_steps, step_updates)
@@ -374,14 +377,15 @@ async def persist(
     await run_many(conn, _update_runs, run_updates)
     for g in graphs:
         g.run.dirty = False
-        for s in g.steps:
-            s.dirty = False
+    for s in touched:
+        s.dirty = False
     if before_effects is not None:
         await before_effects()
     # what webhooks need of these runs, known here, and to the process once committed
     known = {g.run.id: (g.run.namespace_id, g.run.workflow_name, g.run.notify_url) for g in graphs}
     await write_effects(conn, fx, known)
     tx.after_commit(lambda: remember_runs(conn, known))
+    return touched
 
 
 async def insert_events(
