@@ -127,35 +127,10 @@ async def claim_ready_steps(
     if namespaces:
         params["namespaces"] = list(namespaces)
     stmt = _claim_statement(only, tuple(int(n) for n in skip_queued_of), bool(namespaces))
+    # the columns of _CLAIM_SQL's RETURNING, then what the claim wrote
     return [
-        ClaimedStep(
-            step_id,
-            run_id,
-            key,
-            name,
-            kind,
-            attempt,
-            max_attempts,
-            args or {},
-            timeout_s,
-            item,
-            expires,
-            namespace_id,
-            now,
-        )
-        for (
-            step_id,
-            run_id,
-            key,
-            name,
-            kind,
-            attempt,
-            max_attempts,
-            args,
-            timeout_s,
-            item,
-            namespace_id,
-        ) in await fetch(tx.conn, stmt, params)
+        ClaimedStep(*r[:7], r[7] or {}, r[8], r[9], expires, r[10], now)
+        for r in await fetch(tx.conn, stmt, params)
     ]
 
 
