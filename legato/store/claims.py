@@ -129,7 +129,9 @@ async def claim_ready_steps(
     stmt = _claim_statement(only, tuple(int(n) for n in skip_queued_of), bool(namespaces))
     # the columns of _CLAIM_SQL's RETURNING, then what the claim wrote
     return [
-        ClaimedStep(*r[:7], r[7] or {}, r[8], r[9], expires, r[10], now)
+        ClaimedStep(
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7] or {}, r[8], r[9], expires, r[10], now
+        )
         for r in await fetch(tx.conn, stmt, params)
     ]
 
