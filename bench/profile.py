@@ -173,11 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.target:
         workdir = Path(tempfile.mkdtemp(prefix="legato-profile-"))
         from bench import engine
+        from legato.runtime import run_event_loop
 
         store, phase = opts.target
         url = engine.fresh_store(store, SimpleNamespace(pg_url=opts.pg_url), workdir, "profile")
         try:
-            asyncio.run(target(store, phase, url, opts))
+            run_event_loop(target(store, phase, url, opts))  # the loop the bench measures on
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
             if store == "postgresql":

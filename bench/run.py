@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
 from bench import engine, http_starts, limits  # noqa: E402
 from bench.common import load_average, say  # noqa: E402
 from bench.peers import venvs  # noqa: E402
+from legato.runtime import run_event_loop  # noqa: E402
 
 PG_BASE = os.environ.get("LEGATO_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 PEERS_DIR = ROOT / "bench" / "peers"
@@ -135,7 +136,8 @@ def run_store(report: Report, store: str, opts: argparse.Namespace, workdir: Pat
     say(f"{store}: in-process latency, throughput and shapes")
     report.part(
         f"legato/{store}/in_process",
-        lambda: asyncio.run(
+        # on the loop `legato serve` runs its engine on (uvloop, where installed)
+        lambda: run_event_loop(
             engine.in_process(store, engine.fresh_store(store, opts, workdir, "engine"), opts)
         ),
     )

@@ -9,9 +9,10 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from legato.engine.delivery import Deliverer, DeliveryConfig
 from legato.engine.outbound import OutboundGuard
@@ -48,11 +49,13 @@ __all__ = [
     "configure_logging",
     "load_settings",
     "login_policy",
+    "run_event_loop",
     "run_worker",
     "settle_memory",
     "upgrade_database",
 ]
 
+T = TypeVar("T")
 log = logging.getLogger("legato")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -262,6 +265,19 @@ def settle_memory() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on the event loop ``legato serve`` runs on: uvloop where it is installed
+    (uvicorn's standard extras bring it, and uvicorn picks it the same way), asyncio's own
+    otherwise. A worker waits on its database's socket at every statement; uvloop's loop
+    and transports cost about a tenth less CPU there than asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def run_worker(
     database_url: str, concurrency: int, name: str | None, namespaces: tuple[str, ...] = ()
 ) -> None:
@@ -300,4 +316,4 @@ def run_worker(
         finally:
             await app.close()
 
-    asyncio.run(main())
+    run_event_loop(main())
