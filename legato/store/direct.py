@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -195,7 +194,7 @@ async def _execute(
                 return []
             return c.rows(raw.execute(c.sql, bound).fetchall())
         except sqlite3.Error as exc:
-            raise DBAPIError.instance(c.sql, bound, exc, sqlite3.Error) from exc
+            _raise_as_sqlalchemy(sync, exc, c.sql, bound)
     adapter: Any = fairy.dbapi_connection
     async with adapter._execute_mutex:
         try:
@@ -206,18 +205,15 @@ async def _execute(
                 return []
             return c.rows(await adapter._connection.fetch(c.sql, *bound))
         except Exception as exc:
-            raise _translated(adapter, c.sql, bound, exc) from exc
+            try:
+                adapter._handle_exception(exc)  # the DB-API error SQLAlchemy's cursor raises
+            except Exception as dbapi_error:
+                _raise_as_sqlalchemy(sync, dbapi_error, c.sql, bound)
+            raise  # pragma: no cover - _handle_exception always raises
 
 
-def _translated(adapter: Any, sql: str, params: Any, exc: Exception) -> Exception:
-    """The driver's error as SQLAlchemy would have raised it."""
-    if isinstance(exc, DBAPIError):
-        return exc
-    try:
-        adapter._handle_exception(exc)
-    except Exception as translated:
-        base: type[Exception] = adapter.dbapi.Error
-        if isinstance(translated, base):
-            return DBAPIError.instance(sql, params, translated, base)
-        return translated
-    return exc  # pragma: no cover - _handle_exception always raises
+def _raise_as_sqlalchemy(sync: Connection, error: Exception, sql: str, params: Any) -> NoReturn:
+    """Raise ``error`` as SQLAlchemy raises a statement's: wrapped (``IntegrityError``,
+    ``OperationalError``…, the driver's error as ``orig``), and a lost connection invalidated,
+    so the pool replaces it and callers see the database as unreachable."""
+    sync._handle_dbapi_exception(error, sql, params, None, None)

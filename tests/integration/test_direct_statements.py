@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from statements import counting
 
+from legato.model.errors import Unavailable
 from legato.runtime import Legato
 from legato.store import tables
 from legato.store.database import Tx
@@ -150,3 +152,33 @@ async def test_statement_listeners_hear_direct_statements(legato: Legato) -> Non
         await legato.db.write(write)
     assert len(seen.sql) == 2, seen
     assert all(sql.startswith("INSERT INTO namespaces") for sql in seen.sql)
+
+
+async def test_a_connection_lost_under_a_direct_statement_is_unavailable_then_replaced(
+    legato: Legato,
+) -> None:
+    if legato.db.is_sqlite:
+        pytest.skip("a SQLite file has no connection to lose")
+
+    async def backend(tx: Tx) -> int:
+        return int((await tx.conn.execute(select(func.pg_backend_pid()))).scalar_one())
+
+    pid = await legato.db.write(backend)
+    admin = await asyncpg.connect(legato.db.url.replace("postgresql+asyncpg", "postgresql"))
+    try:  # a connection of its own ends the writer's
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+    async def first_direct(tx: Tx) -> None:
+        # the direct statement is the transaction's first: it meets the lost connection
+        await fetch(tx.conn, _BY_IDS, {"ids": [1]})
+
+    for _ in range(10):  # the pool hands out its connections in turn: reach the lost one
+        try:
+            await legato.db.write(first_direct)
+        except Unavailable:
+            break
+    else:
+        pytest.fail("no write met the lost connection")
+    await legato.db.write(first_direct)  # the pool replaced it: the next write goes through
