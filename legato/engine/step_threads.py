@@ -3,8 +3,10 @@
 ``loop.run_in_executor`` costs, for every call, a ``concurrent.futures.Future`` with its
 condition variable, a chained asyncio future, and one write to the event loop's self-pipe to
 say it is done; with no-op steps that hand-off was a tenth of the engine's CPU. Here a call is
-a queue item and its answer goes back in a list that the loop empties in one go: the pipe is
-written only when that list was empty, so steps ending together wake the loop once.
+a queue item and its answer goes back in a deque that the loop empties in one go: the pipe is
+written only when no emptying is due yet, so steps ending together wake the loop once. No
+lock is taken on the way: a thread that held one could lose the interpreter to another and
+keep the loop waiting for it (the loop waited in ``run`` for a tenth of a long chain's time).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -31,9 +34,9 @@ class StepThreads:
         self._name = name
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
-        self._pending = 0  # calls queued or running
-        self._lock = threading.Lock()
-        self._answers: list[_Answer] = []
+        self._pending = 0  # calls not answered yet; only the loop's thread changes it
+        self._answers: deque[_Answer] = deque()  # appended by the threads, emptied by the loop
+        self._delivery_due = False  # an emptying is scheduled and has not begun
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -44,10 +47,9 @@ class StepThreads:
         loop = asyncio.get_running_loop()
         self._loop = loop
         future: asyncio.Future[T] = loop.create_future()
-        with self._lock:
-            self._pending += 1
-            if self._pending > len(self._threads) and len(self._threads) < self._size:
-                self._start_thread()
+        self._pending += 1
+        if self._pending > len(self._threads) and len(self._threads) < self._size:
+            self._start_thread()
         self._calls.put((future, fn))
         return future
 
@@ -85,20 +87,21 @@ class StepThreads:
             except BaseException as exc:  # SystemExit and the like end the step, not the loop
                 answer = (future, None, RuntimeError(f"the step raised {type(exc).__name__}"))
             del call, future, fn
-            with self._lock:
-                self._pending -= 1
-                wake = not self._answers
-                self._answers.append(answer)
-            if wake and self._loop is not None:
+            self._answers.append(answer)
+            if not self._delivery_due and self._loop is not None:
+                self._delivery_due = True  # two threads may both schedule one: harmless
                 try:
                     self._loop.call_soon_threadsafe(self._deliver)
                 except RuntimeError:  # the loop is closed: nobody waits any more
                     return
 
     def _deliver(self) -> None:
-        with self._lock:
-            answers, self._answers = self._answers, []
-        for future, value, exc in answers:
+        # cleared before emptying: an answer added after this is emptied now or wakes anew
+        self._delivery_due = False
+        answers = self._answers
+        while answers:
+            future, value, exc = answers.popleft()
+            self._pending -= 1
             if future.cancelled():
                 continue
             if exc is None:

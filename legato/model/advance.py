@@ -815,7 +815,8 @@ def _dispatch(
 def _finish_if_done(graph: RunGraph, now: float, fx: Effects) -> None:
     run = graph.run
     top = graph.top()
-    if run.status in RUN_TERMINAL or _finished(top) < len(top):
+    # from the end: the steps still to run are usually the last ones (a chain's, at once)
+    if run.status in RUN_TERMINAL or any(s.status not in STEP_TERMINAL for s in reversed(top)):
         return
     run.finished_at = now
     run.dirty = True
