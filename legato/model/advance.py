@@ -19,6 +19,7 @@ from legato.model.expressions import (
     ExpressionError,
     ExpressionLimitError,
     evaluate_condition,
+    mentions,
     render,
 )
 from legato.model.records import RunState, StepResult, StepState
@@ -209,21 +210,15 @@ class RunGraph:
         """What expressions see; without ``steps`` when none of them names it (the steps'
         outputs are as many as the run's steps: a long chain built them at every step)."""
         run = self.run
+        scope: dict[str, Any] = {"inputs": run.inputs, "vars": run.vars}
+        if steps:  # top-level steps and the steps of groups ("key[i]" items are not named)
+            scope["steps"] = {
+                s.key: {"outputs": s.outputs or {}, "status": s.status}
+                for s in self.steps
+                if "[" not in s.key
+            }
         return {
-            "inputs": run.inputs,
-            "vars": run.vars,
-            # top-level steps and the steps of groups (foreach items, "key[i]", are not named)
-            **(
-                {
-                    "steps": {
-                        s.key: {"outputs": s.outputs or {}, "status": s.status}
-                        for s in self.steps
-                        if "[" not in s.key
-                    }
-                }
-                if steps
-                else {}
-            ),
+            **scope,
             "run": {
                 "id": run.id,
                 "uuid": run.uuid,
@@ -649,22 +644,11 @@ def _release_steps(
 
 def _names_steps(sd: StepDefinition) -> bool:
     """Whether an expression of the step may read ``steps``: its ``if`` (a bare expression
-    too) or an expression in its ``foreach`` or ``with`` that has the word in it (one that
-    does not cannot reach it)."""
+    too), or an expression in its ``foreach`` or ``with``, that has the word in it."""
     if_ = sd.if_
     if isinstance(if_, str) and "steps" in if_:
         return True
-    return _mentions_steps(sd.foreach) or _mentions_steps(sd.with_)
-
-
-def _mentions_steps(template: Any) -> bool:
-    if isinstance(template, str):
-        return "steps" in template and "${{" in template
-    if isinstance(template, dict):
-        return any(_mentions_steps(v) for v in template.values())
-    if isinstance(template, list | tuple):
-        return any(_mentions_steps(v) for v in template)
-    return False
+    return mentions(sd.foreach, "steps") or mentions(sd.with_, "steps")
 
 
 def _condition(expr: str | bool, scope: dict[str, Any]) -> bool:

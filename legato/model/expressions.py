@@ -37,6 +37,7 @@ __all__ = [
     "global_names",
     "is_expression",
     "limit_errors",
+    "mentions",
     "references",
     "render",
     "syntax_errors",
@@ -242,6 +243,12 @@ def contains_expression(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(contains_expression(v) for v in value)
     return False
+
+
+def mentions(template: Any, word: str) -> bool:
+    """True if a string of ``template`` (recursively) that holds an expression has ``word``
+    in it: an expression that does not cannot name ``word``."""
+    return any(word in text for text in _strings(template))
 
 
 def expressions_in(template: Any) -> list[str]:

@@ -217,39 +217,27 @@ async def load_graphs(
     return graphs
 
 
-def _runs_of(dialect: str, *, lock: bool) -> Select[Any]:
+def _of_runs(
+    columns: list[str], table: Table, by: str, dialect: str, *, lock: bool = False
+) -> Select[Any]:
+    """``columns`` of the rows of ``table`` whose ``by`` is one of the ids given as ``ids``,
+    in id order; locked on PostgreSQL with ``lock`` (serialises advancement of a run)."""
     query = (
-        select(*(runs.c[n] for n in _RUN_FIELDS))
-        .where(ids_in(runs.c.id, "ids", dialect))
-        .order_by(runs.c.id)
+        select(*(table.c[n] for n in columns))
+        .where(ids_in(table.c[by], "ids", dialect))
+        .order_by(table.c.id)
     )
-    # locked on PostgreSQL: serialises advancement of one run across workers
     return query.with_for_update() if lock else query
 
 
-_RUNS = DirectStatement(lambda dialect: _runs_of(dialect, lock=False))
-_RUNS_LOCKED = DirectStatement(lambda dialect: _runs_of(dialect, lock=True))
-_STEPS_OF_RUNS = DirectStatement(
-    lambda dialect: (
-        select(*(steps.c[n] for n in _STEP_FIELDS))
-        .where(ids_in(steps.c.run_id, "ids", dialect))
-        .order_by(steps.c.id)
-    )
+_RUNS = DirectStatement(lambda d: _of_runs(_RUN_FIELDS, runs, "id", d))
+_RUNS_LOCKED = DirectStatement(lambda d: _of_runs(_RUN_FIELDS, runs, "id", d, lock=True))
+_STEPS_OF_RUNS = DirectStatement(lambda d: _of_runs(_STEP_FIELDS, steps, "run_id", d))
+# the change counters of runs: a kept graph whose counter holds is what the database holds
+_COUNTERS = DirectStatement(lambda d: _of_runs(["id", "change_seq"], runs, "id", d))
+_COUNTERS_LOCKED = DirectStatement(
+    lambda d: _of_runs(["id", "change_seq"], runs, "id", d, lock=True)
 )
-
-
-def _counters(dialect: str, *, lock: bool) -> Select[tuple[int, int]]:
-    query = (
-        select(runs.c.id, runs.c.change_seq)
-        .where(ids_in(runs.c.id, "ids", dialect))
-        .order_by(runs.c.id)
-    )
-    return query.with_for_update() if lock else query
-
-
-# the change counters of runs (locked, on PostgreSQL: serialises advancement of a run)
-_COUNTERS = DirectStatement(lambda dialect: _counters(dialect, lock=False))
-_COUNTERS_LOCKED = DirectStatement(lambda dialect: _counters(dialect, lock=True))
 
 
 async def insert_runs(conn: AsyncConnection, graphs: list[RunGraph]) -> None:
@@ -400,23 +388,12 @@ async def insert_events(
 
 
 _EVENT_KEYS = ("run_id", "step_id", "step_key", "type", "status", "message", "time", "data")
-_INSERT_EVENTS = DirectStatement(
-    insert(events).values({k: bindparam(k) for k in _EVENT_KEYS}), many=True
+_INSERT_EVENTS = _insert_plain(events, _EVENT_KEYS)
+_INSERT_VALUES = _insert_plain(
+    run_values, ("run_id", "step_id", "scope", "name", "type", "value", "created_at")
 )
-_INSERT_VALUES = DirectStatement(
-    insert(run_values).values(
-        {
-            k: bindparam(k)
-            for k in ("run_id", "step_id", "scope", "name", "type", "value", "created_at")
-        }
-    ),
-    many=True,
-)
-_INSERT_ERRORS = DirectStatement(
-    insert(run_errors).values(
-        {k: bindparam(k) for k in ("run_id", "step_id", "step_key", "code", "message", "time")}
-    ),
-    many=True,
+_INSERT_ERRORS = _insert_plain(
+    run_errors, ("run_id", "step_id", "step_key", "code", "message", "time")
 )
 
 
