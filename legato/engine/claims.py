@@ -3,23 +3,29 @@
 A claim moves due READY steps to RUNNING under the worker's lease (``store/claims.py``), marks
 their QUEUED runs RUNNING, holds namespace limits (``engine/limits.py``) and records the
 ``run.started`` and ``step.started`` events, all in the caller's transaction.
+
+A worker reporting results takes the steps its transaction released in running runs without a
+claim statement (``claim_released``): the transaction holds those runs (locked on PostgreSQL,
+the write lock on SQLite) and the steps turned READY in it, so no other worker can see them
+READY; they are written RUNNING with the rest of the transaction's step updates.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from legato.engine.limits import enforce_limits
-from legato.model.records import ClaimedStep
+from legato.model.advance import RunGraph
+from legato.model.records import ClaimedStep, StepState
 from legato.model.states import RunStatus, StepStatus
 from legato.store.claims import claim_ready_steps, mark_runs_started
 from legato.store.database import Database, Tx
 from legato.store.limits import full_namespaces, namespace_limits
 from legato.store.run_graphs import insert_events
 
-__all__ = ["claim", "claim_in"]
+__all__ = ["claim", "claim_in", "claim_released", "started_events"]
 
 
 async def claim(
@@ -82,7 +88,7 @@ async def claim_in(
         if counters_into is not None:
             counters_into.update({r.id: None if r.id in back else r.change_seq for r in marked})
         started = [r for r in began if r not in back]
-    rows = _started_events(started, claimed, worker, now)
+    rows = started_events(started, claimed, worker, now)
     if events_into is not None:
         events_into.extend(rows)
     elif rows:
@@ -92,7 +98,52 @@ async def claim_in(
     return claimed
 
 
-def _started_events(
+def claim_released(
+    graphs: Mapping[int, RunGraph],
+    released: Sequence[StepState],
+    worker: str,
+    slots: int,
+    lease_seconds: float,
+    now: float,
+) -> tuple[list[ClaimedStep], list[StepState]]:
+    """Of the due steps a transaction released (highest priority first, up to ``slots``),
+    take for ``worker`` in their graphs those of runs already RUNNING that are in the store
+    already; answers them and the rest, for the claim statement (steps of runs that start
+    now, which count against namespace limits, and steps the transaction inserts)."""
+    chosen = sorted(released, key=lambda s: (-s.priority, s.id))[: max(0, slots)]
+    taken: list[ClaimedStep] = []
+    rest: list[StepState] = []
+    expires = now + lease_seconds
+    for step in chosen:
+        run = graphs[step.run_id].run
+        if step.is_new or run.status != RunStatus.RUNNING:
+            rest.append(step)
+            continue
+        step.attempt += 1
+        step.lease_owner, step.lease_expires_at = worker, expires
+        step.started_at, step.progress = now, None
+        step.move(StepStatus.RUNNING, "Running")
+        taken.append(
+            ClaimedStep(
+                step.id,
+                step.run_id,
+                step.key,
+                step.name,
+                step.kind,
+                step.attempt,
+                step.max_attempts,
+                step.args or {},
+                step.timeout_s,
+                step.item,
+                expires,
+                run.namespace_id,
+                now,
+            )
+        )
+    return taken, rest
+
+
+def started_events(
     runs: list[int], steps: list[ClaimedStep], worker: str, now: float
 ) -> list[dict[str, Any]]:
     return [

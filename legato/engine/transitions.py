@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from legato.engine.claims import claim_in
+from legato.engine.claims import claim_in, claim_released, started_events
 from legato.engine.limits import take_queue_room
 from legato.model.advance import (
     ChildRequest,
@@ -328,23 +328,31 @@ class Transitions:
         counters: dict[int, int | None],
     ) -> Callable[[], Awaitable[None]]:
         """Claims, for ``claim_for``, the due steps the transaction released (into
-        ``claimed``), once its runs and steps are written and before its events are. The
+        ``claimed``): those of running runs at once, in their graphs (written with the
+        transaction's other step updates); the others by the claim statement the function
+        answered, for once its runs and steps are written and before its events are. The
         claims of runs it started are mirrored into their graphs only after the commit (the
         answer to a start shows the run as admitted); ``counters`` gets their new change
         counters for that."""
 
+        due = [s for s in fx.ready_steps if s.status == StepStatus.READY and s.not_before <= now]
+        if claim_for is not None and claim_for.slots > 0 and due and not claim_for.namespaces:
+            held, due = claim_released(
+                graphs, due, claim_for.worker, claim_for.slots, claim_for.lease_seconds, now
+            )
+            claimed.extend(held)
+            fx.raw_events.extend(started_events([], held, claim_for.worker, now))
+
         async def take() -> None:
-            due = [
-                s for s in fx.ready_steps if s.status == StepStatus.READY and s.not_before <= now
-            ]
-            if claim_for is None or claim_for.slots <= 0 or not due:
+            slots = 0 if claim_for is None else claim_for.slots - len(claimed)
+            if claim_for is None or slots <= 0 or not due:
                 return
             run_ids = sorted({s.run_id for s in due})
             queued = {r for r in run_ids if graphs[r].run.status == RunStatus.QUEUED}
             taken = await claim_in(
                 tx,
                 claim_for.worker,
-                claim_for.slots,
+                slots,
                 claim_for.lease_seconds,
                 run_ids=run_ids,
                 queued_runs=queued,

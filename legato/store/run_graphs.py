@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Float, Table, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Float, Table, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert, Select
 
@@ -71,9 +71,18 @@ _update_steps = DirectStatement(
     .values(
         {
             **{n: bindparam(f"b_{n}") for n in _STEP_MUTABLE},
-            # the planner only ever clears a lease; renewals (heartbeats) are the store's
+            # the planner clears a lease, or gives one to a step it claims for the worker
+            # reporting (``claim_released``); renewals (heartbeats) are the store's, so a
+            # lease never moves back to what a kept graph knew of it
             "lease_expires_at": case(
                 (bindparam("b_lease_expires_at", type_=Float()).is_(None), None),
+                (
+                    or_(
+                        steps.c.lease_expires_at.is_(None),
+                        steps.c.lease_expires_at < bindparam("b_lease_expires_at"),
+                    ),
+                    bindparam("b_lease_expires_at"),
+                ),
                 else_=steps.c.lease_expires_at,
             ),
         }
