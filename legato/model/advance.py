@@ -130,6 +130,9 @@ class RunGraph:
     _top_keys: dict[str, StepState] | None = field(default=None, repr=False, compare=False)
     #: the steps marked dirty (or added) since the graph was last written, maybe twice
     _journal: list[StepState] = field(default_factory=list, repr=False, compare=False)
+    #: how many top-level steps have ended: counted when first asked for, then kept by
+    #: their moves (``StepState.move``); a long chain's step ends would count them all
+    _ended: int | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for step in self.steps:
@@ -137,18 +140,33 @@ class RunGraph:
 
     def _follow(self, step: StepState) -> None:
         step.__dict__["_journal"] = self._journal
+        if step.parent_step_id is None and step.parent is None:
+            step.__dict__["_moved"] = self._top_step_moved
         if step.dirty or step.is_new:
             self._journal.append(step)
+
+    def _top_step_moved(self, before: str, after: str) -> None:
+        if self._ended is not None:
+            self._ended += (after in STEP_TERMINAL) - (before in STEP_TERMINAL)
+
+    def ended_top_steps(self) -> int:
+        """How many top-level steps have ended (every status change of one goes through
+        ``StepState.move``)."""
+        if self._ended is None:
+            self._ended = _finished(self.top())
+        return self._ended
 
     def add_step(self, step: StepState) -> None:
         self.steps.append(step)
         self._follow(step)
         self._by_id = self._kids = self._top = self._top_keys = None
+        self._ended = None
 
     def remove_step(self, step: StepState) -> None:
         self.steps.remove(step)
-        step.__dict__["_journal"] = None
+        step.__dict__["_journal"] = step.__dict__["_moved"] = None
         self._by_id = self._kids = self._top = self._top_keys = None
+        self._ended = None
 
     def changed(self) -> list[StepState]:
         """The graph's steps that are new or dirty, in the order they first changed; the
@@ -470,7 +488,7 @@ def _after_step(graph: RunGraph, step: StepState, now: float, fx: Effects) -> No
         else:
             _advance_parent(graph, parent, now, fx)
         return
-    graph.run.finished_steps = _finished(graph.top())
+    graph.run.finished_steps = graph.ended_top_steps()
     graph.run.dirty = True
     _release(graph, now, fx, after=step)
     _finish_if_done(graph, now, fx)
@@ -799,8 +817,7 @@ def _dispatch(
 def _finish_if_done(graph: RunGraph, now: float, fx: Effects) -> None:
     run = graph.run
     top = graph.top()
-    # from the end: the steps still to run are usually the last ones (a chain's, at once)
-    if run.status in RUN_TERMINAL or any(s.status not in STEP_TERMINAL for s in reversed(top)):
+    if run.status in RUN_TERMINAL or graph.ended_top_steps() < len(top):
         return
     run.finished_at = now
     run.dirty = True
@@ -927,7 +944,7 @@ def cancel_run(
                 _advance_group(graph, step, now, fx)
             else:
                 _advance_parent(graph, step, now, fx)
-    graph.run.finished_steps = _finished(graph.top())
+    graph.run.finished_steps = graph.ended_top_steps()
     _finish_if_done(graph, now, fx)
     return True
 
@@ -965,7 +982,7 @@ def retry_run(graph: RunGraph, now: float, fx: Effects) -> bool:
     run.finished_at = None
     run.move(R.RUNNING, "Retrying from failed steps")
     fx.event(run, "run.retrying", R.RUNNING, "Retrying from failed steps", now)
-    run.finished_steps = _finished(graph.top())
+    run.finished_steps = graph.ended_top_steps()
     _release(graph, now, fx)
     _finish_if_done(graph, now, fx)
     return True

@@ -72,6 +72,9 @@ class StepState:
 
     def move(self, status: str, message: str | None = None) -> None:
         check_step_transition(self.status, status)
+        moved = self.__dict__.get("_moved")  # a top-level step tells its graph's count
+        if moved is not None:
+            moved(self.status, status)
         self.status = status
         if message is not None:
             self.status_message = message

@@ -201,6 +201,8 @@ class Rules:
         counts = Counter(s.status for s in top)
         assert sum(counts.values()) == sim.run.total_steps == len(top)
         assert sim.run.finished_steps == sum(n for s, n in counts.items() if s in STEP_TERMINAL)
+        # the graph's kept count of ended top-level steps is a count of them
+        assert sim.graph.ended_top_steps() == sim.run.finished_steps
         for parent in sim.graph.steps:
             kids = sim.graph.children(parent)
             if kids:
