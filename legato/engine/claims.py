@@ -92,7 +92,7 @@ async def claim_in(
     if events_into is not None:
         events_into.extend(rows)
     elif rows:
-        await insert_events(tx.conn, rows)
+        await insert_events(tx, rows)
     for rid in touched:
         tx.wake(f"run:{rid}")
     return claimed

@@ -29,7 +29,16 @@ from legato.store import direct
 from legato.store.errors import DuplicateKey
 from legato.store.sqlite_inline import inline_connector
 
-__all__ = ["Database", "PointQuery", "Tx", "Watch", "decode_json", "normalize_url"]
+__all__ = [
+    "CHANNEL",
+    "Database",
+    "PointQuery",
+    "Tx",
+    "Watch",
+    "decode_json",
+    "dump_json",
+    "normalize_url",
+]
 
 log = logging.getLogger("legato.store")
 T = TypeVar("T")
@@ -68,6 +77,8 @@ def _loads(value: Any) -> Any:
 
 #: A JSON column's value as a raw read gives it (text), as SQLAlchemy would have decoded it.
 decode_json = _loads
+#: A value as a JSON column stores it (``None`` as JSON ``null``).
+dump_json = _dumps
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,9 @@ class Tx:
 
     #: what to do once the transaction has committed (never if it rolls back)
     on_commit: list[Callable[[], None]] = field(default_factory=list)
+    #: a statement to send after all others, given the NOTIFY payloads of the commit (on
+    #: PostgreSQL); it answers those it did not send itself (the events' insert sends one)
+    last: Callable[[list[str]], Awaitable[list[str]]] | None = None
 
     def wake(self, topic: str) -> None:
         self.wakeups.add(topic)
@@ -235,10 +249,12 @@ class Database:
             async with self.writer.begin() as conn:
                 tx = Tx(conn, shared=self.shared)
                 result = await fn(tx)
-                if tx.wakeups and not self.is_sqlite:
-                    # one NOTIFY per transaction, delivered at commit; payloads stay < 8000 B
-                    for payload in _payloads(sorted(tx.wakeups)):
-                        await direct.run(conn, _NOTIFY, {"payload": payload})
+                # one NOTIFY per transaction, delivered at commit; payloads stay < 8000 B
+                payloads = [] if self.is_sqlite else _payloads(sorted(tx.wakeups))
+                if tx.last is not None:
+                    payloads = await tx.last(payloads)
+                for payload in payloads:
+                    await direct.run(conn, _NOTIFY, {"payload": payload})
         if tx.wakeups:
             self._wake_local(tx.wakeups)
         for action in tx.on_commit:

@@ -9,9 +9,25 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Float, Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    String,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert, Select
+from sqlalchemy.types import TypeEngine
 
 from legato.model.advance import Effects, RunGraph
 from legato.model.definition import WorkflowDefinition
@@ -26,7 +42,7 @@ from legato.model.records import (
 )
 from legato.model.states import RUN_TERMINAL
 from legato.store.claims import mirror_claim, mirror_run_start
-from legato.store.database import Tx
+from legato.store.database import CHANNEL, Tx, dump_json
 from legato.store.direct import DirectStatement, fetch, ids_in, run_many
 from legato.store.outbox import RunFacts, remember_runs
 from legato.store.outbox import enqueue as enqueue_webhooks
@@ -380,24 +396,84 @@ async def persist(
         await before_effects()
     # what webhooks need of these runs, known here, and to the process once committed
     known = {g.run.id: (g.run.namespace_id, g.run.workflow_name, g.run.notify_url) for g in graphs}
-    await write_effects(conn, fx, known)
+    await write_effects(tx, fx, known)
     tx.after_commit(lambda: remember_runs(conn, known))
     return touched
 
 
 async def insert_events(
-    conn: AsyncConnection,
+    tx: Tx,
     rows: list[dict[str, Any]],
     known: Mapping[int, RunFacts] | None = None,
 ) -> None:
     """Record events, and queue their webhooks in the same transaction (the outbox);
-    ``known``: the facts of runs the transaction holds."""
-    await enqueue_webhooks(conn, rows, known)
-    await run_many(conn, _INSERT_EVENTS, rows)
+    ``known``: the facts of runs the transaction holds. On PostgreSQL the events go last,
+    in one statement that also sends the transaction's NOTIFY (one round trip fewer)."""
+    await enqueue_webhooks(tx.conn, rows, known)
+    if not rows:
+        return
+    if tx.conn.dialect.name != "postgresql":
+        await run_many(tx.conn, _INSERT_EVENTS, rows)
+    elif isinstance(tx.last, _EventsLast):
+        tx.last.rows.extend(rows)
+    elif tx.last is None:
+        tx.last = _EventsLast(tx.conn, list(rows))
+    else:  # pragma: no cover - nothing else goes last today
+        await run_many(tx.conn, _INSERT_EVENTS, rows)
 
 
 _EVENT_KEYS = ("run_id", "step_id", "step_key", "type", "status", "message", "time", "data")
 _INSERT_EVENTS = _insert_plain(events, _EVENT_KEYS)
+
+#: PostgreSQL: the events as one array per column, in their order, and the NOTIFY payload
+#: (NULL: none); the insert runs whether or not the NOTIFY does
+_EVENT_ARRAYS: dict[str, tuple[str, TypeEngine[Any]]] = {
+    "run_id": ("bigint", BigInteger()),
+    "step_id": ("bigint", BigInteger()),
+    "step_key": ("text", String()),
+    "type": ("text", String()),
+    "status": ("text", String()),
+    "message": ("text", String()),
+    "data": ("text", String()),  # JSON text, cast to jsonb
+    "time": ("float8", Float()),
+}
+_EVENT_COLUMNS = ", ".join(_EVENT_ARRAYS)
+_EVENT_VALUES = ", ".join(
+    "CAST(u.data AS jsonb)" if k == "data" else f"u.{k}" for k in _EVENT_ARRAYS
+)
+_EVENT_UNNEST = ", ".join(f"CAST(:{k} AS {t}[])" for k, (t, _) in _EVENT_ARRAYS.items())
+_INSERT_EVENTS_NOTIFYING = DirectStatement(
+    text(
+        f"""WITH written AS (
+          INSERT INTO events ({_EVENT_COLUMNS})
+          SELECT {_EVENT_VALUES}
+            FROM unnest({_EVENT_UNNEST}) WITH ORDINALITY AS u({_EVENT_COLUMNS}, n)
+           ORDER BY u.n)
+        SELECT pg_notify('{CHANNEL}', :payload) WHERE :payload IS NOT NULL"""
+    ).bindparams(
+        *(bindparam(k, type_=ARRAY(t)) for k, (_, t) in _EVENT_ARRAYS.items()),
+        bindparam("payload", type_=String()),
+    )
+)
+
+
+class _EventsLast:
+    """The events of a PostgreSQL transaction, written after its other statements with the
+    first of its NOTIFY payloads."""
+
+    def __init__(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        self.conn = conn
+        self.rows = rows
+
+    async def __call__(self, payloads: list[str]) -> list[str]:
+        rows = self.rows
+        params: dict[str, Any] = {k: [r.get(k) for r in rows] for k in _EVENT_ARRAYS}
+        params["data"] = [dump_json(d) for d in params["data"]]  # as the column stores None
+        params["payload"] = payloads[0] if payloads else None
+        await fetch(self.conn, _INSERT_EVENTS_NOTIFYING, params)
+        return payloads[1:]
+
+
 _INSERT_VALUES = _insert_plain(
     run_values, ("run_id", "step_id", "scope", "name", "type", "value", "created_at")
 )
@@ -406,9 +482,8 @@ _INSERT_ERRORS = _insert_plain(
 )
 
 
-async def write_effects(
-    conn: AsyncConnection, fx: Effects, known: Mapping[int, RunFacts] | None = None
-) -> None:
+async def write_effects(tx: Tx, fx: Effects, known: Mapping[int, RunFacts] | None = None) -> None:
+    conn = tx.conn
     if fx.events or fx.raw_events:
         rows = (
             [
@@ -426,7 +501,7 @@ async def write_effects(
             ]
             + fx.raw_events  # the continuation's claims come after what released them
         )
-        await insert_events(conn, rows, known)
+        await insert_events(tx, rows, known)
         fx.events.clear()
         fx.raw_events.clear()
     if fx.values:
