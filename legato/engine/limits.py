@@ -11,6 +11,8 @@ PostgreSQL, claimers of one limited namespace take turns on an advisory lock.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from legato.model.errors import QueueLimit
 from legato.model.states import RunStatus, check_run_transition
 from legato.store.database import Tx
@@ -50,13 +52,19 @@ async def enforce_limits(tx: Tx, started: dict[int, int], limits: dict[int, int]
 
 
 async def take_queue_room(
-    tx: Tx, namespace_id: int, namespace: str, queues: dict[int, list[int] | None]
+    tx: Tx,
+    namespace_id: int,
+    namespace: str,
+    queues: dict[int, list[int] | None],
+    limit: int | Literal["ask"] | None = "ask",
 ) -> None:
     """Take a place in the namespace's queue (``max_queued_runs``) or refuse the start.
     ``queues``: per namespace, [limit, runs queued] counted once per transaction, with the
-    runs this transaction added (None: no limit)."""
+    runs this transaction added (None: no limit). ``limit``: the namespace's, when the
+    caller read it in this transaction already."""
     if namespace_id not in queues:
-        limit = await queue_limit(tx.conn, namespace_id)
+        if limit == "ask":
+            limit = await queue_limit(tx.conn, namespace_id)
         queues[namespace_id] = (
             None if limit is None else [limit, await count_queued(tx.conn, namespace_id)]
         )

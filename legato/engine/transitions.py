@@ -280,7 +280,7 @@ class Transitions:
         row, definition, inputs = await self.resolve(
             tx, req.namespace_id, start.workflow, start.version, dict(start.inputs), scope.workflows
         )
-        await take_queue_room(tx, req.namespace_id, req.namespace, scope.queues)
+        await take_queue_room(tx, req.namespace_id, req.namespace, scope.queues, row.queue_limit)
         return NewRun(
             namespace_id=req.namespace_id,
             workflow_id=row.id,

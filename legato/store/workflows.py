@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from legato.model.definition import WorkflowDefinition
 from legato.store.direct import DirectStatement, fetch
-from legato.store.tables import workflows
+from legato.store.tables import namespaces, workflows
 
 __all__ = ["PinnedVersion", "find_workflow", "insert_version", "list_latest", "pinned_version"]
 
@@ -30,10 +30,12 @@ async def find_workflow(
 
 @dataclass(frozen=True)
 class PinnedVersion:
-    """The workflow version a new run pins: its row id and number."""
+    """The workflow version a new run pins: its row id and number, and its namespace's
+    ``max_queued_runs`` (read with it: a start needs both)."""
 
     id: int
     version: int
+    queue_limit: int | None = None
 
 
 async def pinned_version(
@@ -46,8 +48,13 @@ async def pinned_version(
     return PinnedVersion(*rows[0]) if rows else None
 
 
-def _pinned(latest: bool) -> Select[tuple[int, int]]:
-    query = select(workflows.c.id, workflows.c.version).where(
+def _pinned(latest: bool) -> Select[tuple[int, int, int | None]]:
+    queue_limit = (
+        select(namespaces.c.max_queued_runs)
+        .where(namespaces.c.id == bindparam("namespace_id"))
+        .scalar_subquery()
+    )
+    query = select(workflows.c.id, workflows.c.version, queue_limit).where(
         workflows.c.namespace_id == bindparam("namespace_id"),
         workflows.c.name == bindparam("name"),
     )

@@ -71,11 +71,12 @@ async def test_list_start_claim_and_complete_statements_are_pinned(legato: Legat
     sqlite = legato.db.is_sqlite
     with counting(legato.db) as started:
         await legato.runs.start(p, StartRun("three"))
-    # the workflow, the namespace, the run, its steps (on SQLite, which cannot return the
-    # ids of a many-row insert in order, the highest step id first), the event; on
-    # PostgreSQL the event's insert also sends the NOTIFY that wakes the workers. The run's
-    # webhooks need no look-up: the transaction holds the run, and the subscriptions are kept
-    assert started.count == (6 if sqlite else 5), started
+    # the workflow with its namespace's queue limit, the run, its steps (on SQLite, which
+    # cannot return the ids of a many-row insert in order, the highest step id first), the
+    # event; on PostgreSQL the event's insert also sends the NOTIFY that wakes the workers.
+    # The run's webhooks need no look-up: the transaction holds the run, and the
+    # subscriptions are kept
+    assert started.count == (5 if sqlite else 4), started
     assert sqlite or "pg_notify" in started.sql[-1], started
     with counting(legato.db) as listed:
         page = await legato.runs.list_runs(p, RunFilter(namespace_id=p.namespace_id), 50, None)
