@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import operator
 import random
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,9 +129,12 @@ class RunGraph:
     _top_keys: dict[str, StepState] | None = field(default=None, repr=False, compare=False)
     #: the steps marked dirty (or added) since the graph was last written, maybe twice
     _journal: list[StepState] = field(default_factory=list, repr=False, compare=False)
-    #: how many top-level steps have ended: counted when first asked for, then kept by
-    #: their moves (``StepState.move``); a long chain's step ends would count them all
+    #: how many top-level steps have ended, and each parent's items by ``_PHASE`` (ended,
+    #: ready or running, pending): counted when first asked for, then kept by the steps'
+    #: moves (``StepState.move``); a long chain's or a big foreach's step ends would count
+    #: them all each time
     _ended: int | None = field(default=None, repr=False, compare=False)
+    _kid_phases: dict[int, list[int]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for step in self.steps:
@@ -140,33 +142,55 @@ class RunGraph:
 
     def _follow(self, step: StepState) -> None:
         step.__dict__["_journal"] = self._journal
-        if step.parent_step_id is None and step.parent is None:
-            step.__dict__["_moved"] = self._top_step_moved
+        step.__dict__["_moved"] = self._step_moved
         if step.dirty or step.is_new:
             self._journal.append(step)
 
-    def _top_step_moved(self, before: str, after: str) -> None:
-        if self._ended is not None:
-            self._ended += (after in STEP_TERMINAL) - (before in STEP_TERMINAL)
+    def _step_moved(self, step: StepState, before: str, after: str) -> None:
+        was, now = _PHASE[before], _PHASE[after]
+        if was == now:
+            return
+        if step.parent_step_id is None and step.parent is None:
+            if self._ended is not None:
+                self._ended += (now == _ENDED) - (was == _ENDED)
+        elif self._kid_phases:
+            parent = step.parent or self.by_id(step.parent_step_id or 0)
+            phases = self._kid_phases.get(id(parent)) if parent is not None else None
+            if phases is not None:
+                phases[was] -= 1
+                phases[now] += 1
 
     def ended_top_steps(self) -> int:
-        """How many top-level steps have ended (every status change of one goes through
-        ``StepState.move``)."""
+        """How many top-level steps have ended (every status change of a step that is not
+        new goes through ``StepState.move``)."""
         if self._ended is None:
             self._ended = _finished(self.top())
         return self._ended
 
+    def kid_phases(self, parent: StepState) -> tuple[int, int, int]:
+        """How many of ``parent``'s items have ended, are ready or running, are pending."""
+        phases = self._kid_phases.get(id(parent))
+        if phases is None:
+            phases = [0, 0, 0]
+            for kid in self.children(parent):
+                phases[_PHASE[kid.status]] += 1
+            self._kid_phases[id(parent)] = phases
+        return phases[0], phases[1], phases[2]
+
     def add_step(self, step: StepState) -> None:
         self.steps.append(step)
         self._follow(step)
-        self._by_id = self._kids = self._top = self._top_keys = None
-        self._ended = None
+        self._forget_counts()
 
     def remove_step(self, step: StepState) -> None:
         self.steps.remove(step)
         step.__dict__["_journal"] = step.__dict__["_moved"] = None
+        self._forget_counts()
+
+    def _forget_counts(self) -> None:
         self._by_id = self._kids = self._top = self._top_keys = None
         self._ended = None
+        self._kid_phases.clear()
 
     def changed(self) -> list[StepState]:
         """The graph's steps that are new or dirty, in the order they first changed; the
@@ -495,6 +519,14 @@ def _after_step(graph: RunGraph, step: StepState, now: float, fx: Effects) -> No
 
 
 _status_of = operator.attrgetter("status")
+#: a step's phase, by status, for the counts a graph keeps: ended, ready or running, pending
+_ENDED = 0
+_PHASE: dict[str, int] = {
+    **dict.fromkeys(STEP_TERMINAL, _ENDED),
+    S.READY: 1,
+    S.RUNNING: 1,
+    S.PENDING: 2,
+}
 
 
 def _finished(steps: list[StepState]) -> int:
@@ -506,11 +538,9 @@ def _advance_parent(graph: RunGraph, parent: StepState, now: float, fx: Effects)
     if parent.status != S.RUNNING:
         return
     kids = graph.children(parent)
-    # this runs at every item's end: the items are counted by status in one quick pass
-    counts = Counter(map(_status_of, kids))
-    done = sum(counts[status] for status in STEP_TERMINAL)
-    running = counts[S.READY] + counts[S.RUNNING]
-    pending = [k for k in kids if k.status == S.PENDING] if counts[S.PENDING] else []
+    # this runs at every item's end: the graph keeps the items' counts
+    done, running, waiting = graph.kid_phases(parent)
+    pending = [k for k in kids if k.status == S.PENDING] if waiting else []
     if graph.run.status == R.CANCELING:
         for kid in pending:
             kid.move(S.CANCELED, "Canceled")

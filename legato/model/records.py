@@ -72,9 +72,9 @@ class StepState:
 
     def move(self, status: str, message: str | None = None) -> None:
         check_step_transition(self.status, status)
-        moved = self.__dict__.get("_moved")  # a top-level step tells its graph's count
+        moved = self.__dict__.get("_moved")  # the step's graph keeps counts of statuses
         if moved is not None:
-            moved(self.status, status)
+            moved(self, self.status, status)
         self.status = status
         if message is not None:
             self.status_message = message

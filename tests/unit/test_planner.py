@@ -208,6 +208,12 @@ class Rules:
             if kids:
                 by_status = Counter(k.status for k in kids)
                 assert sum(by_status.values()) == len(kids)
+                # the graph's kept counts of the items are counts of them
+                assert sim.graph.kid_phases(parent) == (
+                    sum(by_status[s] for s in STEP_TERMINAL),
+                    by_status[StepStatus.READY] + by_status[StepStatus.RUNNING],
+                    by_status[StepStatus.PENDING],
+                ), (parent.key, by_status)
                 if parent.status == StepStatus.SUCCEEDED:
                     assert by_status[StepStatus.SUCCEEDED] + by_status[StepStatus.SKIPPED] == len(
                         kids
