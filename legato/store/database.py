@@ -161,6 +161,7 @@ class Database:
         self._woken_at: dict[str, float] = {}  # topics with listeners: their last wake-up
         self.shared: dict[str, Any] = {}
         self._pg_listener: Any = None
+        self._relisten: asyncio.Task[None] | None = None
         self._point_sqlite: sqlite3.Connection | None = None
         self._point_pool: Any = None
         self._point_lock = asyncio.Lock()
@@ -196,10 +197,13 @@ class Database:
             with contextlib.suppress(Exception):
                 await self._point_pool.close()
             self._point_pool = None
+        if self._relisten is not None:
+            self._relisten.cancel()
+            self._relisten = None
         if self._pg_listener is not None:
+            listener, self._pg_listener = self._pg_listener, None
             with contextlib.suppress(Exception):
-                await self._pg_listener.close()
-            self._pg_listener = None
+                await listener.close()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
@@ -370,18 +374,45 @@ class Database:
     async def start_listening(self) -> None:
         """On PostgreSQL, relay NOTIFYs to local subscribers: other processes' commits, and
         this one's too (whose subscribers were woken at commit already: a second wake-up
-        costs them one more look)."""
+        costs them one more look). A listening connection that is lost (a server restart,
+        a terminated backend) is opened again."""
         if self.is_sqlite or self._pg_listener is not None:
             return
+        self._pg_listener = await self._listen()
+
+    async def _listen(self) -> Any:
         import asyncpg
 
         dsn = self.url.replace("postgresql+asyncpg", "postgresql", 1)
-        self._pg_listener = await asyncpg.connect(dsn)
+        conn = await asyncpg.connect(dsn)
 
         def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
             self._wake_local(set(payload.split(",")))
 
-        await self._pg_listener.add_listener(CHANNEL, on_notify)
+        await conn.add_listener(CHANNEL, on_notify)
+        conn.add_termination_listener(self._listener_lost)
+        return conn
+
+    def _listener_lost(self, conn: Any) -> None:
+        if self._pg_listener is not conn:  # closed by ``close``, or replaced already
+            return
+        self._pg_listener = None
+        self._relisten = asyncio.get_running_loop().create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                conn = await self._listen()
+            except Exception as exc:  # the server is still away: try again, less often
+                log.warning("listening for changes again failed (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self._pg_listener = conn
+            # what was committed while no one listened woke no one: every subscriber looks
+            self._wake_local(set(self._listeners))
+            return
 
 
 #: SQLSTATE classes and codes that say the server cannot serve now: connection exceptions,
