@@ -414,12 +414,11 @@ async def insert_events(
         return
     if tx.conn.dialect.name != "postgresql":
         await run_many(tx.conn, _INSERT_EVENTS, rows)
-    elif isinstance(tx.last, _EventsLast):
-        tx.last.rows.extend(rows)
     elif tx.last is None:
         tx.last = _EventsLast(tx.conn, list(rows))
-    else:  # pragma: no cover - nothing else goes last today
-        await run_many(tx.conn, _INSERT_EVENTS, rows)
+    else:
+        assert isinstance(tx.last, _EventsLast), "only the events go last"
+        tx.last.rows.extend(rows)
 
 
 _EVENT_KEYS = ("run_id", "step_id", "step_key", "type", "status", "message", "time", "data")
