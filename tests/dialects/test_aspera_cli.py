@@ -227,9 +227,14 @@ async def test_every_command(
     assert {w["name"] for w in every} == {"ascli-delivery", "ascli-failing"}
     [one] = object_list((await ao(f"workflows_status/{wf_id}"))["workflows"]["workflow"])
     assert one["name"] == "ascli-delivery"
-    statuses = object_list(
-        (await ao(f"workflow_details/{wf_id}"))["workflows"]["workflow"]["statuses"]
-    )
+    # the explicit output answered once its step ended: the run's last step may still run
+    for _ in range(100):
+        statuses = object_list(
+            (await ao(f"workflow_details/{wf_id}"))["workflows"]["workflow"]["statuses"]
+        )
+        if [s["status"] for s in statuses] == ["Complete"]:
+            break
+        await asyncio.sleep(0.05)
     assert [(s["status"], s["count"]) for s in statuses] == [("Complete", 2)]
     orders = object_list((await ao(f"work_orders_list/{wf_id}"))["work_orders"])
     assert orders[-1]["id"] == order_id and {o["status"] for o in orders} == {"Complete"}
