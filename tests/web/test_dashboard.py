@@ -24,6 +24,7 @@ def sign_in(page: Any, server: Server, key: str = ADMIN_KEY, *, next: str = "/ui
 
 def assert_accessible(page: Any, axe_source: str) -> None:
     """axe-core finds no serious or critical violation on the page as it is now."""
+    page.wait_for_load_state()  # a click just before may still be loading the next page
     page.add_script_tag(content=axe_source)
     violations = page.evaluate(
         """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
